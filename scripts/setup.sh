@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, idempotently and fast when already present:
+# the project venv with its Python dependencies, and the Go-built livekit-server.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+python=${PYTHON:-python3}
+venv="$root/.venv"
+stamp="$venv/.installed"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+fi
+# Reinstall only when the dependency list changed.
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    "$venv/bin/pip" install -q -e ".[dev]"
+    echo "$want" > "$stamp"
+fi
+"$root/scripts/install-livekit.sh"

@@ -1,0 +1,3 @@
+from talkplatform_agents.cli.main import main
+
+main()

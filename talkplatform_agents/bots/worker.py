@@ -1,0 +1,167 @@
+"""Runs bots: one livekit-agents ``AgentServer`` per bot type, each in its own process.
+
+An ``AgentServer`` registers a single ``rtc_session``, so each bot type needs its own
+server. Processes are started with spawn: the LiveKit SDK forbids ``fork()``. The parent
+says ready only once every server has registered with livekit-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import queue
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from talkplatform_agents.bots.registry import BotSpec, resolve
+
+__all__ = ["WorkerError", "WorkerOptions", "run_workers"]
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerError(RuntimeError):
+    """A bot server failed to start or register."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    ws_url: str
+    api_key: str
+    api_secret: str
+    load_threshold: float = 0.7
+    idle_processes: int = 1
+    register_timeout_s: float = 60.0
+    drain_timeout_s: int = 10
+    log_level: str = "INFO"
+
+
+def run_workers(
+    names: list[str],
+    options: WorkerOptions,
+    on_ready: Callable[[dict[str, str]], None],
+) -> int:
+    """Run the named bots until SIGINT/SIGTERM or until one of them dies.
+
+    ``on_ready`` gets ``{agent_name: worker_id}`` once every server has registered.
+    Returns the process exit code: 0 after a requested stop, 1 when a bot failed.
+    """
+    specs = resolve(names)
+    ctx = mp.get_context("spawn")
+    ready: mp.Queue[tuple[str, str]] = ctx.Queue()
+    children = {
+        spec.agent_name: ctx.Process(
+            target=_serve_one,
+            args=(spec.agent_name, options, ready),
+            name=f"bot:{spec.agent_name}",
+            daemon=False,
+        )
+        for spec in specs
+    }
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        logger.info("worker: signal %d, stopping bots", signum)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for child in children.values():
+            child.start()
+        registered = _await_registration(children, ready, options.register_timeout_s)
+        on_ready(registered)
+        while not stop_requested:
+            dead = [name for name, child in children.items() if not child.is_alive()]
+            if dead:
+                logger.error("worker: bot(s) %s exited; stopping", ", ".join(dead))
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        _stop_children(children, options.drain_timeout_s + 5)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _await_registration(
+    children: Mapping[str, mp.process.BaseProcess],
+    ready: mp.Queue[tuple[str, str]],
+    timeout: float,
+) -> dict[str, str]:
+    registered: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(registered) < len(children):
+        for name, child in children.items():
+            if not child.is_alive() and name not in registered:
+                raise WorkerError(
+                    f"bot {name} exited with code {child.exitcode} before registering"
+                )
+        if time.monotonic() > deadline:
+            missing = sorted(set(children) - set(registered))
+            raise WorkerError(f"bot(s) {', '.join(missing)} did not register in {timeout:.0f}s")
+        with contextlib.suppress(queue.Empty):
+            name, worker_id = ready.get(timeout=0.2)
+            registered[name] = worker_id
+    return registered
+
+
+def _stop_children(children: Mapping[str, mp.process.BaseProcess], timeout: float) -> None:
+    for child in children.values():
+        if child.is_alive():
+            child.terminate()  # SIGTERM: the child drains its jobs, then closes
+    deadline = time.monotonic() + timeout
+    for child in children.values():
+        child.join(max(deadline - time.monotonic(), 0.1))
+        if child.is_alive():
+            logger.warning("worker: %s did not stop in time; killing it", child.name)
+            child.kill()
+            child.join(5)
+
+
+def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
+    """Child process main: one AgentServer for one bot."""
+    logging.basicConfig(
+        level=options.log_level,
+        format=f"%(asctime)s %(levelname)s [{agent_name}] %(name)s: %(message)s",
+    )
+    spec = resolve([agent_name])[0]
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(spec, options, ready))
+
+
+async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
+    from livekit.agents import AgentServer
+
+    server = AgentServer(
+        ws_url=options.ws_url,
+        api_key=options.api_key,
+        api_secret=options.api_secret,
+        multiprocessing_context="spawn",
+        num_idle_processes=options.idle_processes,
+        load_threshold=options.load_threshold,
+        drain_timeout=options.drain_timeout_s,
+        port=0,
+        log_level=options.log_level,
+    )
+    server.rtc_session(spec.entrypoint, agent_name=spec.agent_name)
+    server.on("worker_registered", lambda worker_id, _info: ready.put((spec.agent_name, worker_id)))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(server.run(devmode=False))
+        stopping = group.create_task(stop.wait())
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not running.done():
+            logger.info("[%s] draining", spec.agent_name)
+            with contextlib.suppress(Exception):
+                await server.drain(timeout=options.drain_timeout_s)
+            await server.aclose()

@@ -1,0 +1,1 @@
+"""The ``talkplatform-agents`` command: the only place that reads the environment."""

@@ -1,0 +1,153 @@
+"""``talkplatform-agents up``: the local stack, optionally inside its own network namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.table import Table
+
+from talkplatform_agents.cli.demo import EchoDemoResult, run_echo_demo
+from talkplatform_agents.config import Settings
+from talkplatform_agents.harness import (
+    HarnessError,
+    NetNamespace,
+    NetnsError,
+    Stack,
+    StackOptions,
+    netns_available,
+)
+from talkplatform_agents.lk import (
+    ECHO_AGENT_NAME,
+    Credentials,
+    Role,
+    greenroom_room_name,
+    mint_token,
+)
+from talkplatform_agents.service import mint_app_token
+from talkplatform_agents.store import upgrade
+
+__all__ = ["run_up"]
+
+
+def run_up(
+    settings: Settings,
+    *,
+    root: Path,
+    run_dir: Path,
+    netns: bool | None,
+    demo: bool,
+    exit_after_demo: bool,
+    console: Console,
+) -> int:
+    reason = netns_available()
+    use_netns = (reason is None) if netns is None else netns
+    if use_netns and reason is not None:
+        console.print(f"[red]--netns is not possible here:[/red] {reason}")
+        return 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    namespace: NetNamespace | None = None
+    stack: Stack | None = None
+    try:
+        if use_netns:
+            namespace = NetNamespace.create()
+            # Before any thread exists: threads and children inherit the namespace.
+            namespace.enter()
+        host = namespace.address if namespace else "127.0.0.1"
+        upgrade(settings.database_url)
+        stack = Stack(settings, StackOptions(root=root, run_dir=run_dir, host=host))
+        console.print(f"starting the stack on {host} (logs in {run_dir})")
+        stack.start()
+        _print_ready(console, stack.child_settings, namespace)
+        if demo:
+            ok = _demo(console, stack.child_settings)
+            if exit_after_demo:
+                return 0 if ok else 1
+        console.print("running; Ctrl-C stops everything")
+        return _watch(stack, console)
+    except KeyboardInterrupt:
+        console.print("stopping")
+        return 0
+    except (HarnessError, NetnsError) as exc:
+        console.print(f"[red]the stack failed:[/red] {exc}")
+        return 1
+    finally:
+        if stack is not None:
+            stack.stop()
+        if namespace is not None:
+            namespace.destroy()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(stack: Stack, console: Console) -> int:
+    while True:
+        for process in stack.processes:
+            try:
+                process.check_running()
+            except HarnessError as exc:
+                console.print(f"[red]{exc}[/red]")
+                return 1
+        time.sleep(1)
+
+
+def _print_ready(console: Console, settings: Settings, namespace: NetNamespace | None) -> None:
+    secret = settings.livekit_api_secret.get_secret_value()
+    guest = mint_token(
+        Credentials(settings.livekit_api_key, secret),
+        identity="guest",
+        name="Guest",
+        room=greenroom_room_name("guest"),
+        role=Role.PARTICIPANT,
+        ttl=dt.timedelta(hours=1),
+        dispatch_agents=(ECHO_AGENT_NAME,),
+    )
+    app_jwt = mint_app_token(settings.app_jwt_secret.get_secret_value(), "guest", "Guest", 3600)
+    table = Table(title="ready", show_header=False)
+    table.add_row("LiveKit (ws)", settings.livekit_url)
+    table.add_row("token service", settings.api_url)
+    table.add_row(f"participant token ({guest.room}, echo bot)", guest.jwt)
+    table.add_row("app JWT for the API (user 'guest')", app_jwt)
+    if namespace is not None:
+        table.add_row("reach it with", f"ip netns exec {namespace.name} <command>")
+    console.print(table)
+    console.print("[green]ready[/green]")
+
+
+def _demo(console: Console, settings: Settings) -> bool:
+    console.print("demo: a synthetic participant joins its green room and listens for its echo")
+    try:
+        result = asyncio.run(
+            run_echo_demo(settings.api_url, settings.app_jwt_secret.get_secret_value())
+        )
+    except Exception as exc:
+        console.print(f"[red]demo failed:[/red] {type(exc).__name__}: {exc}")
+        return False
+    console.print(_demo_table(result))
+    return result.markers_echoed > 0
+
+
+def _demo_table(result: EchoDemoResult) -> Table:
+    table = Table(title="echo demo")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+
+    def ms(value: float | None) -> str:
+        return f"{value:.1f} ms" if value is not None else "-"
+
+    table.add_row("participant", f"{result.identity} in {result.room}")
+    table.add_row("echoed by", result.echo_from)
+    table.add_row("join time", f"{result.join_s * 1000:.0f} ms")
+    table.add_row("markers sent / echoed", f"{result.markers_sent} / {result.markers_echoed}")
+    table.add_row("echo round trip p50", ms(result.rtt_p50_ms))
+    table.add_row("echo round trip p95", ms(result.rtt_p95_ms))
+    table.add_row("echo level", f"{result.echo_level_dbfs:.1f} dBFS")
+    return table

@@ -1,0 +1,125 @@
+"""The one settings object, read once from the environment (and ``.env``) at the edge.
+
+Only the CLI builds it; everything below receives it as an argument.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings", "TurnServer"]
+
+# Development defaults. livekit-server outside --dev mode needs a secret of 32+ characters.
+DEV_API_KEY = "talkplatform-dev"
+DEV_API_SECRET = "talkplatform-dev-secret-change-me-0123456789"
+
+
+class TurnServer(BaseSettings):
+    """An ICE server handed to clients by ``connection-info``."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    """TalkPlatform configuration. Field names map to upper-case environment names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    livekit_url: str = Field(
+        default="ws://127.0.0.1:7880",
+        validation_alias=AliasChoices("LIVEKIT_URL", "LIVEKIT_WS_URL"),
+        description="WebSocket URL of livekit-server, as clients reach it.",
+    )
+    livekit_api_key: str = Field(default=DEV_API_KEY, validation_alias="LIVEKIT_API_KEY")
+    livekit_api_secret: SecretStr = Field(
+        default=SecretStr(DEV_API_SECRET), validation_alias="LIVEKIT_API_SECRET"
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/talkplatform.db", validation_alias="DATABASE_URL"
+    )
+    app_jwt_secret: SecretStr = Field(
+        default=SecretStr("talkplatform-app-dev-secret-change-me"),
+        validation_alias="APP_JWT_SECRET",
+    )
+    app_jwt_issuer: str | None = Field(default=None, validation_alias="APP_JWT_ISSUER")
+    token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=86400, validation_alias="LIVEKIT_TOKEN_TTL_SECONDS"
+    )
+    api_host: str = Field(default="127.0.0.1", validation_alias="API_HOST")
+    api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="API_PORT")
+    public_api_url: str | None = Field(
+        default=None,
+        validation_alias="TOKEN_SERVICE_URL",
+        description="How livekit-server reaches the token service (webhooks).",
+    )
+    stun_urls: list[str] = Field(default_factory=list, validation_alias="STUN_URLS")
+    turn_server_url: str | None = Field(default=None, validation_alias="TURN_SERVER_URL")
+    turn_username: str | None = Field(default=None, validation_alias="TURN_USERNAME")
+    turn_password: SecretStr | None = Field(default=None, validation_alias="TURN_PASSWORD")
+    worker_load_threshold: float = Field(
+        default=0.7,
+        gt=0,
+        le=10,
+        validation_alias="WORKER_LOAD_THRESHOLD",
+        description="CPU load above which a bot server takes no new jobs.",
+    )
+    livekit_server_bin: str = Field(
+        default="bin/livekit-server", validation_alias="LIVEKIT_SERVER_BIN"
+    )
+    livekit_config: str = Field(default="livekit.yaml", validation_alias="LIVEKIT_CONFIG")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _ws_scheme(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("LIVEKIT_URL must start with ws:// or wss://")
+        return value.rstrip("/")
+
+    @property
+    def livekit_http_url(self) -> str:
+        """The same server, for the Twirp server API and health checks."""
+        return "http" + self.livekit_url.removeprefix("ws")
+
+    @property
+    def api_url(self) -> str:
+        return self.public_api_url or f"http://{self.api_host}:{self.api_port}"
+
+    def child_env(self) -> dict[str, str]:
+        """These settings as environment variables, for the processes the CLI starts."""
+        env: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            alias = info.validation_alias
+            key = alias.choices[0] if isinstance(alias, AliasChoices) else alias
+            value = getattr(self, name)
+            if value is None or not isinstance(key, str):
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[key] = json.dumps(value) if isinstance(value, list) else str(value)
+        return env
+
+    def ice_servers(self) -> list[TurnServer]:
+        servers: list[TurnServer] = []
+        if self.stun_urls:
+            servers.append(TurnServer(urls=self.stun_urls))
+        if self.turn_server_url:
+            servers.append(
+                TurnServer(
+                    urls=[self.turn_server_url],
+                    username=self.turn_username,
+                    credential=self.turn_password.get_secret_value()
+                    if self.turn_password
+                    else None,
+                )
+            )
+        return servers

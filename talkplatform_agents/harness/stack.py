@@ -1,0 +1,188 @@
+"""The local stack: livekit-server, the token service and the bot worker, as processes.
+
+Used by ``talkplatform-agents up`` and by the integration tests. Production code never
+imports it. Every ``start`` step ends with a health check, so ``start`` returning means the
+stack is ready; ``stop`` ends every process, whatever state ``start`` reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from talkplatform_agents.config import Settings
+from talkplatform_agents.harness.process import HarnessError, ManagedProcess
+
+__all__ = ["LIVEKIT_PORT", "Stack", "StackOptions", "ensure_livekit_server"]
+
+logger = logging.getLogger(__name__)
+
+LIVEKIT_PORT = 7880  # as in livekit.yaml
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    root: Path  # the checkout: bin/, scripts/, livekit.yaml
+    run_dir: Path  # logs and the rendered server config
+    host: str  # where everything binds and what livekit-server advertises
+    api_port: int = 8000
+    agents: tuple[str, ...] = ("greenroom-echo",)
+    start_timeout_s: float = 60.0
+
+
+def ensure_livekit_server(settings: Settings, root: Path) -> Path:
+    """The server binary, built by the project's install script if it is missing."""
+    binary = _resolve(root, settings.livekit_server_bin)
+    if binary.exists():
+        return binary
+    script = root / "scripts" / "install-livekit.sh"
+    if not script.exists():
+        raise HarnessError("livekit-server", f"{binary} is missing and {script} is not here")
+    logger.info("livekit-server missing; building it with %s", script)
+    subprocess.run([str(script)], check=True)
+    if not binary.exists():
+        raise HarnessError("livekit-server", f"{script} ran but {binary} is still missing")
+    return binary
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    options: StackOptions
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def child_settings(self) -> Settings:
+        """The settings as the stack's own processes see them: everything on ``host``."""
+        host = self.options.host
+        return self.settings.model_copy(
+            update={
+                "livekit_url": f"ws://{host}:{LIVEKIT_PORT}",
+                "api_host": host,
+                "api_port": self.options.api_port,
+                "public_api_url": f"http://{host}:{self.options.api_port}",
+            }
+        )
+
+    def start(self) -> None:
+        try:
+            self._start_livekit()
+            self._start_service()
+            self._start_worker()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        # Reverse order: bots leave rooms before the server goes away.
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- the three services -------------------------------------------------------------
+
+    def _start_livekit(self) -> None:
+        settings = self.child_settings
+        binary = ensure_livekit_server(settings, self.options.root)
+        config = self._render_livekit_config(settings)
+        env = {
+            "LIVEKIT_KEYS": f"{settings.livekit_api_key}: "
+            f"{settings.livekit_api_secret.get_secret_value()}",
+            "PATH": "/usr/bin:/bin",
+        }
+        argv = [str(binary), "--config", str(config), "--bind", self.options.host]
+        argv += ["--node-ip", self.options.host]
+        process = self._spawn("livekit-server", argv, env)
+        self._wait_http(process, settings.livekit_http_url + "/")
+
+    def _start_service(self) -> None:
+        settings = self.child_settings
+        argv = [sys.executable, "-m", "talkplatform_agents", "serve"]
+        process = self._spawn("token-service", argv, self._python_env(settings))
+        self._wait_http(process, settings.api_url + "/healthz")
+
+    def _start_worker(self) -> None:
+        if not self.options.agents:
+            return
+        settings = self.child_settings
+        ready_file = self.options.run_dir / "worker.ready"
+        ready_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "talkplatform_agents", "worker"]
+        argv += ["--agents", ",".join(self.options.agents), "--ready-file", str(ready_file)]
+        process = self._spawn("worker", argv, self._python_env(settings))
+        self._wait(process, ready_file.exists, "register its bots")
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _render_livekit_config(self, settings: Settings) -> Path:
+        source = _resolve(self.options.root, settings.livekit_config)
+        try:
+            rendered = string.Template(source.read_text()).substitute(
+                LIVEKIT_API_KEY=settings.livekit_api_key, TOKEN_SERVICE_URL=settings.api_url
+            )
+        except (OSError, KeyError, ValueError) as exc:
+            raise HarnessError("livekit-server", f"cannot render {source}: {exc!r}") from exc
+        path = self.options.run_dir / "livekit.rendered.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered)
+        return path
+
+    def _python_env(self, settings: Settings) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "API_"))}
+        env.update(settings.child_env())
+        # Bots need no local inference model; preloading one costs 244 MB per job process.
+        env["LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE"] = "0"
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
+        process = ManagedProcess(
+            name, argv, self.options.run_dir / f"{name}.log", env=env, cwd=self.options.root
+        )
+        self.processes.append(process)
+        process.start()
+        return process
+
+    def _wait_http(self, process: ManagedProcess, url: str) -> None:
+        def healthy() -> bool:
+            try:
+                return httpx.get(url, timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self._wait(process, healthy, f"answer 200 on {url}")
+
+    def _wait(self, process: ManagedProcess, ready: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.options.start_timeout_s
+        while time.monotonic() < deadline:
+            process.check_running()
+            if ready():
+                logger.info("%s is ready", process.name)
+                return
+            time.sleep(0.2)
+        raise HarnessError(
+            process.name,
+            f"did not {what} within {self.options.start_timeout_s:.0f}s",
+            process.log_tail(),
+        )
+
+
+def _resolve(root: Path, path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else root / candidate

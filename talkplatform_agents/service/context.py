@@ -1,0 +1,56 @@
+"""What the routes need, built once from the settings when the app starts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import httpx
+from livekit import api
+
+from talkplatform_agents.config import Settings, TurnServer
+from talkplatform_agents.lk.tokens import Credentials
+from talkplatform_agents.service.auth import AppTokenVerifier
+from talkplatform_agents.store import Database, MeetingRepository
+
+__all__ = ["ServiceContext"]
+
+
+@dataclass
+class ServiceContext:
+    ws_url: str
+    livekit_http_url: str
+    credentials: Credentials
+    token_ttl: dt.timedelta
+    ice_servers: list[TurnServer]
+    verifier: AppTokenVerifier
+    webhooks: api.WebhookReceiver
+    db: Database
+    meetings: MeetingRepository
+    http: httpx.AsyncClient
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database) -> ServiceContext:
+        credentials = Credentials(
+            settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
+        )
+        return cls(
+            ws_url=settings.livekit_url,
+            livekit_http_url=settings.livekit_http_url,
+            credentials=credentials,
+            token_ttl=dt.timedelta(seconds=settings.token_ttl_seconds),
+            ice_servers=settings.ice_servers(),
+            verifier=AppTokenVerifier(
+                settings.app_jwt_secret.get_secret_value(), issuer=settings.app_jwt_issuer
+            ),
+            webhooks=api.WebhookReceiver(
+                api.TokenVerifier(credentials.api_key, credentials.api_secret)
+            ),
+            db=db,
+            meetings=MeetingRepository(db),
+            http=httpx.AsyncClient(timeout=httpx.Timeout(2.0)),
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.db.aclose()

@@ -1,0 +1,74 @@
+"""Request and response bodies: the platform's HTTP contract (camelCase on the wire)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "ConnectionInfo",
+    "CreateMeeting",
+    "IceServer",
+    "MeetingOut",
+    "TokenMetadata",
+    "TokenRequest",
+    "TokenResponse",
+]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class CreateMeeting(_Wire):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class MeetingOut(_Wire):
+    id: str
+    title: str
+    settings: dict[str, Any]
+    host_id: str
+    room: str
+    created_at: dt.datetime
+    ended_at: dt.datetime | None
+
+
+class TokenRequest(_Wire):
+    model_config = ConfigDict(extra="forbid")
+
+    meeting_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class TokenMetadata(BaseModel):
+    role: str
+    permissions: dict[str, Any]
+
+
+class TokenResponse(_Wire):
+    token: str
+    ws_url: str
+    identity: str
+    name: str
+    room: str
+    expires_at: dt.datetime
+    metadata: TokenMetadata
+
+
+class IceServer(BaseModel):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class ConnectionInfo(_Wire):
+    ws_url: str
+    ice_servers: list[IceServer]
+    server: Literal["ok", "degraded", "unreachable"]
+    server_detail: str

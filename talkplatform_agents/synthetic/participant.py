@@ -1,0 +1,264 @@
+"""The synthetic participant: a plain ``rtc.Room`` client that publishes a marked tone and a
+marked test pattern, measures what it receives, and sends and receives data.
+
+It joins as a standard participant, never as an agent job, so LiveKit counts it as a room
+member. It knows LiveKit and tokens only: nothing of the service, the store or the bots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit import rtc
+
+from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGenerator
+from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog, VideoProbe
+from talkplatform_agents.synthetic.video import PatternGenerator
+
+__all__ = ["DataMessage", "ParticipantConfig", "SyntheticError", "SyntheticParticipant"]
+
+logger = logging.getLogger(__name__)
+
+_FRAME_MS = 10
+
+
+class SyntheticError(Exception):
+    """A synthetic participant could not do what it was asked; says which participant."""
+
+    def __init__(self, identity: str, message: str) -> None:
+        super().__init__(f"[{identity}] {message}")
+        self.identity = identity
+
+
+@dataclass(frozen=True)
+class ParticipantConfig:
+    url: str
+    token: str
+    publish_audio: bool = True
+    publish_video: bool = True
+    width: int = 320
+    height: int = 180
+    fps: int = 15
+    tone: ToneConfig = field(default_factory=ToneConfig)
+    connect_timeout_s: float = 10.0
+    label: str = "synthetic"  # for log lines until the identity is known
+
+
+@dataclass(frozen=True)
+class DataMessage:
+    sender: str | None
+    topic: str | None
+    payload: bytes
+    received_at: float
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class SyntheticParticipant:
+    def __init__(self, config: ParticipantConfig, marker_log: MarkerLog | None = None) -> None:
+        self.config = config
+        self.marker_log = marker_log or MarkerLog()
+        self.room = rtc.Room()
+        self.audio_probes: dict[str, AudioProbe] = {}
+        self.video_probes: dict[str, VideoProbe] = {}
+        self.data: asyncio.Queue[DataMessage] = asyncio.Queue()
+        self.join_time_s: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._state = _State.NEW
+        self._marker_seen = asyncio.Event()
+        self.room.on("track_subscribed", self._on_track_subscribed)
+        self.room.on("data_received", self._on_data)
+
+    @property
+    def identity(self) -> str:
+        return self.room.local_participant.identity if self._state is _State.RUNNING else ""
+
+    @property
+    def _tag(self) -> str:
+        return self.identity or self.config.label
+
+    async def start(self) -> None:
+        """Join, then publish. Returns once connected and published."""
+        if self._state is not _State.NEW:
+            raise SyntheticError(self._tag, f"cannot start a participant that is {self._state}")
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                self.room.connect(
+                    self.config.url,
+                    self.config.token,
+                    rtc.RoomOptions(
+                        auto_subscribe=True, connect_timeout=self.config.connect_timeout_s
+                    ),
+                ),
+                timeout=self.config.connect_timeout_s + 5,
+            )
+        except (TimeoutError, rtc.ConnectError) as exc:
+            self._state = _State.STOPPED
+            raise SyntheticError(self._tag, f"could not join {self.config.url}: {exc}") from exc
+        self.join_time_s = time.perf_counter() - started
+        self._state = _State.RUNNING
+        logger.info("[%s] joined %s in %.3fs", self._tag, self.room.name, self.join_time_s)
+        if self.config.publish_audio:
+            await self._publish_audio()
+        if self.config.publish_video:
+            await self._publish_video()
+
+    async def stop(self) -> None:
+        """Cancel and await every task, then leave. Idempotent."""
+        if self._state is _State.STOPPED:
+            return
+        self._state = _State.STOPPED
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.room.disconnect()
+
+    async def __aenter__(self) -> SyntheticParticipant:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def send_data(
+        self,
+        payload: bytes,
+        *,
+        topic: str | None = None,
+        to: list[str] | None = None,
+        reliable: bool = True,
+    ) -> None:
+        await self.room.local_participant.publish_data(
+            payload, reliable=reliable, destination_identities=to or [], topic=topic or ""
+        )
+
+    async def wait_for_audio_marker(
+        self, *, sender: str | None = None, tag: int | None = None
+    ) -> AudioProbe:
+        """Wait until a remote audio track (from ``sender``, if given) carries a marker with
+        ``tag`` (any, if None). Callers bound the wait with ``asyncio.timeout``."""
+
+        def matching() -> AudioProbe | None:
+            for probe in self.audio_probes.values():
+                if sender is not None and probe.sender != sender:
+                    continue
+                if any(tag is None or m.tag == tag for m in probe.markers):
+                    return probe
+            return None
+
+        while True:
+            self._marker_seen.clear()
+            if (probe := matching()) is not None:
+                return probe
+            await self._marker_seen.wait()
+
+    # -- publishing ---------------------------------------------------------------------
+
+    async def _publish_audio(self) -> None:
+        source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+        track = rtc.LocalAudioTrack.create_audio_track("synthetic-tone", source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await self.room.local_participant.publish_track(track, options)
+        self._spawn(self._pump_audio(source), "audio")
+
+    async def _publish_video(self) -> None:
+        cfg = self.config
+        source = rtc.VideoSource(cfg.width, cfg.height)
+        track = rtc.LocalVideoTrack.create_video_track("synthetic-pattern", source)
+        options = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA,
+            simulcast=False,
+            video_encoding=rtc.VideoEncoding(max_bitrate=300_000, max_framerate=cfg.fps),
+        )
+        await self.room.local_participant.publish_track(track, options)
+        self._spawn(self._pump_video(source), "video")
+
+    async def _pump_audio(self, source: rtc.AudioSource) -> None:
+        generator = ToneGenerator(self.config.tone)
+        per_frame = SAMPLE_RATE * _FRAME_MS // 1000
+        tag = self.config.tone.tag
+        async for _ in _ticks(_FRAME_MS / 1000):
+            chunk, starts = generator.next_chunk(per_frame)
+            now = time.time()
+            for seq, _pos in starts:
+                self.marker_log.record(tag, seq, now)
+            pcm = (chunk * 32767).astype("<i2").tobytes()
+            await source.capture_frame(rtc.AudioFrame(pcm, SAMPLE_RATE, 1, per_frame))
+
+    async def _pump_video(self, source: rtc.VideoSource) -> None:
+        cfg = self.config
+        pattern = PatternGenerator(cfg.width, cfg.height)
+        index = 0
+        async for _ in _ticks(1 / cfg.fps):
+            now = time.time()
+            image = pattern.frame(index, int(now * 1000))
+            frame = rtc.VideoFrame(cfg.width, cfg.height, rtc.VideoBufferType.RGBA, image.tobytes())
+            source.capture_frame(frame, timestamp_us=int(now * 1e6))
+            index += 1
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _on_track_subscribed(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            audio = AudioProbe(
+                participant.identity, publication.sid, self.marker_log, self._marker_seen
+            )
+            self.audio_probes[publication.sid] = audio
+            self._spawn(audio.run(track), f"audio<-{participant.identity}")
+        elif track.kind == rtc.TrackKind.KIND_VIDEO:
+            video = VideoProbe(participant.identity, publication.sid)
+            self.video_probes[publication.sid] = video
+            self._spawn(video.run(track), f"video<-{participant.identity}")
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        sender = packet.participant.identity if packet.participant else None
+        self.data.put_nowait(DataMessage(sender, packet.topic, packet.data, time.time()))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        if self._state is not _State.RUNNING:
+            coro.close()
+            return
+        task = asyncio.create_task(coro, name=f"{self._tag}:{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._reap(what))
+
+    def _reap(self, what: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                logger.error("[%s] %s failed: %r", self._tag, what, exc)
+
+        return done
+
+
+async def _ticks(period: float) -> Any:
+    """Yield on a fixed real-time grid; after a stall, skip ahead instead of bursting."""
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    while True:
+        yield None
+        next_at += period
+        delay = next_at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.2:
+            next_at = loop.time()
