@@ -68,9 +68,8 @@ class Settings(BaseSettings):
     worker_load_threshold: float = Field(
         default=0.7,
         gt=0,
-        le=10,
         validation_alias="WORKER_LOAD_THRESHOLD",
-        description="CPU load above which a bot server takes no new jobs.",
+        description="CPU load above which a bot server takes no new jobs ('inf': never full).",
     )
     livekit_server_bin: str = Field(
         default="bin/livekit-server", validation_alias="LIVEKIT_SERVER_BIN"

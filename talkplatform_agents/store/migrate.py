@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-__all__ = ["alembic_config", "upgrade"]
+__all__ = ["alembic_config", "downgrade", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -21,10 +23,20 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Synchronous: it runs its own event loop, so async
-    callers use ``asyncio.to_thread``."""
+    """Bring the schema to ``revision``. Blocking; callable with or without a running loop."""
     _ensure_sqlite_dir(database_url)
-    command.upgrade(alembic_config(database_url), revision)
+    _outside_any_loop(command.upgrade, alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    _outside_any_loop(command.downgrade, alembic_config(database_url), revision)
+
+
+def _outside_any_loop(fn: Callable[[Config, str], None], config: Config, revision: str) -> None:
+    # env.py drives the async engine with asyncio.run, which refuses to nest inside a
+    # running loop; a short-lived thread has none.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alembic") as pool:
+        pool.submit(fn, config, revision).result()
 
 
 def _ensure_sqlite_dir(database_url: str) -> None:

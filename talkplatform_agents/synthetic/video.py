@@ -2,7 +2,7 @@
 barcode, and the decoder that reads them back from a received frame.
 
 Pure numpy, no LiveKit. Three rows of 32 cells: the frame counter, the low 32 bits of the
-capture time in milliseconds, and their XOR as a check, so a frame mangled by the codec is
+capture time in milliseconds, and their XOR with a constant as a check, so a frame mangled by the codec is
 rejected rather than misread.
 """
 
@@ -19,6 +19,8 @@ _BITS = 32
 _ROWS = 3
 _BLACK, _WHITE = 16, 235
 _MIN_CELL = 4  # px: smaller cells do not survive a low-bitrate encode
+# Mixed into the check word so that a plain black or white frame never passes as a marker.
+_CHECK_SALT = 0xA5C3_5A3C
 
 Image = npt.NDArray[np.uint8]
 
@@ -68,7 +70,7 @@ class PatternGenerator:
         img[y : y + size, x : x + size, :3] = 128
 
     def _draw_barcode(self, img: Image, marker: FrameMarker) -> None:
-        words = (marker.frame, marker.capture_ms, marker.frame ^ marker.capture_ms)
+        words = (marker.frame, marker.capture_ms, marker.frame ^ marker.capture_ms ^ _CHECK_SALT)
         band = img[: self._cell_h * _ROWS, : self._cell_w * _BITS, :3]
         bits = _bits(words)  # (rows, 32)
         cells = np.where(bits, _WHITE, _BLACK).astype(np.uint8)
@@ -89,7 +91,7 @@ def decode_marker(rgba: Image) -> FrameMarker | None:
     bits = luma[ys, xs] > (_BLACK + _WHITE) / 2
     weights = 1 << np.arange(_BITS - 1, -1, -1, dtype=np.uint64)
     frame, capture, check = (int(v) for v in (bits.astype(np.uint64) * weights).sum(axis=1))
-    if frame ^ capture != check:
+    if frame ^ capture ^ _CHECK_SALT != check:
         return None
     return FrameMarker(frame=frame, capture_ms=capture)
 

@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make up` and `make test`. Both set themselves up.
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: setup up test check lint typecheck fast bench clean
+
+setup:
+	@scripts/debian-packages.sh
+	@scripts/setup.sh
+
+## The local stack with the echo bot, and a synthetic participant's echo demo (Ctrl-C stops).
+up: setup
+	$(BIN)/talkplatform-agents up --demo
+
+## The whole suite: unit, service contract, store on SQLite and MariaDB, and end to end
+## against the real livekit-server in a network namespace.
+test: setup
+	$(BIN)/pytest -ra
+
+## ruff, mypy --strict and the fast tests (no server, no namespace).
+check: setup lint typecheck fast
+
+lint:
+	$(BIN)/ruff check talkplatform_agents agents tests bench
+	$(BIN)/ruff format --check talkplatform_agents agents tests bench
+
+typecheck:
+	$(BIN)/mypy
+
+fast:
+	$(BIN)/pytest -q -m "not integration and not mysql"
+
+bench: setup
+	$(PY) bench/token_service.py
+	$(PY) bench/echo_rtt.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

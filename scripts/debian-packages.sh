@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the suite needs, when they are missing:
+# iproute2 (network namespaces) and mariadb-server (the store tests' production database).
+set -euo pipefail
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || need+=(mariadb-server)
+[[ ${#need[@]} -eq 0 ]] && exit 0
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "debian-packages: please install: ${need[*]} (needs root and apt-get)" >&2
+    exit 1
+fi
+echo "debian-packages: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

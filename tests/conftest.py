@@ -1,0 +1,53 @@
+"""Session set-up shared by every test.
+
+Tests that carry media run inside one network namespace that this session makes (see
+talkplatform_agents.harness.netns). The whole pytest process moves into it here, in
+pytest_configure, before any thread exists, so that the LiveKit SDK's native threads and
+every child process inherit it. A run that selects no integration tests skips that.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from talkplatform_agents.harness.netns import NetNamespace, netns_available
+
+_NAMESPACE = pytest.StashKey[NetNamespace | None]()
+_REASON = pytest.StashKey[str | None]()
+
+
+def _wants_integration(config: pytest.Config) -> bool:
+    markexpr = str(config.getoption("markexpr", "") or "")
+    return "not integration" not in markexpr
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_NAMESPACE] = None
+    config.stash[_REASON] = None
+    if not _wants_integration(config):
+        config.stash[_REASON] = "this run deselected integration tests"
+        return
+    reason = netns_available()
+    if reason is not None:
+        config.stash[_REASON] = reason
+        return
+    namespace = NetNamespace.create()
+    namespace.enter()
+    config.stash[_NAMESPACE] = namespace
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    namespace = config.stash.get(_NAMESPACE, None)
+    if namespace is not None:
+        namespace.destroy()
+
+
+@pytest.fixture(scope="session")
+def netns(pytestconfig: pytest.Config) -> NetNamespace:
+    namespace = pytestconfig.stash.get(_NAMESPACE, None)
+    if namespace is None:
+        pytest.fail(
+            "integration tests need the test network namespace: "
+            f"{pytestconfig.stash.get(_REASON, None)}"
+        )
+    return namespace

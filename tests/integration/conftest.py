@@ -1,0 +1,65 @@
+"""The real stack in the test namespace: livekit-server, the token service and the bots."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from talkplatform_agents.config import Settings
+from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
+from talkplatform_agents.service import mint_app_token
+from talkplatform_agents.store import upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SECRET = "integration-app-secret-0123456789"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def stack(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    run_dir = tmp_path_factory.mktemp("stack")
+    database_url = f"sqlite+aiosqlite:///{run_dir / 'talkplatform.db'}"
+    upgrade(database_url)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        DATABASE_URL=database_url,
+        APP_JWT_SECRET=APP_SECRET,
+        # The CI machine has two cores and this suite keeps them busy: a bot server that
+        # counted itself full would refuse the very jobs under test.
+        WORKER_LOAD_THRESHOLD=float("inf"),
+    )
+    with Stack(settings, StackOptions(root=ROOT, run_dir=run_dir, host=netns.address)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def live_settings(stack: Stack) -> Settings:
+    return stack.child_settings
+
+
+@pytest.fixture
+async def api(live_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_settings.api_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def user_auth() -> Callable[..., dict[str, str]]:
+    def headers(user: str, name: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_app_token(APP_SECRET, user, name, 600)}"}
+
+    return headers
+
+
+async def post_json(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any = None
+) -> dict[str, Any]:
+    reply = await client.post(path, json=body, headers=headers)
+    assert reply.status_code in (200, 201), reply.text
+    result: dict[str, Any] = reply.json()
+    return result

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from sqlalchemy import inspect
+
+from talkplatform_agents.store import Database, MeetingRepository, upgrade
+from talkplatform_agents.store.migrate import downgrade
+
+
+async def test_create_and_read_back(db: Database) -> None:
+    repo = MeetingRepository(db)
+    settings = {"waiting_room": True, "auto_admit": ["example.com"], "nested": {"a": [1, 2]}}
+    created = await repo.create(
+        title="Planning ✓ ünïcode", settings=settings, host_user_id="u1", host_name="Ü One"
+    )
+    fetched = await repo.get(created.id)
+    assert fetched is not None
+    assert fetched.title == "Planning ✓ ünïcode"
+    assert fetched.settings == settings
+    assert fetched.created_by == "u1"
+    assert fetched.ended_at is None
+    assert fetched.created_at.tzinfo is not None
+    assert abs(fetched.created_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+async def test_creator_is_host_and_others_have_no_row(db: Database) -> None:
+    repo = MeetingRepository(db)
+    meeting = await repo.create(title="t", settings={}, host_user_id="host", host_name=None)
+    assert await repo.role_of(meeting.id, "host") == "host"
+    assert await repo.role_of(meeting.id, "someone") is None
+    assert await repo.role_of("missing", "host") is None
+    assert await repo.get("missing") is None
+
+
+async def test_concurrent_creates_are_all_kept(db: Database) -> None:
+    repo = MeetingRepository(db)
+    made = await asyncio.gather(
+        *(repo.create(title=f"m{i}", settings={}, host_user_id=f"u{i}", host_name=None)
+          for i in range(20))
+    )  # fmt: skip
+    assert len({m.id for m in made}) == 20
+    for meeting in made:
+        assert await repo.get(meeting.id) is not None
+
+
+async def test_a_failed_transaction_leaves_nothing(db: Database) -> None:
+    repo = MeetingRepository(db)
+    meeting = await repo.create(title="t", settings={}, host_user_id="h", host_name=None)
+    from talkplatform_agents.store.models import MeetingMember
+
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate|identity"):
+        async with db.session() as session:
+            session.add(MeetingMember(meeting_id=meeting.id, user_id="x", role="participant"))
+            await session.flush()
+            session.add(MeetingMember(meeting_id=meeting.id, user_id="h", role="host"))
+    assert await repo.role_of(meeting.id, "x") is None  # rolled back with its neighbour
+
+
+async def test_migrations_go_down_and_up_again(database_url: str) -> None:
+    upgrade(database_url)
+    downgrade(database_url, "base")
+    database = Database(database_url)
+    try:
+        async with database.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert "meetings" not in tables
+    finally:
+        await database.aclose()
+    upgrade(database_url)
+    upgrade(database_url)  # idempotent at head
