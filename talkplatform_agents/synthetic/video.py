@@ -2,8 +2,8 @@
 barcode, and the decoder that reads them back from a received frame.
 
 Pure numpy, no LiveKit. Three rows of 32 cells: the frame counter, the low 32 bits of the
-capture time in milliseconds, and their XOR with a constant as a check, so a frame mangled by the codec is
-rejected rather than misread.
+capture time in milliseconds, and their XOR with a constant as a check, so a frame mangled
+by the codec is rejected rather than misread.
 """
 
 from __future__ import annotations

@@ -47,7 +47,9 @@ async def test_create_meeting_makes_the_creator_host(client: httpx.AsyncClient, 
     assert fetched.json()["id"] == meeting["id"]
 
 
-async def test_host_token_contract(client: httpx.AsyncClient, auth: Auth, settings: Settings) -> None:
+async def test_host_token_contract(
+    client: httpx.AsyncClient, auth: Auth, settings: Settings
+) -> None:
     meeting = await _meeting(client, auth)
     before = time.time()
     reply = await client.post(
@@ -99,7 +101,9 @@ async def test_greenroom_token_dispatches_the_echo_bot(
 
 
 def _forged() -> str:
-    return jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, "not-the-secret-but-long-enough-for-hs256")
+    return jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 60}, "not-the-secret-but-long-enough-for-hs256"
+    )
 
 
 def _unsigned() -> str:
@@ -178,9 +182,7 @@ async def test_malformed_meeting_gets_422(
 
 
 async def test_unknown_meeting_gets_404(client: httpx.AsyncClient, auth: Auth) -> None:
-    reply = await client.post(
-        "/api/v1/livekit/token", json={"meetingId": "nope"}, headers=auth()
-    )
+    reply = await client.post("/api/v1/livekit/token", json={"meetingId": "nope"}, headers=auth())
     assert reply.status_code == 404
     assert reply.json()["error"] == {
         "code": "not_found",
@@ -209,18 +211,12 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     assert reply.status_code == 200 and reply.json() == {"status": "ok", "database": "ok"}
 
 
-async def test_webhook_signature_is_verified(
-    client: httpx.AsyncClient, settings: Settings
-) -> None:
+async def test_webhook_signature_is_verified(client: httpx.AsyncClient, settings: Settings) -> None:
     body = '{"event": "room_started", "room": {"name": "meeting-1"}, "id": "EV_1"}'
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
 
     def signed(secret: str) -> str:
-        return (
-            api.AccessToken(settings.livekit_api_key, secret)
-            .with_sha256(digest)
-            .to_jwt()
-        )
+        return api.AccessToken(settings.livekit_api_key, secret).with_sha256(digest).to_jwt()
 
     good = signed(settings.livekit_api_secret.get_secret_value())
     url = "/api/v1/livekit/webhook"
@@ -228,7 +224,9 @@ async def test_webhook_signature_is_verified(
     ok = await client.post(url, content=body, headers={**headers, "Authorization": good})
     assert ok.status_code == 200, ok.text
     for auth_header in [signed("x" * 40), "", "garbage"]:
-        bad = await client.post(url, content=body, headers={**headers, "Authorization": auth_header})
+        bad = await client.post(
+            url, content=body, headers={**headers, "Authorization": auth_header}
+        )
         assert bad.status_code == 401, bad.text
     tampered = body.replace("meeting-1", "meeting-2")
     reply = await client.post(url, content=tampered, headers={**headers, "Authorization": good})
