@@ -84,6 +84,14 @@ class Settings(BaseSettings):
             raise ValueError("LIVEKIT_URL must start with ws:// or wss://")
         return value.rstrip("/")
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
     @property
     def livekit_http_url(self) -> str:
         """The same server, for the Twirp server API and health checks."""

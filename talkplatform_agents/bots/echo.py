@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 _SAMPLE_RATE = 48_000
 # Small on purpose: every queued millisecond is a millisecond of echo delay.
 _QUEUE_MS = 60
+_MAX_BACKLOG_S = 0.04
 
 
 class EchoBot:
@@ -34,6 +35,7 @@ class EchoBot:
         self._loop_task: asyncio.Task[None] | None = None
         self._echoing: str | None = None
         self._stopped = False
+        self.dropped_frames = 0
 
     @property
     def tag(self) -> str:
@@ -52,6 +54,8 @@ class EchoBot:
         logger.info("[%s] echo bot ready", self.tag)
 
     async def stop(self) -> None:
+        if self.dropped_frames:
+            logger.info("[%s] dropped %d late frames", self.tag, self.dropped_frames)
         self._stopped = True
         await self._cancel_loop()
         await self._source.aclose()
@@ -93,6 +97,11 @@ class EchoBot:
         stream = rtc.AudioStream(track, sample_rate=_SAMPLE_RATE, num_channels=1)
         try:
             async for event in stream:
+                if self._source.queued_duration > _MAX_BACKLOG_S:
+                    # Frames that arrive in a burst would queue up and stay as echo delay
+                    # for the rest of the session: drop them, as a jitter buffer would.
+                    self.dropped_frames += 1
+                    continue
                 await self._source.capture_frame(event.frame)
         finally:
             await stream.aclose()

@@ -146,7 +146,8 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[st
         load_threshold=options.load_threshold,
         drain_timeout=options.drain_timeout_s,
         port=0,
-        log_level=options.log_level,
+        # livekit-agents spells WARNING its own way.
+        log_level="WARN" if options.log_level == "WARNING" else options.log_level,
     )
     server.rtc_session(spec.entrypoint, agent_name=spec.agent_name)
     server.on("worker_registered", lambda worker_id, _info: ready.put((spec.agent_name, worker_id)))

@@ -79,10 +79,12 @@ async def meeting_token(
     body: TokenRequest, user: User, ctx: Context, response: Response
 ) -> TokenResponse:
     response.headers.update(NO_STORE)
-    meeting = await _existing_meeting(ctx, body.meeting_id)
+    found = await ctx.meetings.with_role(body.meeting_id, user.user_id)
+    if found is None:
+        raise NotFound("meeting not found", meetingId=body.meeting_id)
+    meeting, stored = found
     if meeting.ended_at is not None:
         raise Gone("meeting has ended", meetingId=meeting.id)
-    stored = await ctx.meetings.role_of(meeting.id, user.user_id)
     role = Role(stored) if stored else Role.PARTICIPANT
     minted = mint_token(
         ctx.credentials,

@@ -76,6 +76,24 @@ class MeetingRepository:
             row = await session.get(Meeting, meeting_id)
             return MeetingView.of(row) if row else None
 
+    async def with_role(
+        self, meeting_id: str, user_id: str
+    ) -> tuple[MeetingView, str | None] | None:
+        """The meeting and the user's standing role in it, in one query (the token path)."""
+        query = (
+            select(Meeting, MeetingMember.role)
+            .outerjoin(
+                MeetingMember,
+                (MeetingMember.meeting_id == Meeting.id) & (MeetingMember.user_id == user_id),
+            )
+            .where(Meeting.id == meeting_id)
+        )
+        async with self._db.session() as session:
+            row = (await session.execute(query)).first()
+            if row is None:
+                return None
+            return MeetingView.of(row[0]), row[1]
+
     async def role_of(self, meeting_id: str, user_id: str) -> str | None:
         """The member's standing role, or None for a user with no row (a participant)."""
         async with self._db.session() as session:

@@ -27,6 +27,7 @@ __all__ = ["DataMessage", "ParticipantConfig", "SyntheticError", "SyntheticParti
 logger = logging.getLogger(__name__)
 
 _FRAME_MS = 10
+_MAX_BACKLOG_S = 0.03
 
 
 class SyntheticError(Exception):
@@ -169,7 +170,7 @@ class SyntheticParticipant:
     # -- publishing ---------------------------------------------------------------------
 
     async def _publish_audio(self) -> None:
-        source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+        source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=50)
         track = rtc.LocalAudioTrack.create_audio_track("synthetic-tone", source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         await self.room.local_participant.publish_track(track, options)
@@ -192,10 +193,15 @@ class SyntheticParticipant:
         per_frame = SAMPLE_RATE * _FRAME_MS // 1000
         tag = self.config.tone.tag
         async for _ in _ticks(_FRAME_MS / 1000):
+            if source.queued_duration > _MAX_BACKLOG_S:
+                # A microphone never bursts: after a stall, let the queue drain rather than
+                # carry the backlog as latency for the rest of the call.
+                continue
             chunk, starts = generator.next_chunk(per_frame)
-            now = time.time()
+            # When these samples enter WebRTC: after what is already queued.
+            enters_at = time.time() + source.queued_duration
             for seq, _pos in starts:
-                self.marker_log.record(tag, seq, now)
+                self.marker_log.record(tag, seq, enters_at)
             pcm = (chunk * 32767).astype("<i2").tobytes()
             await source.capture_frame(rtc.AudioFrame(pcm, SAMPLE_RATE, 1, per_frame))
 

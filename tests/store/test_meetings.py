@@ -33,6 +33,9 @@ async def test_creator_is_host_and_others_have_no_row(db: Database) -> None:
     assert await repo.role_of(meeting.id, "someone") is None
     assert await repo.role_of("missing", "host") is None
     assert await repo.get("missing") is None
+    assert await repo.with_role(meeting.id, "host") == (meeting, "host")
+    assert await repo.with_role(meeting.id, "someone") == (meeting, None)
+    assert await repo.with_role("missing", "host") is None
 
 
 async def test_concurrent_creates_are_all_kept(db: Database) -> None:
@@ -71,3 +74,17 @@ async def test_migrations_go_down_and_up_again(database_url: str) -> None:
         await database.aclose()
     upgrade(database_url)
     upgrade(database_url)  # idempotent at head
+
+
+async def test_models_match_the_migrations(db: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from talkplatform_agents.store.models import Base
+
+    def diff(connection: object) -> list[object]:
+        context = MigrationContext.configure(connection)  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []

@@ -6,11 +6,19 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0001_meetings"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# Microsecond precision on MySQL/MariaDB too (their DATETIME defaults to whole seconds).
+TIMESTAMP = (
+    sa.DateTime(timezone=True)
+    .with_variant(mysql.DATETIME(fsp=6), "mysql")
+    .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+)
 
 
 def upgrade() -> None:
@@ -20,10 +28,8 @@ def upgrade() -> None:
         sa.Column("title", sa.String(200), nullable=False),
         sa.Column("settings", sa.JSON(), nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.Column("ended_at", TIMESTAMP, nullable=True),
     )
     op.create_index("ix_meetings_created_by", "meetings", ["created_by"])
     op.create_table(
@@ -37,9 +43,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(128), primary_key=True),
         sa.Column("role", sa.String(32), nullable=False),
         sa.Column("display_name", sa.String(200), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", TIMESTAMP, server_default=sa.func.now(), nullable=False),
     )
 
 
