@@ -19,3 +19,4 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "$want" > "$stamp"
 fi
 "$root/scripts/install-livekit.sh"
+"$root/scripts/fetch-models.sh"

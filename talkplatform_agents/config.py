@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         default="bin/livekit-server", validation_alias="LIVEKIT_SERVER_BIN"
     )
     livekit_config: str = Field(default="livekit.yaml", validation_alias="LIVEKIT_CONFIG")
+    segmentation_model: str = Field(
+        default="models/selfie_segmentation.tflite",
+        validation_alias="SEGMENTATION_MODEL",
+        description="Person-segmentation model for background blur (scripts/fetch-models.sh).",
+    )
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
 
     @field_validator("livekit_url")

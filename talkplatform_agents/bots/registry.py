@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from livekit.agents import JobContext
+from livekit.agents import JobContext, JobProcess
 
-from talkplatform_agents.bots.echo import ECHO_AGENT_NAME, echo_entrypoint
+from talkplatform_agents.bots.greenroom import (
+    GreenRoomOptions,
+    greenroom_entrypoint,
+    greenroom_prewarm,
+)
+from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
 
-__all__ = ["BOTS", "BotSpec", "resolve"]
+__all__ = ["BOTS", "BotOptions", "BotSpec", "resolve"]
+
+
+@dataclass(frozen=True)
+class BotOptions:
+    """What bots are configured with; handed to each job process by its prewarm step
+    (job processes are spawned: they see none of the parent's objects)."""
+
+    greenroom: GreenRoomOptions = field(default_factory=GreenRoomOptions)
+
+    @classmethod
+    def with_model(cls, segmentation_model: Path) -> BotOptions:
+        return cls(greenroom=GreenRoomOptions(segmentation_model=segmentation_model))
 
 
 @dataclass(frozen=True)
@@ -17,12 +35,23 @@ class BotSpec:
     agent_name: str
     entrypoint: Callable[[JobContext], Awaitable[None]]
     description: str
+    # Called as prewarm(options, proc) once in each job process.
+    prewarm: Callable[[BotOptions, JobProcess], None] | None = None
+
+
+def _prewarm_greenroom(options: BotOptions, proc: JobProcess) -> None:
+    greenroom_prewarm(proc, options.greenroom)
 
 
 BOTS: dict[str, BotSpec] = {
     spec.agent_name: spec
     for spec in (
-        BotSpec(ECHO_AGENT_NAME, echo_entrypoint, "green room: echoes the microphone back"),
+        BotSpec(
+            ECHO_AGENT_NAME,
+            greenroom_entrypoint,
+            "green room: echo (live or playback), preview with blur, level meter, report",
+            _prewarm_greenroom,
+        ),
     )
 }
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing as mp
 import queue
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from talkplatform_agents.bots.registry import BotSpec, resolve
+from talkplatform_agents.bots.registry import BotOptions, BotSpec, resolve
 
 __all__ = ["WorkerError", "WorkerOptions", "run_workers"]
 
@@ -38,6 +39,7 @@ class WorkerOptions:
     register_timeout_s: float = 60.0
     drain_timeout_s: int = 10
     log_level: str = "INFO"
+    bots: BotOptions = field(default_factory=BotOptions)
 
 
 def run_workers(
@@ -146,6 +148,8 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[st
         load_threshold=options.load_threshold,
         drain_timeout=options.drain_timeout_s,
         port=0,
+        # A partial of a module-level function pickles by reference: spawn-safe.
+        setup_fnc=functools.partial(spec.prewarm, options.bots) if spec.prewarm else None,
         # livekit-agents spells WARNING its own way.
         log_level="WARN" if options.log_level == "WARNING" else options.log_level,
     )

@@ -82,7 +82,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run bots: one agent server per bot type, each in its own process."""
-    from talkplatform_agents.bots import WorkerError, WorkerOptions, run_workers
+    from talkplatform_agents.bots import BotOptions, WorkerError, WorkerOptions, run_workers
 
     settings = load_settings()
     setup_logging(settings)
@@ -94,6 +94,7 @@ def worker(
         api_secret=settings.livekit_api_secret.get_secret_value(),
         load_threshold=settings.worker_load_threshold,
         log_level=settings.log_level.upper(),
+        bots=BotOptions.with_model(Path(settings.segmentation_model).resolve()),
     )
 
     def on_ready(registered: dict[str, str]) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from talkplatform_agents.dsp import as_float, level_dbfs
+
 __all__ = [
     "SAMPLE_RATE",
     "MarkerDecoder",
@@ -46,16 +48,6 @@ _PURITY = 0.5
 _SILENCE_POWER = 1e-6
 
 Samples = npt.NDArray[np.float64]
-
-
-def level_dbfs(samples: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> tuple[float, float]:
-    """RMS and peak level in dBFS of float samples in [-1, 1] or int16 samples."""
-    x = _as_float(samples)
-    if x.size == 0:
-        return float("-inf"), float("-inf")
-    rms = float(np.sqrt(np.mean(x * x)))
-    peak = float(np.max(np.abs(x)))
-    return _db(rms), _db(peak)
 
 
 @dataclass(frozen=True)
@@ -135,7 +127,7 @@ class MarkerDecoder:
     def feed(
         self, samples: npt.NDArray[np.floating] | npt.NDArray[np.integer]
     ) -> list[MarkerDetection]:
-        self._buffer = np.concatenate([self._buffer, _as_float(samples)])
+        self._buffer = np.concatenate([self._buffer, as_float(samples)])
         found: list[MarkerDetection] = []
         while self._buffer.size >= _WINDOW:
             label = self._classify(self._buffer[:_WINDOW])
@@ -183,13 +175,3 @@ def _in_bank_a(label: int) -> bool:
 
 def _in_bank_b(label: int) -> bool:
     return 16 <= label < 32
-
-
-def _as_float(samples: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> Samples:
-    if samples.dtype == np.int16:
-        return samples.astype(np.float64) / 32768.0
-    return samples.astype(np.float64, copy=False)
-
-
-def _db(value: float) -> float:
-    return 20.0 * float(np.log10(value)) if value > 0 else float("-inf")

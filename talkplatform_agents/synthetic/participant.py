@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from livekit import rtc
 
 from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGenerator
@@ -48,6 +49,7 @@ class ParticipantConfig:
     height: int = 180
     fps: int = 15
     tone: ToneConfig = field(default_factory=ToneConfig)
+    black_video: bool = False  # publish black frames: a covered camera
     connect_timeout_s: float = 10.0
     label: str = "synthetic"  # for log lines until the identity is known
 
@@ -75,6 +77,8 @@ class SyntheticParticipant:
         self.video_probes: dict[str, VideoProbe] = {}
         self.data: asyncio.Queue[DataMessage] = asyncio.Queue()
         self.join_time_s: float | None = None
+        # Linear gain on the published tone; 0 is a silent microphone. Change it any time.
+        self.audio_gain = 1.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._state = _State.NEW
         self._marker_seen = asyncio.Event()
@@ -147,6 +151,30 @@ class SyntheticParticipant:
             payload, reliable=reliable, destination_identities=to or [], topic=topic or ""
         )
 
+    async def rpc(
+        self, destination: str, method: str, payload: str = "", timeout: float = 10
+    ) -> str:
+        """Call ``method`` on ``destination``; raises ``rtc.RpcError`` as the callee answers."""
+        return await self.room.local_participant.perform_rpc(
+            destination_identity=destination,
+            method=method,
+            payload=payload,
+            response_timeout=timeout,
+        )
+
+    async def next_data(self, topic: str) -> DataMessage:
+        """The next data packet on ``topic``; packets on other topics are kept in order."""
+        skipped: list[DataMessage] = []
+        try:
+            while True:
+                message = await self.data.get()
+                if message.topic == topic:
+                    return message
+                skipped.append(message)
+        finally:
+            for message in skipped:
+                self.data.put_nowait(message)
+
     async def wait_for_audio_marker(
         self, *, sender: str | None = None, tag: int | None = None
     ) -> AudioProbe:
@@ -202,16 +230,17 @@ class SyntheticParticipant:
             enters_at = time.time() + source.queued_duration
             for seq, _pos in starts:
                 self.marker_log.record(tag, seq, enters_at)
-            pcm = (chunk * 32767).astype("<i2").tobytes()
+            pcm = (chunk * (32767 * self.audio_gain)).astype("<i2").tobytes()
             await source.capture_frame(rtc.AudioFrame(pcm, SAMPLE_RATE, 1, per_frame))
 
     async def _pump_video(self, source: rtc.VideoSource) -> None:
         cfg = self.config
         pattern = PatternGenerator(cfg.width, cfg.height)
+        black = np.zeros((cfg.height, cfg.width, 4), dtype=np.uint8)
         index = 0
         async for _ in _ticks(1 / cfg.fps):
             now = time.time()
-            image = pattern.frame(index, int(now * 1000))
+            image = black if cfg.black_video else pattern.frame(index, int(now * 1000))
             frame = rtc.VideoFrame(cfg.width, cfg.height, rtc.VideoBufferType.RGBA, image.tobytes())
             source.capture_frame(frame, timestamp_us=int(now * 1e6))
             index += 1

@@ -1,0 +1,151 @@
+"""The green room's device and network verdicts. Pure: numbers in, report out.
+
+Thresholds follow common pre-call checks (Jitsi's pre-join, Twilio Preflight): loss under
+2 % with jitter under 30 ms and a round trip under 200 ms is good; up to 5 %, 60 ms and
+400 ms is fair; worse is poor. A silent microphone, a black or frozen camera is poor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["CameraCheck", "MicCheck", "NetworkSample", "build_report"]
+
+Verdict = Literal["good", "fair", "poor"]
+_ORDER: dict[Verdict, int] = {"good": 0, "fair": 1, "poor": 2}
+
+WINDOW_S = 2.0
+SILENT_DBFS = -60.0
+CLIP_PEAK = 0.999  # of full scale
+CLIP_SHARE = 0.02  # of 10 ms frames in the window
+BLACK_LUMA = 20.0
+FROZEN_DIFF = 0.5  # mean absolute luma change between consecutive thumbnails
+
+
+@dataclass
+class MicCheck:
+    _frames: deque[tuple[float, float, float]] = field(default_factory=deque)  # t, rms, peak
+
+    def add(self, at: float, rms_dbfs: float, peak: float) -> None:
+        self._frames.append((at, rms_dbfs, peak))
+        while self._frames and self._frames[0][0] < at - WINDOW_S:
+            self._frames.popleft()
+
+    def summary(self, now: float) -> dict[str, Any]:
+        recent = [f for f in self._frames if f[0] >= now - WINDOW_S]
+        if not recent:
+            return {"status": "no_audio", "rms_dbfs": None, "peak_dbfs": None}
+        power = float(
+            np.mean([10 ** (rms / 10) if math.isfinite(rms) else 0.0 for _, rms, _ in recent])
+        )
+        rms = 10 * math.log10(power) if power > 0 else float("-inf")
+        peak = max(p for _, _, p in recent)
+        clipped = sum(p >= CLIP_PEAK for _, _, p in recent) / len(recent)
+        if rms < SILENT_DBFS:
+            status = "silent"
+        elif clipped > CLIP_SHARE:
+            status = "clipping"
+        else:
+            status = "ok"
+        return {
+            "status": status,
+            "rms_dbfs": round(rms, 1) if math.isfinite(rms) else None,
+            "peak_dbfs": round(20 * math.log10(peak), 1) if peak > 0 else None,
+        }
+
+
+@dataclass
+class CameraCheck:
+    _frames: deque[tuple[float, float, float]] = field(default_factory=deque)  # t, luma, diff
+    _previous: npt.NDArray[np.float32] | None = None
+    width: int = 0
+    height: int = 0
+
+    def add(self, at: float, thumbnail: npt.NDArray[np.float32], width: int, height: int) -> None:
+        """``thumbnail``: a small grayscale copy of the frame (any fixed size)."""
+        diff = (
+            float(np.mean(np.abs(thumbnail - self._previous)))
+            if self._previous is not None and self._previous.shape == thumbnail.shape
+            else math.inf
+        )
+        self._previous = thumbnail
+        self.width, self.height = width, height
+        self._frames.append((at, float(thumbnail.mean()), diff))
+        while self._frames and self._frames[0][0] < at - WINDOW_S:
+            self._frames.popleft()
+
+    def summary(self, now: float) -> dict[str, Any]:
+        recent = [f for f in self._frames if f[0] >= now - WINDOW_S]
+        if not recent:
+            status = "frozen" if self._previous is not None else "no_video"
+            return {"status": status, "width": self.width, "height": self.height, "fps": 0.0}
+        fps = len(recent) / WINDOW_S
+        if max(luma for _, luma, _ in recent) < BLACK_LUMA:
+            status = "black"
+        elif len(recent) >= 3 and max(diff for _, _, diff in recent[1:]) < FROZEN_DIFF:
+            status = "frozen"
+        else:
+            status = "ok"
+        return {"status": status, "width": self.width, "height": self.height, "fps": round(fps, 1)}
+
+
+@dataclass(frozen=True)
+class NetworkSample:
+    rtt_ms: float | None
+    jitter_ms: float | None
+    loss_pct: float | None
+    bitrate_kbps: float | None
+
+    def summary(self) -> dict[str, Any]:
+        def r(v: float | None) -> float | None:
+            return round(v, 1) if v is not None else None
+
+        return {
+            "rtt_ms": r(self.rtt_ms),
+            "jitter_ms": r(self.jitter_ms),
+            "loss_pct": r(self.loss_pct),
+            "bitrate_kbps": r(self.bitrate_kbps),
+        }
+
+
+def build_report(
+    mic: dict[str, Any], camera: dict[str, Any], network: NetworkSample
+) -> dict[str, Any]:
+    reasons: list[tuple[Verdict, str]] = []
+    if mic["status"] in ("silent", "no_audio"):
+        reasons.append(("poor", f"microphone: {mic['status'].replace('_', ' ')}"))
+    elif mic["status"] == "clipping":
+        reasons.append(("fair", "microphone: clipping; lower the input gain"))
+    if camera["status"] in ("black", "frozen"):
+        reasons.append(("poor", f"camera: {camera['status']}"))
+    elif camera["status"] == "no_video":
+        reasons.append(("fair", "camera: no video"))
+    reasons += _grade("packet loss", network.loss_pct, 2.0, 5.0, "%")
+    reasons += _grade("jitter", network.jitter_ms, 30.0, 60.0, " ms")
+    reasons += _grade("round trip", network.rtt_ms, 200.0, 400.0, " ms")
+    verdict: Verdict = max((v for v, _ in reasons), key=_ORDER.__getitem__, default="good")
+    return {
+        "verdict": verdict,
+        "reasons": [text for _, text in reasons],
+        "microphone": mic,
+        "camera": camera,
+        "network": network.summary(),
+    }
+
+
+def _grade(
+    name: str, value: float | None, good: float, fair: float, unit: str
+) -> list[tuple[Verdict, str]]:
+    if value is None:
+        return []
+    if value < good:
+        return []
+    if value < fair:
+        return [("fair", f"{name} {value:.1f}{unit}")]
+    return [("poor", f"{name} {value:.1f}{unit}")]

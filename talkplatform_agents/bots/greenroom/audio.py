@@ -1,0 +1,138 @@
+"""The green room's audio: the user's microphone back to them, live or recorded-then-played
+(as Google Meet's green room does), plus what a level meter needs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from livekit import rtc
+
+from talkplatform_agents.dsp import level_dbfs
+
+__all__ = ["SAMPLE_RATE", "AudioLoop", "LevelMeter"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48_000
+# Frames that arrive in a burst would queue and stay as echo delay for the rest of the
+# session: past this backlog, drop them, as a jitter buffer would.
+MAX_BACKLOG_S = 0.04
+
+Mode = Literal["live", "playback"]
+Phase = Literal["live", "recording", "playing"]
+
+
+class LevelMeter:
+    """RMS and peak of the last ``window_s`` of microphone audio."""
+
+    def __init__(self, window_s: float = 0.1) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self._samples = 0
+        self._window = int(window_s * SAMPLE_RATE)
+
+    def feed(self, samples: np.ndarray) -> None:
+        self._chunks.append(samples)
+        self._samples += samples.size
+        while self._chunks and self._samples - self._chunks[0].size >= self._window:
+            self._samples -= self._chunks.popleft().size
+
+    def reading(self) -> tuple[float, float]:
+        if not self._chunks:
+            return float("-inf"), float("-inf")
+        return level_dbfs(np.concatenate(self._chunks))
+
+
+class AudioLoop:
+    """Reads the microphone; echoes it live, or records ``seconds`` and plays them back."""
+
+    def __init__(
+        self,
+        source: rtc.AudioSource,
+        on_frame: Callable[[np.ndarray], None],
+        on_phase: Callable[[Phase], None],
+        tag: str,
+    ) -> None:
+        self._source = source
+        self._on_frame = on_frame
+        self._on_phase = on_phase
+        self._tag = tag
+        self.mode: Mode = "live"
+        self.seconds = 6.0
+        self.phase: Phase = "live"
+        self.dropped_frames = 0
+        self._recording: list[rtc.AudioFrame] = []
+        self._recorded_s = 0.0
+        self._player: asyncio.Task[None] | None = None
+
+    def set_mode(self, mode: Mode, seconds: float) -> None:
+        self._cancel_player()
+        self._source.clear_queue()
+        self.mode, self.seconds = mode, seconds
+        self._recording.clear()
+        self._recorded_s = 0.0
+        self._set_phase("live" if mode == "live" else "recording")
+        logger.info("[%s] audio mode %s (%.1fs)", self._tag, mode, seconds)
+
+    async def run(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        try:
+            async for event in stream:
+                frame = event.frame
+                self._on_frame(np.frombuffer(frame.data, dtype=np.int16))
+                if self.mode == "live":
+                    await self._echo(frame)
+                elif self.phase == "recording":
+                    self._record(frame)
+        finally:
+            self._cancel_player()
+            await stream.aclose()
+
+    async def stop(self) -> None:
+        player = self._cancel_player()
+        if player is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await player
+
+    async def _echo(self, frame: rtc.AudioFrame) -> None:
+        if self._source.queued_duration > MAX_BACKLOG_S:
+            self.dropped_frames += 1
+            return
+        await self._source.capture_frame(frame)
+
+    def _record(self, frame: rtc.AudioFrame) -> None:
+        self._recording.append(frame)
+        self._recorded_s += frame.samples_per_channel / frame.sample_rate
+        if self._recorded_s >= self.seconds:
+            recording, self._recording = self._recording, []
+            self._recorded_s = 0.0
+            self._set_phase("playing")
+            self._player = asyncio.create_task(self._play(recording), name=f"{self._tag}:play")
+
+    async def _play(self, recording: list[rtc.AudioFrame]) -> None:
+        started = time.monotonic()
+        for frame in recording:
+            # capture_frame waits while the source's queue is full: real-time pacing.
+            await self._source.capture_frame(frame)
+        await self._source.wait_for_playout()
+        logger.debug("[%s] played %.1fs back in %.1fs", self._tag, self.seconds,
+                     time.monotonic() - started)  # fmt: skip
+        if self.mode == "playback":
+            self._set_phase("recording")
+
+    def _cancel_player(self) -> asyncio.Task[None] | None:
+        player, self._player = self._player, None
+        if player is not None and not player.done():
+            player.cancel()
+        return player
+
+    def _set_phase(self, phase: Phase) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self._on_phase(phase)
