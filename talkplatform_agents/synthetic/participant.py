@@ -152,18 +152,18 @@ class SyntheticParticipant:
         )
 
     async def rpc(
-        self, destination: str, method: str, payload: str = "", timeout: float = 10
+        self, destination: str, method: str, payload: str = "", response_timeout_s: float = 10
     ) -> str:
         """Call ``method`` on ``destination``; raises ``rtc.RpcError`` as the callee answers."""
         return await self.room.local_participant.perform_rpc(
             destination_identity=destination,
             method=method,
             payload=payload,
-            response_timeout=timeout,
+            response_timeout=response_timeout_s,
         )
 
     async def next_data(self, topic: str) -> DataMessage:
-        """The next data packet on ``topic``; packets on other topics are kept in order."""
+        """The next data packet on ``topic``; packets on other topics go back in the queue."""
         skipped: list[DataMessage] = []
         try:
             while True:
