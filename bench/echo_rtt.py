@@ -119,7 +119,6 @@ def main() -> None:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             DATABASE_URL=database_url,
-            WORKER_LOAD_THRESHOLD=float("inf"),
             LOG_LEVEL="WARNING",
         )
         options = StackOptions(root=ROOT, run_dir=Path(tmp) / "run", host=namespace.address)

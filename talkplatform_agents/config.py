@@ -6,6 +6,7 @@ Only the CLI builds it; everything below receives it as an argument.
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,12 @@ class Settings(BaseSettings):
         validation_alias="WORKER_LOAD_THRESHOLD",
         description="CPU load above which a bot server takes no new jobs ('inf': never full).",
     )
+    worker_load_mode: Literal["cpu", "jobs"] = Field(
+        default="cpu",
+        validation_alias="WORKER_LOAD_MODE",
+        description="What a bot server reports as its load: CPU use, or running jobs.",
+    )
+    worker_max_jobs: int = Field(default=8, ge=1, le=1000, validation_alias="WORKER_MAX_JOBS")
     livekit_server_bin: str = Field(
         default="bin/livekit-server", validation_alias="LIVEKIT_SERVER_BIN"
     )

@@ -17,8 +17,12 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from talkplatform_agents.bots.registry import BotOptions, BotSpec, resolve
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentServer
 
 __all__ = ["WorkerError", "WorkerOptions", "run_workers"]
 
@@ -35,6 +39,11 @@ class WorkerOptions:
     api_key: str
     api_secret: str
     load_threshold: float = 0.7
+    # "cpu": the machine's CPU use (livekit-agents' default). "jobs": running jobs over
+    # max_jobs. livekit-server refuses every job while a worker reports a load of 1, which
+    # a busy small machine reaches in CPU spikes that say nothing of a bot's capacity.
+    load_mode: Literal["cpu", "jobs"] = "cpu"
+    max_jobs: int = 8
     idle_processes: int = 1
     register_timeout_s: float = 60.0
     drain_timeout_s: int = 10
@@ -125,6 +134,10 @@ def _stop_children(children: Mapping[str, mp.process.BaseProcess], timeout: floa
             child.join(5)
 
 
+def _jobs_load(max_jobs: int, server: AgentServer) -> float:
+    return min(len(server.active_jobs) / max_jobs, 1.0)
+
+
 def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
     """Child process main: one AgentServer for one bot."""
     logging.basicConfig(
@@ -137,7 +150,7 @@ def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[tuple[st
 
 
 async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
-    from livekit.agents import AgentServer
+    from livekit.agents import AgentServer  # in the child only: the parent stays light
 
     server = AgentServer(
         ws_url=options.ws_url,
@@ -146,6 +159,9 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[st
         multiprocessing_context="spawn",
         num_idle_processes=options.idle_processes,
         load_threshold=options.load_threshold,
+        load_fnc=functools.partial(_jobs_load, options.max_jobs)
+        if options.load_mode == "jobs"
+        else None,
         drain_timeout=options.drain_timeout_s,
         port=0,
         # A partial of a module-level function pickles by reference: spawn-safe.

@@ -93,6 +93,8 @@ def worker(
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret.get_secret_value(),
         load_threshold=settings.worker_load_threshold,
+        load_mode=settings.worker_load_mode,
+        max_jobs=settings.worker_max_jobs,
         log_level=settings.log_level.upper(),
         bots=BotOptions.with_model(Path(settings.segmentation_model).resolve()),
     )

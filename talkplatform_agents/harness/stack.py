@@ -62,7 +62,11 @@ class Stack:
 
     @property
     def child_settings(self) -> Settings:
-        """The settings as the stack's own processes see them: everything on ``host``."""
+        """The settings as the stack's own processes see them: everything on ``host``.
+
+        Bots count their load in jobs, never CPU: a local stack shares a small machine with
+        its clients, and a worker reporting full CPU gets no job from livekit-server.
+        """
         host = self.options.host
         return self.settings.model_copy(
             update={
@@ -70,6 +74,8 @@ class Stack:
                 "api_host": host,
                 "api_port": self.options.api_port,
                 "public_api_url": f"http://{host}:{self.options.api_port}",
+                "worker_load_mode": "jobs",
+                "worker_load_threshold": float("inf"),
             }
         )
 

@@ -9,8 +9,10 @@ import httpx
 from livekit import api
 
 from talkplatform_agents.config import Settings, TurnServer
+from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.service.auth import AppTokenVerifier
+from talkplatform_agents.service.reconciler import BotReconciler
 from talkplatform_agents.store import Database, MeetingRepository
 
 __all__ = ["ServiceContext"]
@@ -28,12 +30,15 @@ class ServiceContext:
     db: Database
     meetings: MeetingRepository
     http: httpx.AsyncClient
+    server: ServerApi
+    reconciler: BotReconciler
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database) -> ServiceContext:
         credentials = Credentials(
             settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
         )
+        server = ServerApi(settings.livekit_http_url, credentials)
         return cls(
             ws_url=settings.livekit_url,
             livekit_http_url=settings.livekit_http_url,
@@ -49,8 +54,12 @@ class ServiceContext:
             db=db,
             meetings=MeetingRepository(db),
             http=httpx.AsyncClient(timeout=httpx.Timeout(2.0)),
+            server=server,
+            reconciler=BotReconciler(server),
         )
 
     async def aclose(self) -> None:
+        await self.reconciler.aclose()
+        await self.server.aclose()
         await self.http.aclose()
         await self.db.aclose()

@@ -6,6 +6,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
+from livekit import api
 
 from talkplatform_agents.lk.grants import Role, permissions_document
 from talkplatform_agents.lk.naming import (
@@ -135,6 +136,9 @@ async def livekit_webhook(
     except Exception as exc:
         raise Unauthorized(f"webhook rejected: {exc}") from exc
     logger.info("webhook %s room=%s", event.event, event.room.name or "-")
+    if event.event == "participant_joined":
+        is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
+        ctx.reconciler.participant_joined(event.room.name, is_agent)
     return {"status": "ok"}
 
 

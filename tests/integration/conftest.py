@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_SECRET = "integration-app-secret-0123456789"
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +31,6 @@ def stack(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iter
         _env_file=None,  # type: ignore[call-arg]
         DATABASE_URL=database_url,
         APP_JWT_SECRET=APP_SECRET,
-        # The CI machine has two cores and this suite keeps them busy: a bot server that
-        # counted itself full would refuse the very jobs under test.
-        WORKER_LOAD_THRESHOLD=float("inf"),
     )
     with Stack(settings, StackOptions(root=ROOT, run_dir=run_dir, host=netns.address)) as running:
         yield running
@@ -63,3 +62,12 @@ async def post_json(
     assert reply.status_code in (200, 201), reply.text
     result: dict[str, Any] = reply.json()
     return result
+
+
+async def until(predicate: Callable[[], T | None], timeout_s: float, every: float = 0.1) -> T:
+    """Poll ``predicate`` until it returns something truthy; return that. It watches state
+    that SDK callbacks change, which offers nothing to await."""
+    async with asyncio.timeout(timeout_s):
+        while not (value := predicate()):  # noqa: ASYNC110
+            await asyncio.sleep(every)
+    return value

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.integration
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "DATABASE_"))}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'up.db'}"
-    env["WORKER_LOAD_THRESHOLD"] = "inf"
     return env
 
 

@@ -35,6 +35,7 @@ _REPORT_PERIOD_S = 2.0
 _PING_TIMEOUT_S = 2.0
 _QUEUE_MS = 60  # small on purpose: every queued millisecond is echo delay
 _OPTIONS_KEY = "greenroom.options"
+_NOBODY_CAME_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ class GreenRoomBot:
             except RuntimeError as exc:  # the room went away under us
                 logger.info("[%s] no stats: %s", self.tag, exc)
                 continue
-            current = inbound_streams(stats.subscriber_stats)
+            # One peer connection carries both directions (signalling v1): read both lists.
+            current = inbound_streams([*stats.publisher_stats, *stats.subscriber_stats])
             now = time.monotonic()
             self._network = _network_sample(previous, current, now - previous_at, rtt_ms)
             previous, previous_at = current, now
@@ -293,5 +295,42 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
         user_left = True
         ctx.shutdown("user left")
 
+    def check_duplicate(_: rtc.RemoteParticipant | None = None) -> None:
+        # The service re-dispatches a bot that seems missing; should two arrive, the one
+        # with the larger identity leaves, so exactly one stays.
+        if (other := _earlier_bot(ctx.room)) is not None:
+            logger.info("[%s] %s is already here; leaving", ctx.room.name, other)
+            ctx.shutdown("duplicate bot")
+
+    async def leave_if_nobody_comes() -> None:
+        # A bot dispatched into a room its user has already left would wait forever.
+        await asyncio.sleep(_NOBODY_CAME_S)
+        if bot.user is None:
+            nonlocal user_left
+            logger.info("[%s] nobody came in %.0fs; closing", ctx.room.name, _NOBODY_CAME_S)
+            user_left = True
+            ctx.shutdown("nobody came")
+
     ctx.room.on("participant_disconnected", on_participant_left)
+    ctx.room.on("participant_connected", check_duplicate)
+    check_duplicate()
     await bot.start()
+    if bot.user is None:
+        watchdog = asyncio.create_task(leave_if_nobody_comes(), name=f"{ctx.room.name}:watchdog")
+        ctx.add_shutdown_callback(lambda: _cancel(watchdog))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _earlier_bot(room: rtc.Room) -> str | None:
+    mine = room.local_participant.identity
+    agents = sorted(
+        p.identity
+        for p in room.remote_participants.values()
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+    )
+    return agents[0] if agents and agents[0] < mine else None

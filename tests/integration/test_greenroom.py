@@ -1,0 +1,204 @@
+"""The green-room bot against the real server: echo modes, preview, meter, report, RPC."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from livekit import rtc
+
+from talkplatform_agents.lk import greenroom as proto
+from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant, ToneConfig
+
+from .conftest import post_json, until
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def green_room(
+    api: httpx.AsyncClient, auth: Callable[..., dict[str, str]], user: str, **config: Any
+) -> AsyncIterator[tuple[SyntheticParticipant, str]]:
+    """A user in their green room, with the bot's identity once it has joined."""
+    # A fresh identity per test: a green room is deleted shortly after its user leaves.
+    grant = await post_json(api, "/api/v1/greenroom/token", auth(f"{user}-{uuid.uuid4().hex[:6]}"))
+    participant = SyntheticParticipant(
+        ParticipantConfig(url=grant["wsUrl"], token=grant["token"], **config)
+    )
+    async with participant:
+        bots = await until(lambda: _bots(participant), timeout_s=45)
+        yield participant, bots[0]
+
+
+def _bots(participant: SyntheticParticipant) -> list[str]:
+    return [
+        p.identity
+        for p in participant.room.remote_participants.values()
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+    ]
+
+
+async def _report(participant: SyntheticParticipant, bot: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(await participant.rpc(bot, proto.RPC_GET_REPORT, "{}"))
+    return result
+
+
+async def test_live_echo_and_video_preview(
+    api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
+) -> None:
+    async with green_room(api, user_auth, "gina", tone=ToneConfig(tag=4)) as (user, bot):
+        async with asyncio.timeout(30):
+            probe = await user.wait_for_audio_marker(sender=bot, tag=4)
+        [preview] = await until(
+            lambda: [p for p in user.video_probes.values() if p.sender == bot and p.decoded > 10],
+            timeout_s=30,
+        )
+        assert probe.latencies_ms(tag=4)
+        # Our own barcode, back through the bot: the preview is our camera, unaltered.
+        assert (preview.width, preview.height) == (320, 180)
+        assert preview.decoded >= preview.frames * 0.8
+        assert all(0 <= latency < 2000 for latency in preview.latencies)
+
+
+async def test_playback_mode_records_then_plays_back(
+    api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
+) -> None:
+    config = {"tone": ToneConfig(tag=9), "publish_video": False}
+    async with green_room(api, user_auth, "hugo", **config) as (user, bot):
+        reply = json.loads(
+            await user.rpc(bot, proto.RPC_SET_AUDIO_MODE, '{"mode": "playback", "seconds": 2}')
+        )
+        assert reply == {"mode": "playback", "phase": "recording", "seconds": 2.0, "blur": False}
+        phases = []
+        async with asyncio.timeout(20):
+            while "playing" not in phases:
+                state = await user.next_data(proto.TOPIC_STATE)
+                phases.append(json.loads(state.payload)["phase"])
+            probe = await user.wait_for_audio_marker(sender=bot, tag=9)
+        assert phases[-2:] == ["recording", "playing"] or phases == ["playing"]
+
+        def played_back() -> list[float]:
+            # Markers echoed live before the switch may still be in flight: skip them.
+            return [
+                m.latency_ms
+                for m in probe.markers
+                if m.received_at > state.received_at and m.latency_ms is not None
+            ]
+
+        latencies = await until(lambda: played_back() if len(played_back()) >= 2 else None, 20)
+        # Played back after the 2 s recording: each marker returns about 2 s late.
+        assert all(2000 <= rtt < 5000 for rtt in latencies), latencies
+
+        await user.rpc(bot, proto.RPC_SET_AUDIO_MODE, '{"mode": "live"}')
+        await until(lambda: probe.latencies_ms(tag=9)[-1] < 1000, timeout_s=20)  # live again
+
+
+async def test_level_meter_tracks_known_steps(
+    api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
+) -> None:
+    config = {"tone": ToneConfig(tag=1, amplitude=0.5), "publish_video": False}
+    async with green_room(api, user_auth, "ivan", **config) as (user, _bot):
+        readings = {}
+        for step_db in (0.0, -10.0, -20.0, -6.0):
+            user.audio_gain = 10 ** (step_db / 20)
+            await asyncio.sleep(1.0)  # let the codec and the meter settle
+            while not user.data.empty():
+                user.data.get_nowait()
+            levels = []
+            async with asyncio.timeout(10):
+                while len(levels) < 8:
+                    message = json.loads((await user.next_data(proto.TOPIC_LEVEL)).payload)
+                    levels.append(message["rms_dbfs"])
+            readings[step_db] = statistics.median(levels)
+        base = readings[0.0]
+        # The tone (with its markers) is about -9 dBFS RMS at full gain.
+        assert -11 < base < -7, readings
+        for step_db, level in readings.items():
+            assert level - base == pytest.approx(step_db, abs=1.0), readings
+
+
+async def test_silent_microphone_and_black_camera_are_reported(
+    api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
+) -> None:
+    async with green_room(api, user_auth, "jane", black_video=True) as (user, bot):
+        user.audio_gain = 0.0
+        await asyncio.sleep(3)  # a full analysis window of silence and black frames
+        report = await _report(user, bot)
+        assert report["microphone"]["status"] == "silent", report
+        assert report["camera"]["status"] == "black", report
+        assert report["verdict"] == "poor"
+        assert "microphone: silent" in report["reasons"]
+        assert "camera: black" in report["reasons"]
+
+
+async def test_healthy_devices_and_network_report(
+    api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
+) -> None:
+    async with green_room(api, user_auth, "kim") as (user, bot):
+        async with asyncio.timeout(20):
+            pushed = json.loads((await user.next_data(proto.TOPIC_REPORT)).payload)
+            pushed = json.loads((await user.next_data(proto.TOPIC_REPORT)).payload)
+        report = await _report(user, bot)
+        for body in (pushed, report):
+            assert body["microphone"]["status"] == "ok", body
+            assert body["camera"]["status"] == "ok", body
+            assert (body["camera"]["width"], body["camera"]["height"]) == (320, 180)
+            assert 8 <= body["camera"]["fps"] <= 20
+            network = body["network"]
+            assert network["rtt_ms"] is not None and network["rtt_ms"] > 0
+            assert network["loss_pct"] is not None and network["loss_pct"] < 5
+            assert network["bitrate_kbps"] is not None and network["bitrate_kbps"] > 10
+            assert network["jitter_ms"] is not None
+            assert body["verdict"] in ("good", "fair"), body
+
+
+@pytest.mark.parametrize(
+    ("method", "payload", "code"),
+    [
+        (proto.RPC_SET_AUDIO_MODE, "{not json", proto.INVALID_PAYLOAD),
+        (proto.RPC_SET_AUDIO_MODE, '{"mode": "karaoke"}', proto.INVALID_PAYLOAD),
+        (proto.RPC_SET_AUDIO_MODE, '{"mode": "playback", "seconds": 600}', proto.INVALID_PAYLOAD),
+        (proto.RPC_SET_AUDIO_MODE, '{"mode": "live", "extra": 1}', proto.INVALID_PAYLOAD),
+        (proto.RPC_SET_BLUR, '{"enabled": "maybe"}', proto.INVALID_PAYLOAD),
+        (proto.RPC_SET_BLUR, "\udcff", None),
+        (proto.RPC_GET_REPORT, "[]", proto.INVALID_PAYLOAD),
+        ("greenroom.no_such_method", "{}", rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD),
+    ],
+)
+async def test_malformed_rpcs_get_errors_and_the_bot_keeps_running(
+    api: httpx.AsyncClient,
+    user_auth: Callable[..., dict[str, str]],
+    method: str,
+    payload: str,
+    code: int | None,
+) -> None:
+    async with green_room(api, user_auth, "leo", publish_video=False) as (user, bot):
+        with pytest.raises((rtc.RpcError, UnicodeEncodeError)) as caught:
+            await user.rpc(bot, method, payload)
+        if code is not None:
+            assert isinstance(caught.value, rtc.RpcError)
+            assert caught.value.code == code, caught.value.message
+        assert (await _report(user, bot))["audio_mode"] == "live"  # still answering
+
+
+async def test_blur_toggles_over_rpc_and_the_preview_continues(
+    api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
+) -> None:
+    async with green_room(api, user_auth, "mia") as (user, bot):
+        reply = json.loads(await user.rpc(bot, proto.RPC_SET_BLUR, '{"enabled": true}'))
+        assert reply["blur"] is True
+        [preview] = await until(
+            lambda: [p for p in user.video_probes.values() if p.sender == bot], timeout_s=20
+        )
+        before = preview.frames
+        await until(lambda: preview.frames >= before + 10, timeout_s=20)
+        assert (await _report(user, bot))["blur"] is True
+        off = json.loads(await user.rpc(bot, proto.RPC_SET_BLUR, '{"enabled": false}'))
+        assert off["blur"] is False
