@@ -70,10 +70,16 @@ class AudioLoop:
         self._recording: list[rtc.AudioFrame] = []
         self._recorded_s = 0.0
         self._player: asyncio.Task[None] | None = None
+        self._generation = 0  # bumped by every mode change; a stale player stops
 
-    def set_mode(self, mode: Mode, seconds: float) -> None:
-        self._cancel_player()
-        self._source.clear_queue()
+    async def set_mode(self, mode: Mode, seconds: float) -> None:
+        # Stop a playback between frames rather than cancel it inside capture_frame, and
+        # never clear the source's queue: the native source can hang when its queue is
+        # cleared under a capture in flight. What is queued (under 60 ms) plays out.
+        self._generation += 1
+        player, self._player = self._player, None
+        if player is not None:
+            await player
         self.mode, self.seconds = mode, seconds
         self._recording.clear()
         self._recorded_s = 0.0
@@ -113,14 +119,20 @@ class AudioLoop:
             recording, self._recording = self._recording, []
             self._recorded_s = 0.0
             self._set_phase("playing")
-            self._player = asyncio.create_task(self._play(recording), name=f"{self._tag}:play")
+            self._player = asyncio.create_task(
+                self._play(recording, self._generation), name=f"{self._tag}:play"
+            )
 
-    async def _play(self, recording: list[rtc.AudioFrame]) -> None:
+    async def _play(self, recording: list[rtc.AudioFrame], generation: int) -> None:
         started = time.monotonic()
         for frame in recording:
+            if generation != self._generation:
+                return
             # capture_frame waits while the source's queue is full: real-time pacing.
             await self._source.capture_frame(frame)
         await self._source.wait_for_playout()
+        if generation != self._generation:
+            return
         logger.debug("[%s] played %.1fs back in %.1fs", self._tag, self.seconds,
                      time.monotonic() - started)  # fmt: skip
         if self.mode == "playback":

@@ -225,7 +225,7 @@ class GreenRoomBot:
     async def _rpc_set_audio_mode(self, data: rtc.RpcInvocationData) -> str:
         self._authorise(data)
         request = _parse(proto.AudioModeRequest, data.payload)
-        self._audio.set_mode(request.mode, request.seconds)
+        await self._audio.set_mode(request.mode, request.seconds)
         return proto.dumps(self._state(self._audio.phase))
 
     async def _rpc_set_blur(self, data: rtc.RpcInvocationData) -> str:
