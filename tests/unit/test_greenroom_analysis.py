@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from talkplatform_agents.bots.greenroom.analysis import (
+    CameraCheck,
+    MicCheck,
+    NetworkSample,
+    build_report,
+)
+from talkplatform_agents.bots.greenroom.audio import LevelMeter
+from talkplatform_agents.lk import greenroom as proto
+
+QUIET = NetworkSample(rtt_ms=20, jitter_ms=3, loss_pct=0, bitrate_kbps=500)
+
+
+def _mic(levels: list[tuple[float, float]]) -> dict[str, object]:
+    mic = MicCheck()
+    for i, (rms, peak) in enumerate(levels):
+        mic.add(i * 0.01, rms, peak)
+    return mic.summary(len(levels) * 0.01)
+
+
+def test_mic_silent_clipping_ok_and_absent() -> None:
+    assert _mic([(-90.0, 0.0)] * 100)["status"] == "silent"
+    assert _mic([(-float("inf"), 0.0)] * 100)["status"] == "silent"
+    assert _mic([(-20.0, 0.3)] * 100)["status"] == "ok"
+    assert _mic([(-3.0, 1.0)] * 10 + [(-20.0, 0.3)] * 90)["status"] == "clipping"
+    assert MicCheck().summary(10.0)["status"] == "no_audio"
+
+
+def test_mic_level_is_average_power() -> None:
+    summary = _mic([(-20.0, 0.1)] * 50 + [(-80.0, 0.0)] * 50)
+    assert summary["rms_dbfs"] == pytest.approx(-20 - 10 * math.log10(2), abs=0.1)
+
+
+def _camera(frames: list[np.ndarray], fps: float = 15) -> dict[str, object]:
+    camera = CameraCheck()
+    for i, frame in enumerate(frames):
+        camera.add(i / fps, frame.astype(np.float32), 320, 180)
+    return camera.summary((len(frames) - 1) / fps)
+
+
+def test_camera_black_frozen_ok_and_stalled() -> None:
+    rng = np.random.default_rng(0)
+    moving = [rng.uniform(0, 255, (18, 32)) for _ in range(30)]
+    still = [moving[0]] * 30
+    black = [np.full((18, 32), 5.0)] * 30
+    assert _camera(moving) == {"status": "ok", "width": 320, "height": 180, "fps": 15.0}
+    assert _camera(still)["status"] == "frozen"
+    assert _camera(black)["status"] == "black"
+    camera = CameraCheck()
+    camera.add(0.0, moving[0].astype(np.float32), 320, 180)
+    assert camera.summary(10.0)["status"] == "frozen"  # frames stopped coming
+    assert CameraCheck().summary(10.0)["status"] == "no_video"
+
+
+@pytest.mark.parametrize(
+    ("network", "verdict"),
+    [
+        (QUIET, "good"),
+        (NetworkSample(250, 3, 0, 500), "fair"),
+        (NetworkSample(20, 45, 0, 500), "fair"),
+        (NetworkSample(20, 3, 3.0, 500), "fair"),
+        (NetworkSample(20, 3, 8.0, 500), "poor"),
+        (NetworkSample(500, 3, 0, 500), "poor"),
+        (NetworkSample(None, None, None, None), "good"),
+    ],
+)
+def test_network_verdicts(network: NetworkSample, verdict: str) -> None:
+    ok_mic = {"status": "ok"}
+    ok_camera = {"status": "ok"}
+    report = build_report(ok_mic, ok_camera, network)
+    assert report["verdict"] == verdict, report
+    assert (report["reasons"] == []) == (verdict == "good")
+
+
+def test_device_problems_make_the_verdict_poor_with_reasons() -> None:
+    report = build_report({"status": "silent"}, {"status": "black"}, QUIET)
+    assert report["verdict"] == "poor"
+    assert report["reasons"] == ["microphone: silent", "camera: black"]
+    assert build_report({"status": "ok"}, {"status": "no_video"}, QUIET)["verdict"] == "fair"
+
+
+def test_level_meter_window() -> None:
+    meter = LevelMeter(window_s=0.1)
+    assert meter.reading() == (float("-inf"), float("-inf"))
+    loud = np.full(480, 16384, dtype=np.int16)
+    quiet = np.full(480, 1638, dtype=np.int16)
+    for _ in range(10):
+        meter.feed(loud)
+    for _ in range(10):
+        meter.feed(quiet)  # the loud frames have left the 100 ms window
+    rms, peak = meter.reading()
+    assert rms == pytest.approx(-26.0, abs=0.1) and peak == pytest.approx(-26.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ("{bad", "Invalid JSON"),
+        ('{"mode": "karaoke"}', "mode"),
+        ('{"mode": "playback", "seconds": 0}', "seconds"),
+        ('{"mode": "live", "x": 1}', "x"),
+        ("[]", "payload"),
+    ],
+)
+def test_rpc_payloads_are_validated(payload: str, problem: str) -> None:
+    with pytest.raises(proto.BadPayload, match=problem):
+        proto.parse(proto.AudioModeRequest, payload)
+
+
+def test_rpc_payload_defaults_and_json_without_infinities() -> None:
+    assert proto.parse(proto.AudioModeRequest, '{"mode": "playback"}').seconds == 6.0
+    assert proto.parse(proto.EmptyRequest, "") == proto.EmptyRequest()
+    assert (
+        proto.dumps({"a": float("-inf"), "b": [float("nan"), 1.5]}) == '{"a":null,"b":[null,1.5]}'
+    )
