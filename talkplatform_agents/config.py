@@ -8,7 +8,15 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings", "TurnServer"]
@@ -16,12 +24,13 @@ __all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings", "TurnServer"]
 # Development defaults. livekit-server outside --dev mode needs a secret of 32+ characters.
 DEV_API_KEY = "talkplatform-dev"
 DEV_API_SECRET = "talkplatform-dev-secret-change-me-0123456789"
+DEV_APP_JWT_SECRET = "talkplatform-app-dev-secret-change-me"
 
 
-class TurnServer(BaseSettings):
+class TurnServer(BaseModel):
     """An ICE server handed to clients by ``connection-info``."""
 
-    model_config = SettingsConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     urls: list[str]
     username: str | None = None
@@ -35,6 +44,11 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
+    app_env: Literal["development", "production"] = Field(
+        default="development",
+        validation_alias="APP_ENV",
+        description="In production the committed development secrets are refused.",
+    )
     livekit_url: str = Field(
         default="ws://127.0.0.1:7880",
         validation_alias=AliasChoices("LIVEKIT_URL", "LIVEKIT_WS_URL"),
@@ -42,14 +56,13 @@ class Settings(BaseSettings):
     )
     livekit_api_key: str = Field(default=DEV_API_KEY, validation_alias="LIVEKIT_API_KEY")
     livekit_api_secret: SecretStr = Field(
-        default=SecretStr(DEV_API_SECRET), validation_alias="LIVEKIT_API_SECRET"
+        default=SecretStr(DEV_API_SECRET), min_length=32, validation_alias="LIVEKIT_API_SECRET"
     )
     database_url: str = Field(
         default="sqlite+aiosqlite:///./var/talkplatform.db", validation_alias="DATABASE_URL"
     )
     app_jwt_secret: SecretStr = Field(
-        default=SecretStr("talkplatform-app-dev-secret-change-me"),
-        validation_alias="APP_JWT_SECRET",
+        default=SecretStr(DEV_APP_JWT_SECRET), min_length=32, validation_alias="APP_JWT_SECRET"
     )
     app_jwt_issuer: str | None = Field(default=None, validation_alias="APP_JWT_ISSUER")
     token_ttl_seconds: int = Field(
@@ -95,6 +108,16 @@ class Settings(BaseSettings):
         if not value.startswith(("ws://", "wss://")):
             raise ValueError("LIVEKIT_URL must start with ws:// or wss://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.app_env == "production":
+            dev = {DEV_API_SECRET, DEV_APP_JWT_SECRET}
+            if self.livekit_api_secret.get_secret_value() in dev:
+                raise ValueError("APP_ENV=production needs its own LIVEKIT_API_SECRET")
+            if self.app_jwt_secret.get_secret_value() in dev:
+                raise ValueError("APP_ENV=production needs its own APP_JWT_SECRET")
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -8,9 +8,13 @@ every child process inherit it. A run that selects no integration tests skips th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from talkplatform_agents.config import Settings
 from talkplatform_agents.harness.netns import NetNamespace, netns_available
+from talkplatform_agents.harness.stack import ensure_livekit_server
 
 _NAMESPACE = pytest.StashKey[NetNamespace | None]()
 _REASON = pytest.StashKey[str | None]()
@@ -31,6 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if reason is not None:
         config.stash[_REASON] = reason
         return
+    # Build the server now if needed: inside the namespace nothing reaches the Go proxy.
+    ensure_livekit_server(Settings(_env_file=None), Path(__file__).resolve().parents[1])  # type: ignore[call-arg]
     namespace = NetNamespace.create()
     namespace.enter()
     config.stash[_NAMESPACE] = namespace

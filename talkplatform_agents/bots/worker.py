@@ -84,7 +84,11 @@ def run_workers(
     try:
         for child in children.values():
             child.start()
-        registered = _await_registration(children, ready, options.register_timeout_s)
+        registered = _await_registration(
+            children, ready, options.register_timeout_s, lambda: stop_requested
+        )
+        if registered is None:
+            return 0  # asked to stop while starting
         on_ready(registered)
         while not stop_requested:
             dead = [name for name, child in children.items() if not child.is_alive()]
@@ -103,10 +107,13 @@ def _await_registration(
     children: Mapping[str, mp.process.BaseProcess],
     ready: mp.Queue[tuple[str, str]],
     timeout: float,
-) -> dict[str, str]:
+    stopping: Callable[[], bool],
+) -> dict[str, str] | None:
     registered: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while len(registered) < len(children):
+        if stopping():
+            return None
         for name, child in children.items():
             if not child.is_alive() and name not in registered:
                 raise WorkerError(
@@ -185,4 +192,5 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[st
             logger.info("[%s] draining", spec.agent_name)
             with contextlib.suppress(Exception):
                 await server.drain(timeout=options.drain_timeout_s)
-            await server.aclose()
+        # Also after run() failed: idle job processes must not outlive the server.
+        await server.aclose()

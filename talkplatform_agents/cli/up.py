@@ -20,6 +20,7 @@ from talkplatform_agents.harness import (
     NetnsError,
     Stack,
     StackOptions,
+    ensure_livekit_server,
     netns_available,
 )
 from talkplatform_agents.lk import (
@@ -54,6 +55,8 @@ def run_up(
     namespace: NetNamespace | None = None
     stack: Stack | None = None
     try:
+        # Build the server first: inside the namespace nothing reaches the Go proxy.
+        ensure_livekit_server(settings, root)
         if use_netns:
             namespace = NetNamespace.create()
             # Before any thread exists: threads and children inherit the namespace.
@@ -77,11 +80,17 @@ def run_up(
         console.print(f"[red]the stack failed:[/red] {exc}")
         return 1
     finally:
-        if stack is not None:
-            stack.stop()
-        if namespace is not None:
-            namespace.destroy()
-        signal.signal(signal.SIGTERM, previous)
+        # A second Ctrl-C must not cut the cleanup short and leave processes behind.
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if stack is not None:
+                stack.stop()
+            if namespace is not None:
+                namespace.destroy()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:

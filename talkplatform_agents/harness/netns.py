@@ -87,7 +87,7 @@ class NetNamespace:
         return ns
 
     def _build(self) -> None:
-        _ip("netns", "add", self.name)
+        _ip("netns", "add", self.name)  # fails if it exists: then it is not ours to undo
         try:
             n = ("-n", self.name)
             _ip(*n, "link", "set", "lo", "up")

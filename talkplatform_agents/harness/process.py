@@ -82,7 +82,8 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             logger.warning("%s did not stop in %.0fs; killing it", self.name, timeout)
             self._signal_group(signal.SIGKILL)
-            popen.wait(5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(5)
         self._reap_group()
 
     def _reap_group(self) -> None:

@@ -27,6 +27,7 @@ __all__ = ["LIVEKIT_PORT", "Stack", "StackOptions", "ensure_livekit_server"]
 logger = logging.getLogger(__name__)
 
 LIVEKIT_PORT = 7880  # as in livekit.yaml
+_WORKER_STOP_S = 25.0  # WorkerOptions.drain_timeout_s + its own margin, and some
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ def ensure_livekit_server(settings: Settings, root: Path) -> Path:
     if not script.exists():
         raise HarnessError("livekit-server", f"{binary} is missing and {script} is not here")
     logger.info("livekit-server missing; building it with %s", script)
-    subprocess.run([str(script)], check=True)
+    result = subprocess.run([str(script)], check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HarnessError("livekit-server", f"{script} failed", result.stderr[-2000:])
     if not binary.exists():
         raise HarnessError("livekit-server", f"{script} ran but {binary} is still missing")
     return binary
@@ -89,9 +92,10 @@ class Stack:
             raise
 
     def stop(self) -> None:
-        # Reverse order: bots leave rooms before the server goes away.
+        # Reverse order: bots leave rooms before the server goes away. The worker gets
+        # longer than its own drain budget, so a live job can finish cleanly.
         for process in reversed(self.processes):
-            process.stop()
+            process.stop(timeout=_WORKER_STOP_S if process.name == "worker" else 10.0)
         self.processes.clear()
 
     def __enter__(self) -> Stack:

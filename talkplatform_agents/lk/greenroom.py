@@ -16,7 +16,8 @@ RPC methods (on the bot; payload and response are JSON):
 The bot calls ``greenroom.ping`` on the user to time the round trip; any answer, even
 "unsupported method", counts, so frontends need not implement it.
 
-Malformed payloads get ``RpcError`` 1400-range codes with a readable message.
+Malformed payloads get ``RpcError`` 2400 (invalid payload) with a readable message; 2403 is
+a caller other than the room's user, 2503 a feature that is unavailable (no blur model).
 """
 
 from __future__ import annotations

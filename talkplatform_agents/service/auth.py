@@ -10,7 +10,9 @@ import jwt
 from talkplatform_agents.lk.naming import validate_identity
 from talkplatform_agents.service.errors import Unauthorized
 
-__all__ = ["AppTokenVerifier", "AppUser", "mint_app_token"]
+__all__ = ["MAX_NAME", "AppTokenVerifier", "AppUser", "mint_app_token"]
+
+MAX_NAME = 200  # as stored (meeting_members.display_name)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,9 @@ class AppTokenVerifier:
         except ValueError as exc:
             raise Unauthorized(f"invalid token subject: {exc}") from exc
         name = claims.get("name")
-        return AppUser(user_id=str(subject), name=str(name) if name else str(subject))
+        if name is not None and (not isinstance(name, str) or not 0 < len(name) <= MAX_NAME):
+            raise Unauthorized(f"invalid token: 'name' must be a string of 1-{MAX_NAME} characters")
+        return AppUser(user_id=str(subject), name=name or str(subject))
 
 
 def mint_app_token(secret: str, user_id: str, name: str | None, ttl_s: int) -> str:

@@ -37,13 +37,14 @@ router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _context(request: Request) -> ServiceContext:
+async def _context(request: Request) -> ServiceContext:
     context: ServiceContext = request.app.state.context
     return context
 
 
-def _user(request: Request, authorization: Annotated[str | None, Header()] = None) -> AppUser:
-    return _context(request).verifier.verify_header(authorization)
+async def _user(request: Request, authorization: Annotated[str | None, Header()] = None) -> AppUser:
+    context: ServiceContext = request.app.state.context
+    return context.verifier.verify_header(authorization)
 
 
 Context = Annotated[ServiceContext, Depends(_context)]
@@ -86,7 +87,7 @@ async def meeting_token(
     meeting, stored = found
     if meeting.ended_at is not None:
         raise Gone("meeting has ended", meetingId=meeting.id)
-    role = Role(stored) if stored else Role.PARTICIPANT
+    role = _role(stored, meeting.id, user.user_id)
     minted = mint_token(
         ctx.credentials,
         identity=user.user_id,
@@ -116,7 +117,8 @@ async def greenroom_token(user: User, ctx: Context, response: Response) -> Token
 
 
 @router.get("/api/v1/livekit/connection-info")
-async def connection_info(ctx: Context) -> ConnectionInfo:
+async def connection_info(_user: User, ctx: Context) -> ConnectionInfo:
+    """Signed-in users only: the answer carries TURN credentials."""
     server, detail = await _livekit_health(ctx)
     return ConnectionInfo(
         ws_url=ctx.ws_url,
@@ -140,6 +142,17 @@ async def livekit_webhook(
         is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
         ctx.reconciler.participant_joined(event.room.name, is_agent)
     return {"status": "ok"}
+
+
+def _role(stored: str | None, meeting_id: str, user_id: str) -> Role:
+    if stored is None:
+        return Role.PARTICIPANT
+    try:
+        return Role(stored)
+    except ValueError:
+        # Least privilege for a role this version does not know.
+        logger.warning("meeting %s: unknown role %r for %s", meeting_id, stored, user_id)
+        return Role.PARTICIPANT
 
 
 async def _existing_meeting(ctx: ServiceContext, meeting_id: str) -> MeetingView:

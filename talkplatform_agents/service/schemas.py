@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -19,6 +20,9 @@ __all__ = [
 ]
 
 
+MAX_SETTINGS_BYTES = 16_384
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
@@ -28,6 +32,17 @@ class CreateMeeting(_Wire):
 
     title: str = Field(min_length=1, max_length=200)
     settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            encoded = json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError("settings must be plain JSON (no NaN or Infinity)") from exc
+        if len(encoded) > MAX_SETTINGS_BYTES:
+            raise ValueError(f"settings must be at most {MAX_SETTINGS_BYTES} bytes of JSON")
+        return value
 
 
 class MeetingOut(_Wire):

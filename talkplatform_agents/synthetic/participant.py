@@ -53,6 +53,12 @@ class ParticipantConfig:
     connect_timeout_s: float = 10.0
     label: str = "synthetic"  # for log lines until the identity is known
 
+    def __post_init__(self) -> None:
+        if self.publish_video:
+            PatternGenerator(self.width, self.height)  # raises ValueError for a bad size
+        if not 1 <= self.fps <= 60:
+            raise ValueError(f"fps must be 1..60, got {self.fps}")
+
 
 @dataclass(frozen=True)
 class DataMessage:
@@ -115,10 +121,14 @@ class SyntheticParticipant:
         self.join_time_s = time.perf_counter() - started
         self._state = _State.RUNNING
         logger.info("[%s] joined %s in %.3fs", self._tag, self.room.name, self.join_time_s)
-        if self.config.publish_audio:
-            await self._publish_audio()
-        if self.config.publish_video:
-            await self._publish_video()
+        try:
+            if self.config.publish_audio:
+                await self._publish_audio()
+            if self.config.publish_video:
+                await self._publish_video()
+        except BaseException:
+            await self.stop()  # connected but half published: leave, own nothing
+            raise
 
     async def stop(self) -> None:
         """Cancel and await every task, then leave. Idempotent."""
@@ -230,7 +240,8 @@ class SyntheticParticipant:
             enters_at = time.time() + source.queued_duration
             for seq, _pos in starts:
                 self.marker_log.record(tag, seq, enters_at)
-            pcm = (chunk * (32767 * self.audio_gain)).astype("<i2").tobytes()
+            scaled = np.clip(chunk * (32767 * self.audio_gain), -32768, 32767)
+            pcm = scaled.astype("<i2").tobytes()
             await source.capture_frame(rtc.AudioFrame(pcm, SAMPLE_RATE, 1, per_frame))
 
     async def _pump_video(self, source: rtc.VideoSource) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +37,45 @@ def _up(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _read_until_ready(up: subprocess.Popen[str], timeout_s: float) -> list[str]:
+    """Lines up to 'ready'; a reader thread, so a silent process cannot hang the test."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert up.stdout is not None
+        for line in up.stdout:
+            lines.put(line)
+            if line.strip() == "ready":
+                break
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+        if line.strip() == "ready":
+            break
+    return seen
+
+
+def _interrupt(up: subprocess.Popen[str]) -> None:
+    """Whatever the test did, `up` ends: SIGINT (it cleans up), then SIGKILL."""
+    if up.poll() is None:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(10)
+
+
 def _leftovers(tmp_path: Path, pid: int) -> str:
     namespaces = subprocess.run(
         ["ip", "netns", "list"], capture_output=True, text=True, check=False
@@ -48,7 +89,10 @@ def _leftovers(tmp_path: Path, pid: int) -> str:
 
 def test_up_runs_the_echo_demo_and_cleans_up(tmp_path: Path) -> None:
     up = _up(tmp_path, "--demo", "--exit-after-demo")
-    output, _ = up.communicate(timeout=240)
+    try:
+        output, _ = up.communicate(timeout=240)
+    finally:
+        _interrupt(up)
     assert up.returncode == 0, output
     assert "ready" in output
     assert "echo round trip p50" in output
@@ -58,15 +102,12 @@ def test_up_runs_the_echo_demo_and_cleans_up(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     up = _up(tmp_path)
-    assert up.stdout is not None
-    deadline = time.monotonic() + 180
-    seen = []
-    for line in up.stdout:
-        seen.append(line)
-        if line.strip() == "ready" or time.monotonic() > deadline:
-            break
-    assert any(line.strip() == "ready" for line in seen), "".join(seen)
-    up.send_signal(signal.SIGINT)
-    rest, _ = up.communicate(timeout=60)
+    try:
+        seen = _read_until_ready(up, timeout_s=180)
+        assert any(line.strip() == "ready" for line in seen), "".join(seen)
+        up.send_signal(signal.SIGINT)
+        rest, _ = up.communicate(timeout=60)
+    finally:
+        _interrupt(up)
     assert up.returncode == 0, "".join(seen) + rest
     assert _leftovers(tmp_path, up.pid) == ""

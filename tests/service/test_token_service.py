@@ -194,9 +194,10 @@ async def test_unknown_meeting_gets_404(client: httpx.AsyncClient, auth: Auth) -
 
 
 async def test_connection_info_reports_ice_and_an_unreachable_server(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    reply = await client.get("/api/v1/livekit/connection-info")
+    assert (await client.get("/api/v1/livekit/connection-info")).status_code == 401
+    reply = await client.get("/api/v1/livekit/connection-info", headers=auth())
     assert reply.status_code == 200
     body = reply.json()
     assert body["wsUrl"] == "ws://127.0.0.1:1"
@@ -231,3 +232,26 @@ async def test_webhook_signature_is_verified(client: httpx.AsyncClient, settings
     tampered = body.replace("meeting-1", "meeting-2")
     reply = await client.post(url, content=tampered, headers={**headers, "Authorization": good})
     assert reply.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "settings_body",
+    ['{"title": "t", "settings": {"a": NaN}}', '{"title": "t", "settings": {"a": Infinity}}',
+     '{"title": "t", "settings": {"big": "' + "x" * 20000 + '"}}'],
+)  # fmt: skip
+async def test_unstorable_settings_get_422(
+    client: httpx.AsyncClient, auth: Auth, settings_body: str
+) -> None:
+    headers = {**auth(), "Content-Type": "application/json"}
+    reply = await client.post("/api/v1/meetings", content=settings_body, headers=headers)
+    assert reply.status_code == 422, reply.text
+
+
+@pytest.mark.parametrize("name", ["x" * 201, 42, ["a"], ""])
+async def test_bad_name_claims_get_401(client: httpx.AsyncClient, name: object) -> None:
+    token = jwt.encode({"sub": "alice", "name": name, "exp": int(time.time()) + 60}, APP_SECRET)
+    reply = await client.post(
+        "/api/v1/meetings", json={"title": "t"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert reply.status_code == 401
+    assert "name" in reply.json()["error"]["message"]

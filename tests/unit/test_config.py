@@ -33,3 +33,27 @@ def test_child_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in original.child_env().items():
         monkeypatch.setenv(key, value)
     assert Settings(_env_file=None) == original  # type: ignore[call-arg]
+
+
+def test_production_refuses_the_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENV", "production")
+    with pytest.raises(ValidationError, match="LIVEKIT_API_SECRET"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "p" * 40)
+    with pytest.raises(ValidationError, match="APP_JWT_SECRET"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("APP_JWT_SECRET", "q" * 40)
+    assert Settings(_env_file=None).app_env == "production"  # type: ignore[call-arg]
+
+
+def test_short_secrets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_JWT_SECRET", "")
+    with pytest.raises(ValidationError, match="APP_JWT_SECRET"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_ice_servers_ignore_unrelated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERNAME", "leaked")
+    monkeypatch.setenv("STUN_URLS", '["stun:a"]')
+    [stun] = Settings(_env_file=None).ice_servers()  # type: ignore[call-arg]
+    assert stun.username is None

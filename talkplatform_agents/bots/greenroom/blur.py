@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 
 import cv2
@@ -41,16 +42,18 @@ class Segmenter:
         digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
         if digest != MODEL_SHA256:
             raise BlurUnavailable(f"segmentation model {model_path} has sha256 {digest}")
+        self._lock = threading.Lock()
         try:
             self._net = cv2.dnn.readNetFromTFLite(str(model_path))
         except cv2.error as exc:
             raise BlurUnavailable(f"OpenCV cannot load {model_path}: {exc}") from exc
 
     def mask(self, rgb: Image) -> Mask:
-        """The person mask at the frame's own size."""
+        """The person mask at the frame's own size. Thread-safe (runs in worker threads)."""
         blob = cv2.dnn.blobFromImage(rgb, 1 / 255.0, (_INPUT, _INPUT), swapRB=False)
-        self._net.setInput(blob)
-        out = self._net.forward().reshape(_INPUT, _INPUT).astype(np.float32)
+        with self._lock:  # a cv2.dnn net holds its input: one inference at a time
+            self._net.setInput(blob)
+            out = self._net.forward().reshape(_INPUT, _INPUT).astype(np.float32)
         height, width = rgb.shape[:2]
         return np.asarray(cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR))
 

@@ -56,6 +56,7 @@ class GreenRoomBot:
         self._media: dict[str, asyncio.Task[None]] = {}  # per media kind: the loop reading it
         self._runner: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()  # data in flight, awaited by stop()
+        self._retired: set[asyncio.Task[None]] = set()  # replaced media loops, ending
 
     @property
     def tag(self) -> str:
@@ -89,7 +90,7 @@ class GreenRoomBot:
         tasks = [t for t in (self._runner, *self._media.values()) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, *self._sends, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._sends, *self._retired, return_exceptions=True)
         await self._audio.stop()
         if self._audio.dropped_frames:
             logger.info("[%s] dropped %d late frames", self.tag, self._audio.dropped_frames)
@@ -126,6 +127,8 @@ class GreenRoomBot:
         previous = self._media.pop(kind, None)
         if previous is not None:
             previous.cancel()
+            self._retired.add(previous)  # stop() awaits it
+            previous.add_done_callback(self._retired.discard)
         logger.info("[%s] looping %s %s back", self.tag, participant.identity, kind)
         self._media[kind] = asyncio.create_task(loop, name=f"{self.tag}:{kind}")
 
