@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the suite needs, when they are missing:
-# iproute2 (network namespaces) and mariadb-server (the store tests' production database).
+# iproute2 (network namespaces), mariadb-server (the store tests' production database) and
+# coturn (TURN relay for the preflight check).
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || need+=(mariadb-server)
+command -v turnserver >/dev/null || need+=(coturn)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     echo "debian-packages: please install: ${need[*]} (needs root and apt-get)" >&2

@@ -163,6 +163,51 @@ def user_token(
     typer.echo(mint_app_token(settings.app_jwt_secret.get_secret_value(), user, name, ttl))
 
 
+@app.command()
+def check(
+    api: Annotated[str | None, typer.Option(help="Token service URL (green-room token).")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="With --api: mint an app JWT for this user.")
+    ] = None,
+    app_token: Annotated[str | None, typer.Option(help="With --api: your app JWT.")] = None,
+    url: Annotated[str | None, typer.Option(help="LiveKit URL (with --token).")] = None,
+    token: Annotated[str | None, typer.Option(help="A LiveKit token for a green room.")] = None,
+    turn: Annotated[str | None, typer.Option(help="TURN URL to test, e.g. turn:host:3478.")] = None,
+    turn_user: Annotated[str | None, typer.Option(help="TURN username.")] = None,
+    turn_password: Annotated[str | None, typer.Option(help="TURN password.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed per step.")] = 15.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Green-room preflight: join, ICE, resume, publish, echo, report, TURN relay."""
+    from talkplatform_agents.cli.check import CheckTarget, check_sync
+    from talkplatform_agents.service import mint_app_token
+    from talkplatform_agents.synthetic.preflight import IceServerConfig
+
+    settings = load_settings()
+    out = Console()
+    if (api is None) == (url is None):
+        console.print("[red]check:[/red] give either --api, or --url with --token")
+        raise typer.Exit(2)
+    if url is not None and token is None:
+        console.print("[red]check:[/red] --url needs --token")
+        raise typer.Exit(2)
+    if api is not None and app_token is None:
+        if user is None:
+            console.print("[red]check:[/red] --api needs --user or --app-token")
+            raise typer.Exit(2)
+        secret = settings.app_jwt_secret.get_secret_value()
+        app_token = mint_app_token(secret, user, user, 600)
+    target = CheckTarget(
+        api_url=api.rstrip("/") if api else None,
+        app_token=app_token,
+        url=url,
+        token=token,
+        turn=IceServerConfig([turn], turn_user, turn_password) if turn else None,
+        step_timeout_s=timeout,
+    )
+    raise typer.Exit(check_sync(target, out, as_json))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Run the Alembic migrations up to REVISION."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -63,7 +64,8 @@ def run_up(
             namespace.enter()
         host = namespace.address if namespace else "127.0.0.1"
         upgrade(settings.database_url)
-        stack = Stack(settings, StackOptions(root=root, run_dir=run_dir, host=host))
+        turn = shutil.which("turnserver") is not None  # so `check` can test the relay too
+        stack = Stack(settings, StackOptions(root=root, run_dir=run_dir, host=host, turn=turn))
         console.print(f"starting the stack on {host} (logs in {run_dir})")
         stack.start()
         _print_ready(console, stack.child_settings, namespace)

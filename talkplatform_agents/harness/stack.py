@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import socket
 import string
 import subprocess
 import sys
@@ -18,15 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.harness.process import HarnessError, ManagedProcess
+from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
 
 __all__ = ["LIVEKIT_PORT", "Stack", "StackOptions", "ensure_livekit_server"]
 
 logger = logging.getLogger(__name__)
 
 LIVEKIT_PORT = 7880  # as in livekit.yaml
+TURN_PORT = 3478  # as in config/coturn/turnserver.conf
 _WORKER_STOP_S = 25.0  # WorkerOptions.drain_timeout_s + its own margin, and some
 
 
@@ -36,7 +41,8 @@ class StackOptions:
     run_dir: Path  # logs and the rendered server config
     host: str  # where everything binds and what livekit-server advertises
     api_port: int = 8000
-    agents: tuple[str, ...] = ("greenroom-echo",)
+    agents: tuple[str, ...] = (ECHO_AGENT_NAME,)
+    turn: bool = False  # run coturn (config/coturn/turnserver.conf) beside the server
     start_timeout_s: float = 60.0
 
 
@@ -79,11 +85,23 @@ class Stack:
                 "public_api_url": f"http://{host}:{self.options.api_port}",
                 "worker_load_mode": "jobs",
                 "worker_load_threshold": float("inf"),
+                **self._turn_settings(),
             }
         )
 
+    def _turn_settings(self) -> dict[str, object]:
+        if not self.options.turn:
+            return {}
+        return {
+            "turn_server_url": f"turn:{self.options.host}:{TURN_PORT}",
+            "turn_username": self.settings.turn_username or "livekit",
+            "turn_password": self.settings.turn_password or SecretStr("turnpassword"),
+        }
+
     def start(self) -> None:
         try:
+            if self.options.turn:
+                self.start_turn()
             self._start_livekit()
             self._start_service()
             self._start_worker()
@@ -120,6 +138,27 @@ class Stack:
         argv += ["--node-ip", self.options.host]
         process = self._spawn("livekit-server", argv, env)
         self._wait_http(process, settings.livekit_http_url + "/")
+
+    def start_turn(self) -> None:
+        """coturn on ``host``, relaying from that same address. Also restarts it."""
+        self.stop_process("coturn")
+        settings = self.child_settings
+        binary = shutil.which("turnserver")
+        if binary is None:
+            raise HarnessError("coturn", "turnserver is not installed (scripts/debian-packages.sh)")
+        password = settings.turn_password.get_secret_value() if settings.turn_password else ""
+        host = self.options.host
+        argv = [binary, "-c", str(self.options.root / "config" / "coturn" / "turnserver.conf")]
+        argv += ["--listening-ip", host, "--relay-ip", host, "--listening-port", str(TURN_PORT)]
+        argv += ["--user", f"{settings.turn_username}:{password}", "--no-tls", "--no-dtls"]
+        argv += ["--pidfile", str(self.options.run_dir / "turnserver.pid"), "--simple-log"]
+        process = self._spawn("coturn", argv, {"PATH": "/usr/bin:/bin"})
+        self._wait(process, lambda: _accepts(host, TURN_PORT), f"listen on {host}:{TURN_PORT}")
+
+    def stop_process(self, name: str) -> None:
+        for process in [p for p in self.processes if p.name == name]:
+            process.stop()
+            self.processes.remove(process)
 
     def _start_service(self) -> None:
         settings = self.child_settings
@@ -191,6 +230,14 @@ class Stack:
             f"did not {what} within {self.options.start_timeout_s:.0f}s",
             process.log_tail(),
         )
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _resolve(root: Path, path: str) -> Path:

@@ -105,27 +105,23 @@ class SyntheticParticipant:
             raise SyntheticError(self._tag, f"cannot start a participant that is {self._state}")
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(
-                self.room.connect(
-                    self.config.url,
-                    self.config.token,
-                    rtc.RoomOptions(
-                        auto_subscribe=True, connect_timeout=self.config.connect_timeout_s
-                    ),
-                ),
-                timeout=self.config.connect_timeout_s + 5,
+            # No outer timeout: cancelling a join in flight leaves the native SDK working on
+            # it (and able to panic the process later). Its per-attempt timeout bounds it.
+            await self.room.connect(
+                self.config.url,
+                self.config.token,
+                rtc.RoomOptions(auto_subscribe=True, connect_timeout=self.config.connect_timeout_s),
             )
-        except (TimeoutError, rtc.ConnectError) as exc:
+        except rtc.ConnectError as exc:
             self._state = _State.STOPPED
             raise SyntheticError(self._tag, f"could not join {self.config.url}: {exc}") from exc
         self.join_time_s = time.perf_counter() - started
         self._state = _State.RUNNING
         logger.info("[%s] joined %s in %.3fs", self._tag, self.room.name, self.join_time_s)
         try:
-            if self.config.publish_audio:
-                await self._publish_audio()
-            if self.config.publish_video:
-                await self._publish_video()
+            await self.publish_media(
+                audio=self.config.publish_audio, video=self.config.publish_video
+            )
         except BaseException:
             await self.stop()  # connected but half published: leave, own nothing
             raise
@@ -139,8 +135,9 @@ class SyntheticParticipant:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        with contextlib.suppress(Exception):
-            await self.room.disconnect()
+        if self.room.isconnected():  # disconnecting a room whose join failed upsets the SDK
+            with contextlib.suppress(Exception):
+                await self.room.disconnect()
 
     async def __aenter__(self) -> SyntheticParticipant:
         await self.start()
@@ -206,6 +203,15 @@ class SyntheticParticipant:
             await self._marker_seen.wait()
 
     # -- publishing ---------------------------------------------------------------------
+
+    async def publish_media(self, *, audio: bool, video: bool) -> None:
+        """Publish the marked tone and/or the test pattern (once joined)."""
+        if self._state is not _State.RUNNING:
+            raise SyntheticError(self._tag, f"cannot publish while {self._state}")
+        if audio:
+            await self._publish_audio()
+        if video:
+            await self._publish_video()
 
     async def _publish_audio(self) -> None:
         source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=50)

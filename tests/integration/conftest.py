@@ -32,7 +32,8 @@ def stack(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iter
         DATABASE_URL=database_url,
         APP_JWT_SECRET=APP_SECRET,
     )
-    with Stack(settings, StackOptions(root=ROOT, run_dir=run_dir, host=netns.address)) as running:
+    options = StackOptions(root=ROOT, run_dir=run_dir, host=netns.address, turn=True)
+    with Stack(settings, options) as running:
         yield running
 
 

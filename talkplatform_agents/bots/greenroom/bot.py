@@ -36,6 +36,7 @@ _PING_TIMEOUT_S = 2.0
 _QUEUE_MS = 60  # small on purpose: every queued millisecond is echo delay
 _OPTIONS_KEY = "greenroom.options"
 _NOBODY_CAME_S = 30.0
+_LEFT_GRACE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -290,13 +291,30 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(cleanup)
 
+    closing: list[asyncio.Task[None]] = []
+
+    async def close_unless_back(identity: str) -> None:
+        # A reconnect, a second tab or the preflight's next session brings the user back
+        # within moments: only a user gone for the whole grace period closes the room.
+        await asyncio.sleep(_LEFT_GRACE_S)
+        if bot.user is None:
+            nonlocal user_left
+            logger.info("[%s] %s left; closing the green room", ctx.room.name, identity)
+            user_left = True
+            ctx.shutdown("user left")
+
     def on_participant_left(participant: rtc.RemoteParticipant) -> None:
-        nonlocal user_left
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT or bot.user is not None:
             return
-        logger.info("[%s] %s left; closing the green room", ctx.room.name, participant.identity)
-        user_left = True
-        ctx.shutdown("user left")
+        if not closing or closing[-1].done():
+            task = asyncio.create_task(close_unless_back(participant.identity))
+            closing.append(task)
+
+    async def cancel_closing() -> None:
+        for task in closing:
+            await _cancel(task)
+
+    ctx.add_shutdown_callback(cancel_closing)
 
     def check_duplicate(_: rtc.RemoteParticipant | None = None) -> None:
         # The service re-dispatches a bot that seems missing; should two arrive, the one
