@@ -291,30 +291,31 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(cleanup)
 
-    closing: list[asyncio.Task[None]] = []
+    timers: list[asyncio.Task[None]] = []  # pending closes, cancelled at shutdown
 
-    async def close_unless_back(identity: str) -> None:
+    async def close_if_alone_after(delay_s: float, reason: str) -> None:
         # A reconnect, a second tab or the preflight's next session brings the user back
-        # within moments: only a user gone for the whole grace period closes the room.
-        await asyncio.sleep(_LEFT_GRACE_S)
+        # within moments: only a room without its user for the whole delay is closed.
+        await asyncio.sleep(delay_s)
         if bot.user is None:
             nonlocal user_left
-            logger.info("[%s] %s left; closing the green room", ctx.room.name, identity)
+            logger.info("[%s] %s; closing the green room", ctx.room.name, reason)
             user_left = True
-            ctx.shutdown("user left")
+            ctx.shutdown(reason)
+
+    def start_timer(delay_s: float, reason: str) -> None:
+        timers[:] = [t for t in timers if not t.done()]
+        timers.append(asyncio.create_task(close_if_alone_after(delay_s, reason)))
 
     def on_participant_left(participant: rtc.RemoteParticipant) -> None:
-        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT or bot.user is not None:
-            return
-        if not closing or closing[-1].done():
-            task = asyncio.create_task(close_unless_back(participant.identity))
-            closing.append(task)
+        if participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and bot.user is None:
+            start_timer(_LEFT_GRACE_S, f"{participant.identity} left")
 
-    async def cancel_closing() -> None:
-        for task in closing:
+    async def cancel_timers() -> None:
+        for task in timers:
             await _cancel(task)
 
-    ctx.add_shutdown_callback(cancel_closing)
+    ctx.add_shutdown_callback(cancel_timers)
 
     def check_duplicate(_: rtc.RemoteParticipant | None = None) -> None:
         # The service re-dispatches a bot that seems missing; should two arrive, the one
@@ -323,22 +324,13 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
             logger.info("[%s] %s is already here; leaving", ctx.room.name, other)
             ctx.shutdown("duplicate bot")
 
-    async def leave_if_nobody_comes() -> None:
-        # A bot dispatched into a room its user has already left would wait forever.
-        await asyncio.sleep(_NOBODY_CAME_S)
-        if bot.user is None:
-            nonlocal user_left
-            logger.info("[%s] nobody came in %.0fs; closing", ctx.room.name, _NOBODY_CAME_S)
-            user_left = True
-            ctx.shutdown("nobody came")
-
     ctx.room.on("participant_disconnected", on_participant_left)
     ctx.room.on("participant_connected", check_duplicate)
     check_duplicate()
     await bot.start()
     if bot.user is None:
-        watchdog = asyncio.create_task(leave_if_nobody_comes(), name=f"{ctx.room.name}:watchdog")
-        ctx.add_shutdown_callback(lambda: _cancel(watchdog))
+        # Dispatched into a room whose user has already gone: do not wait forever.
+        start_timer(_NOBODY_CAME_S, "nobody came")
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
