@@ -34,6 +34,7 @@ fast:
 bench: setup
 	$(PY) bench/token_service.py
 	$(PY) bench/echo_rtt.py
+	$(PY) bench/greenroom_capacity.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""The echo round trip through the green-room bot, beside the SFU's own forwarding latency
-measured in the same run.
+"""The echo round trip through the green-room bot, live and in playback mode, beside the SFU's
+own forwarding latency measured in the same run.
 
     .venv/bin/python bench/echo_rtt.py [--markers 200]
 
@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,8 +31,10 @@ from talkplatform_agents.lk import (
     greenroom_room_name,
     mint_token,
 )
+from talkplatform_agents.lk import greenroom as proto
 from talkplatform_agents.store import upgrade
 from talkplatform_agents.synthetic import (
+    AudioProbe,
     MarkerLog,
     ParticipantConfig,
     SyntheticParticipant,
@@ -42,6 +45,7 @@ from talkplatform_agents.synthetic import (
 ROOT = Path(__file__).resolve().parents[1]
 TAG = 6
 INTERVAL_S = 0.25
+PLAYBACK_S = 2.0
 
 
 def _row(path: str, values: list[float]) -> dict[str, object]:
@@ -55,7 +59,25 @@ def _row(path: str, values: list[float]) -> dict[str, object]:
     }
 
 
-async def _measure(settings: Settings, markers: int) -> None:
+async def _playback(
+    user: SyntheticParticipant, bot: str, probe: AudioProbe, markers: int
+) -> list[float]:
+    """Switch the bot to playback; the round trips of markers played back."""
+    await user.rpc(
+        bot, proto.RPC_SET_AUDIO_MODE, f'{{"mode": "playback", "seconds": {PLAYBACK_S}}}'
+    )
+    switched = time.time() + 0.5  # markers echoed live before the switch are still in flight
+    async with asyncio.timeout(markers * INTERVAL_S * 4 + 30):
+        while True:
+            probe.notify.clear()
+            played = [m for m in probe.markers if m.received_at > switched and m.tag == TAG]
+            if len(played) >= markers:
+                break
+            await probe.notify.wait()
+    return [m.latency_ms for m in played if m.latency_ms is not None]
+
+
+async def _measure(settings: Settings, markers: int, playback_markers: int) -> None:
     creds = Credentials(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
     room = greenroom_room_name("bench-a")
 
@@ -92,7 +114,12 @@ async def _measure(settings: Settings, markers: int) -> None:
                 await echo.notify.wait()
         echo_ms = echo.latencies_ms(TAG)
         direct_ms = direct.latencies_ms(TAG)
-    rows = [_row("echo A->SFU->bot->SFU->A", echo_ms), _row("direct A->SFU->B", direct_ms)]
+        playback_ms = await _playback(a, echo.sender, echo, playback_markers)
+    rows = [
+        _row("echo A->SFU->bot->SFU->A", echo_ms),
+        _row("direct A->SFU->B", direct_ms),
+        _row(f"playback ({PLAYBACK_S:.0f} s recorded)", playback_ms),
+    ]
     echo_p50, direct_p50 = percentile(echo_ms, 50), percentile(direct_ms, 50)
     echo_p95, direct_p95 = percentile(echo_ms, 95), percentile(direct_ms, 95)
     assert echo_p50 and direct_p50 and echo_p95 and direct_p95
@@ -103,6 +130,10 @@ async def _measure(settings: Settings, markers: int) -> None:
             "markers_sent": log.sent_count,
             "echo_p50_over_direct": echo_p50 / direct_p50,
             "echo_p95_over_direct": echo_p95 / direct_p95,
+            "playback_p50_minus_recording_over_direct": (
+                (percentile(playback_ms, 50) or 0) - PLAYBACK_S * 1000
+            )
+            / direct_p50,
             "resolution_ms": 10,
         },
     )
@@ -111,6 +142,7 @@ async def _measure(settings: Settings, markers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--markers", type=int, default=200)
+    parser.add_argument("--playback-markers", type=int, default=24)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, NetNamespace.create() as namespace:
         namespace.enter()  # before any thread: the SDK's threads inherit it
@@ -123,7 +155,7 @@ def main() -> None:
         )
         options = StackOptions(root=ROOT, run_dir=Path(tmp) / "run", host=namespace.address)
         with Stack(settings, options) as stack:
-            asyncio.run(_measure(stack.child_settings, args.markers))
+            asyncio.run(_measure(stack.child_settings, args.markers, args.playback_markers))
 
 
 if __name__ == "__main__":
