@@ -3,8 +3,8 @@
 Like LiveKit's client ``ConnectionCheck`` and Twilio's Preflight, from the server side of a
 synthetic client: WebSocket join, ICE candidate types, a resume after the signal connection
 drops, publishing audio and video, the echo round trip through the green-room bot, the
-bot's device and network report, and a TURN relay-only join. Every step has a time limit
-and a readable cause when it fails; nothing here raises past ``run_preflight``.
+bot's device and network report, media over TCP, and a TURN relay-only join. Every step has
+a time limit and a readable cause when it fails; nothing here raises past ``run_preflight``.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ async def run_preflight(options: PreflightOptions) -> list[StepResult]:
             bot = await _find_bot(participant, options.step_timeout_s) if published else None
             await _step(results, "echo", options, lambda: _echo(participant, bot, options))
             await _step(results, "report", options, lambda: _report(participant, bot))
+            await _step(results, "tcp", options, lambda: _tcp(participant), _JOIN_LIMIT_S)
         else:
-            for name in ("ice", "resume", "publish", "echo", "report"):
+            for name in ("ice", "resume", "publish", "echo", "report", "tcp"):
                 results.append(StepResult(name, False, "not run: could not join", 0.0))
     finally:
         await participant.stop()
@@ -185,6 +186,25 @@ async def _resume(participant: SyntheticParticipant) -> tuple[str, dict[str, Any
     await reconnected.wait()
     seconds = time.perf_counter() - started
     return f"signal connection resumed in {seconds * 1000:.0f} ms", {"resume_s": seconds}
+
+
+async def _tcp(participant: SyntheticParticipant) -> tuple[str, dict[str, Any]]:
+    """Where UDP is blocked, media must still flow over TCP: force it and look."""
+    reconnected = asyncio.Event()
+    participant.room.on("reconnected", reconnected.set)
+    started = time.perf_counter()
+    await participant.room.simulate_scenario(rtc.SimulateScenarioKind.SIMULATE_FORCE_TCP)
+    await reconnected.wait()
+    protocol = None
+    for _ in range(50):
+        stats = await participant.room.get_rtc_stats()
+        summary = candidates([*stats.publisher_stats, *stats.subscriber_stats])
+        protocol = summary.selected_protocol
+        if protocol == "tcp":
+            seconds = time.perf_counter() - started
+            return f"media moved to TCP in {seconds * 1000:.0f} ms", {"tcp_switch_s": seconds}
+        await asyncio.sleep(0.2)
+    raise _StepFailed(f"asked for TCP, but media still flows over {protocol or 'nothing'}")
 
 
 async def _publish(participant: SyntheticParticipant) -> tuple[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ from .conftest import APP_SECRET, ROOT
 
 pytestmark = pytest.mark.integration
 
-STEPS = ["api", "websocket", "ice", "resume", "publish", "echo", "report", "turn"]
+STEPS = ["api", "websocket", "ice", "resume", "publish", "echo", "report", "tcp", "turn"]
 
 
 def _user() -> str:
@@ -43,6 +43,7 @@ async def test_preflight_passes_against_the_stack(live_settings: Settings) -> No
     assert by_name["report"].data["verdict"] in ("good", "fair")
     assert by_name["report"].data["camera"]["status"] == "ok"
     assert "turn:" in by_name["turn"].data["turn"]
+    assert by_name["tcp"].data["tcp_switch_s"] > 0
 
 
 @pytest.fixture
