@@ -1,17 +1,25 @@
-"""Shared by the benchmarks: a readable table and a JSON line per run."""
+"""Shared by the benchmarks: the local stack to measure, a table and a JSON line per run."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import platform
+import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from talkplatform_agents.config import Settings
+from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
+from talkplatform_agents.store import upgrade
+
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def report(name: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -42,3 +50,21 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+def run_in_local_stack(body: Callable[[Stack], Awaitable[None]], **settings: Any) -> None:
+    """Run ``body`` against the real stack in a fresh network namespace, then tear it down.
+    ``settings`` are extra Settings fields (by their environment names)."""
+    with tempfile.TemporaryDirectory() as tmp, NetNamespace.create() as namespace:
+        namespace.enter()  # before any thread: the SDK's threads inherit it
+        database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        upgrade(database_url)
+        config = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            DATABASE_URL=database_url,
+            LOG_LEVEL="WARNING",
+            **settings,
+        )
+        options = StackOptions(root=ROOT, run_dir=Path(tmp) / "run", host=namespace.address)
+        with Stack(config, options) as stack:
+            asyncio.run(body(stack))

@@ -15,15 +15,13 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report
+from _common import report, run_in_local_stack
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
 from talkplatform_agents.lk import (
     ECHO_AGENT_NAME,
     Credentials,
@@ -32,7 +30,6 @@ from talkplatform_agents.lk import (
     mint_token,
 )
 from talkplatform_agents.lk import greenroom as proto
-from talkplatform_agents.store import upgrade
 from talkplatform_agents.synthetic import (
     AudioProbe,
     MarkerLog,
@@ -144,18 +141,9 @@ def main() -> None:
     parser.add_argument("--markers", type=int, default=200)
     parser.add_argument("--playback-markers", type=int, default=24)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, NetNamespace.create() as namespace:
-        namespace.enter()  # before any thread: the SDK's threads inherit it
-        database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        upgrade(database_url)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            DATABASE_URL=database_url,
-            LOG_LEVEL="WARNING",
-        )
-        options = StackOptions(root=ROOT, run_dir=Path(tmp) / "run", host=namespace.address)
-        with Stack(settings, options) as stack:
-            asyncio.run(_measure(stack.child_settings, args.markers, args.playback_markers))
+    run_in_local_stack(
+        lambda stack: _measure(stack.child_settings, args.markers, args.playback_markers)
+    )
 
 
 if __name__ == "__main__":

@@ -17,17 +17,15 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report
+from _common import report, run_in_local_stack
 
-from talkplatform_agents.config import Settings
-from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
+from talkplatform_agents.harness import Stack
 from talkplatform_agents.lk import (
     ECHO_AGENT_NAME,
     Credentials,
@@ -35,7 +33,6 @@ from talkplatform_agents.lk import (
     greenroom_room_name,
     mint_token,
 )
-from talkplatform_agents.store import upgrade
 from talkplatform_agents.synthetic import (
     ParticipantConfig,
     SyntheticParticipant,
@@ -144,19 +141,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     steps = [int(n) for n in args.sessions.split(",")]
-    with tempfile.TemporaryDirectory() as tmp, NetNamespace.create() as namespace:
-        namespace.enter()  # before any thread: the SDK's threads inherit it
-        database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        upgrade(database_url)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            DATABASE_URL=database_url,
-            LOG_LEVEL="WARNING",
-            WORKER_MAX_JOBS=64,
-        )
-        options = StackOptions(root=ROOT, run_dir=Path(tmp) / "run", host=namespace.address)
-        with Stack(settings, options) as stack:
-            asyncio.run(_measure(stack, steps, args.seconds))
+    run_in_local_stack(lambda stack: _measure(stack, steps, args.seconds), WORKER_MAX_JOBS=64)
 
 
 if __name__ == "__main__":

@@ -179,22 +179,26 @@ async def _ice(participant: SyntheticParticipant) -> tuple[str, dict[str, Any]]:
 
 
 async def _resume(participant: SyntheticParticipant) -> tuple[str, dict[str, Any]]:
+    seconds = await _reconnect(participant, rtc.SimulateScenarioKind.SIMULATE_SIGNAL_RECONNECT)
+    return f"signal connection resumed in {seconds * 1000:.0f} ms", {"resume_s": seconds}
+
+
+async def _reconnect(
+    participant: SyntheticParticipant, scenario: rtc.SimulateScenarioKind.ValueType
+) -> float:
+    """Trigger ``scenario`` and wait for the SDK's reconnection; the seconds it took."""
     reconnected = asyncio.Event()
     participant.room.on("reconnected", reconnected.set)
     started = time.perf_counter()
-    await participant.room.simulate_scenario(rtc.SimulateScenarioKind.SIMULATE_SIGNAL_RECONNECT)
+    await participant.room.simulate_scenario(scenario)
     await reconnected.wait()
-    seconds = time.perf_counter() - started
-    return f"signal connection resumed in {seconds * 1000:.0f} ms", {"resume_s": seconds}
+    return time.perf_counter() - started
 
 
 async def _tcp(participant: SyntheticParticipant) -> tuple[str, dict[str, Any]]:
     """Where UDP is blocked, media must still flow over TCP: force it and look."""
-    reconnected = asyncio.Event()
-    participant.room.on("reconnected", reconnected.set)
     started = time.perf_counter()
-    await participant.room.simulate_scenario(rtc.SimulateScenarioKind.SIMULATE_FORCE_TCP)
-    await reconnected.wait()
+    await _reconnect(participant, rtc.SimulateScenarioKind.SIMULATE_FORCE_TCP)
     protocol = None
     for _ in range(50):
         stats = await participant.room.get_rtc_stats()
