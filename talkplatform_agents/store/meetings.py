@@ -94,16 +94,6 @@ class MeetingRepository:
                 return None
             return MeetingView.of(row[0]), row[1]
 
-    async def role_of(self, meeting_id: str, user_id: str) -> str | None:
-        """The member's standing role, or None for a user with no row (a participant)."""
-        async with self._db.session() as session:
-            result = await session.execute(
-                select(MeetingMember.role).where(
-                    MeetingMember.meeting_id == meeting_id, MeetingMember.user_id == user_id
-                )
-            )
-            return result.scalar_one_or_none()
-
 
 def _aware(value: dt.datetime) -> dt.datetime:
     # SQLite and MariaDB hand back naive datetimes; everything we store is UTC.
