@@ -205,7 +205,13 @@ def check(
         turn=IceServerConfig([turn], turn_user, turn_password) if turn else None,
         step_timeout_s=timeout,
     )
-    raise typer.Exit(check_sync(target, out, as_json))
+    code = check_sync(target, out, as_json)
+    # After a failed join the native SDK can abort while the interpreter tears it down
+    # ("panic in a function that cannot unwind"), which would turn a clean exit status 1
+    # into SIGABRT. Everything is printed by now: leave without that teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @db_app.command("upgrade")
