@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from livekit.rtc._proto import stats_pb2
 
-__all__ = ["CandidateSummary", "InboundSummary", "candidates", "inbound_streams", "rates"]
+__all__ = [
+    "CandidateSummary",
+    "InboundSummary",
+    "OutboundSummary",
+    "TransportSummary",
+    "candidates",
+    "inbound_streams",
+    "outbound_streams",
+    "rates",
+    "transport",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,35 @@ class CandidateSummary:
     rtt_s: float | None
 
 
+@dataclass(frozen=True)
+class OutboundSummary:
+    """One sent RTP stream, with what the receiver (the SFU) reported back about it."""
+
+    ssrc: int
+    kind: str
+    media_source_id: str
+    packets_sent: int
+    bytes_sent: int
+    remote_packets_lost: int  # from the SFU's receiver reports; 0 before the first one
+    remote_jitter_s: float
+    remote_rtt_s: float | None
+
+
+@dataclass(frozen=True)
+class TransportSummary:
+    """The ICE and DTLS state of the (first) transport, and what the handshake agreed."""
+
+    ice_state: str | None  # new, checking, connected, completed, ...
+    dtls_state: str | None  # new, connecting, connected, closed, failed
+    dtls_role: str | None  # client or server
+    tls_version: str
+    dtls_cipher: str
+    srtp_cipher: str
+    ice_checks_sent: int  # STUN connectivity checks on the selected pair
+    ice_check_rtt_s: float | None  # mean round trip of the answered checks
+    available_outgoing_kbps: float | None  # the sender's bandwidth estimate
+
+
 def inbound_streams(stats: Iterable[stats_pb2.RtcStats]) -> list[InboundSummary]:
     found = []
     for entry in stats:
@@ -63,6 +103,66 @@ def inbound_streams(stats: Iterable[stats_pb2.RtcStats]) -> list[InboundSummary]
             )
         )
     return found
+
+
+def outbound_streams(stats: Iterable[stats_pb2.RtcStats]) -> list[OutboundSummary]:
+    sent: list[stats_pb2.RtcStats.OutboundRtp] = []
+    remote: dict[str, stats_pb2.RtcStats.RemoteInboundRtp] = {}
+    for entry in stats:
+        kind = entry.WhichOneof("stats")
+        if kind == "outbound_rtp":
+            sent.append(entry.outbound_rtp)
+        elif kind == "remote_inbound_rtp":
+            remote[entry.remote_inbound_rtp.remote_inbound.local_id] = entry.remote_inbound_rtp
+    found = []
+    for rtp in sent:
+        report = remote.get(rtp.rtc.id)
+        measured = bool(report and report.remote_inbound.round_trip_time_measurements > 0)
+        found.append(
+            OutboundSummary(
+                ssrc=rtp.stream.ssrc,
+                kind=rtp.stream.kind,
+                media_source_id=rtp.outbound.media_source_id,
+                packets_sent=rtp.sent.packets_sent,
+                bytes_sent=rtp.sent.bytes_sent,
+                remote_packets_lost=max(report.received.packets_lost, 0) if report else 0,
+                remote_jitter_s=report.received.jitter if report else 0.0,
+                remote_rtt_s=report.remote_inbound.round_trip_time if report and measured else None,
+            )
+        )
+    return found
+
+
+def transport(stats: Iterable[stats_pb2.RtcStats]) -> TransportSummary | None:
+    entries = list(stats)
+    found = next((e.transport.transport for e in entries if e.HasField("transport")), None)
+    if found is None:
+        return None
+    pair = next(
+        (
+            e.candidate_pair.candidate_pair
+            for e in entries
+            if e.HasField("candidate_pair")
+            and e.candidate_pair.rtc.id == found.selected_candidate_pair_id
+        ),
+        None,
+    )
+    answered = pair.responses_received if pair is not None else 0
+    return TransportSummary(
+        ice_state=_enum_name(stats_pb2.IceTransportState, found, "ice_state", "ICE_TRANSPORT_"),
+        dtls_state=_enum_name(stats_pb2.DtlsTransportState, found, "dtls_state", "DTLS_TRANSPORT_"),
+        dtls_role=_enum_name(stats_pb2.DtlsRole, found, "dtls_role", "DTLS_"),
+        tls_version=found.tls_version,
+        dtls_cipher=found.dtls_cipher,
+        srtp_cipher=found.srtp_cipher,
+        ice_checks_sent=pair.requests_sent if pair is not None else 0,
+        ice_check_rtt_s=pair.total_round_trip_time / answered if pair and answered else None,
+        available_outgoing_kbps=(
+            pair.available_outgoing_bitrate / 1000
+            if pair is not None and pair.available_outgoing_bitrate > 0
+            else None
+        ),
+    )
 
 
 def candidates(stats: Iterable[stats_pb2.RtcStats]) -> CandidateSummary:
@@ -108,6 +208,12 @@ def rates(
 
 
 _SUCCEEDED = stats_pb2.IceCandidatePairState.Value("PAIR_SUCCEEDED")
+
+
+def _enum_name(enum: Any, message: Any, name: str, prefix: str) -> str | None:
+    if not message.HasField(name):
+        return None
+    return str(enum.Name(getattr(message, name))).removeprefix(prefix).lower()
 
 
 def _type_name(candidate_type: stats_pb2.IceCandidateType.ValueType) -> str:

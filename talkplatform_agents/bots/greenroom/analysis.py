@@ -3,6 +3,9 @@
 Thresholds follow common pre-call checks (Jitsi's pre-join, Twilio Preflight): loss under
 2 % with jitter under 30 ms and a round trip under 200 ms is good; up to 5 %, 60 ms and
 400 ms is fair; worse is poor. A silent microphone, a black or frozen camera is poor.
+
+The verdict reads the latest 2 s window; ``network_summary`` adds the min/avg/max of every
+periodic sample since the bot joined, as Twilio's Preflight reports them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from talkplatform_agents.lk.quality import NetworkHistory
 
 __all__ = ["CameraCheck", "MicCheck", "NetworkSample", "build_report"]
 
@@ -113,9 +118,20 @@ class NetworkSample:
             "bitrate_kbps": r(self.bitrate_kbps),
         }
 
+    def add_to(self, history: NetworkHistory) -> None:
+        history.add(
+            rtt_ms=self.rtt_ms,
+            jitter_ms=self.jitter_ms,
+            loss_pct=self.loss_pct,
+            bitrate_kbps=self.bitrate_kbps,
+        )
+
 
 def build_report(
-    mic: dict[str, Any], camera: dict[str, Any], network: NetworkSample
+    mic: dict[str, Any],
+    camera: dict[str, Any],
+    network: NetworkSample,
+    history: NetworkHistory | None = None,
 ) -> dict[str, Any]:
     reasons: list[tuple[Verdict, str]] = []
     if mic["status"] in ("silent", "no_audio"):
@@ -136,6 +152,7 @@ def build_report(
         "microphone": mic,
         "camera": camera,
         "network": network.summary(),
+        "network_summary": (history or NetworkHistory()).summary(),
     }
 
 

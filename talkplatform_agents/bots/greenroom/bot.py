@@ -24,6 +24,7 @@ from talkplatform_agents.bots.greenroom.blur import BlurUnavailable
 from talkplatform_agents.bots.greenroom.video import VideoLoop
 from talkplatform_agents.dsp import level_dbfs
 from talkplatform_agents.lk import greenroom as proto
+from talkplatform_agents.lk.quality import NetworkHistory
 from talkplatform_agents.lk.stats import InboundSummary, inbound_streams, rates
 
 __all__ = ["GreenRoomBot", "GreenRoomOptions", "greenroom_entrypoint", "greenroom_prewarm"]
@@ -37,6 +38,7 @@ _QUEUE_MS = 60  # small on purpose: every queued millisecond is echo delay
 _OPTIONS_KEY = "greenroom.options"
 _NOBODY_CAME_S = 30.0
 _LEFT_GRACE_S = 3.0
+_NOT_ECHOED = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class GreenRoomBot:
         self._mic = analysis.MicCheck()
         self._camera = analysis.CameraCheck()
         self._network = analysis.NetworkSample(None, None, None, None)
+        self._history = NetworkHistory()  # every sample since the bot joined: min/avg/max
         self._audio = AudioLoop(self._source, self._on_mic_frame, self._on_phase, room.name)
         self._video = VideoLoop(room, self._camera, options.segmentation_model, room.name)
         self._media: dict[str, asyncio.Task[None]] = {}  # per media kind: the loop reading it
@@ -100,7 +103,7 @@ class GreenRoomBot:
     def report(self) -> dict[str, Any]:
         now = time.monotonic()
         body = analysis.build_report(
-            self._mic.summary(now), self._camera.summary(now), self._network
+            self._mic.summary(now), self._camera.summary(now), self._network, self._history
         )
         body["audio_mode"] = self._audio.mode
         body["blur"] = self._video.blur
@@ -116,6 +119,8 @@ class GreenRoomBot:
     ) -> None:
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
             return  # never loop another bot back: two echo bots would feed back forever
+        if publication.source in _NOT_ECHOED:
+            return  # a screen share (the preflight's throughput probe) is no camera
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             loop = self._audio.run(track)
             kind = "audio"
@@ -184,6 +189,7 @@ class GreenRoomBot:
             current = inbound_streams([*stats.publisher_stats, *stats.subscriber_stats])
             now = time.monotonic()
             self._network = _network_sample(previous, current, now - previous_at, rtt_ms)
+            self._network.add_to(self._history)
             previous, previous_at = current, now
             self._send(proto.TOPIC_REPORT, self.report(), reliable=True)
 
