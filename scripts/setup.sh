@@ -4,6 +4,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# One setup at a time: two at once (two make targets, parallel shells on a fresh
+# machine) would race on the venv and on the server build's output.
+mkdir -p "$root/var"
+exec 9>"$root/var/.setup.lock"
+flock 9
 python=${PYTHON:-python3}
 venv="$root/.venv"
 stamp="$venv/.installed"
