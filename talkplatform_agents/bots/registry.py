@@ -24,10 +24,16 @@ class BotOptions:
     (job processes are spawned: they see none of the parent's objects)."""
 
     greenroom: GreenRoomOptions = field(default_factory=GreenRoomOptions)
+    # The store, for bots whose state must survive them (waiting room, chat). Each job
+    # process opens its own connection pool from it.
+    database_url: str = ""
 
     @classmethod
-    def with_model(cls, segmentation_model: Path) -> BotOptions:
-        return cls(greenroom=GreenRoomOptions(segmentation_model=segmentation_model))
+    def of(cls, segmentation_model: Path, database_url: str) -> BotOptions:
+        return cls(
+            greenroom=GreenRoomOptions(segmentation_model=segmentation_model),
+            database_url=database_url,
+        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,10 @@ BOTS: dict[str, BotSpec] = {
 
 
 def resolve(names: list[str]) -> list[BotSpec]:
-    """The specs for ``names``; a clear error naming the unknown ones and the known ones."""
+    """The specs for ``names`` (``["all"]``: every bot); a clear error naming the unknown
+    ones and the known ones."""
+    if names == ["all"]:
+        return list(BOTS.values())
     unknown = [name for name in names if name not in BOTS]
     if unknown:
         raise ValueError(f"unknown bot(s) {', '.join(unknown)}; known: {', '.join(BOTS)}")

@@ -76,7 +76,7 @@ def serve(
 
 @app.command()
 def worker(
-    agents: Annotated[str, typer.Option(help="Comma-separated agent names.")] = "greenroom-echo",
+    agents: Annotated[str, typer.Option(help="Comma-separated agent names, or 'all'.")] = "all",
     ready_file: Annotated[
         Path | None, typer.Option(help="Touched once every bot has registered.")
     ] = None,
@@ -96,7 +96,7 @@ def worker(
         load_mode=settings.worker_load_mode,
         max_jobs=settings.worker_max_jobs,
         log_level=settings.log_level.upper(),
-        bots=BotOptions.with_model(Path(settings.segmentation_model).resolve()),
+        bots=BotOptions.of(Path(settings.segmentation_model).resolve(), settings.database_url),
     )
 
     def on_ready(registered: dict[str, str]) -> None:

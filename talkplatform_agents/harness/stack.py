@@ -24,7 +24,6 @@ from pydantic import SecretStr
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.harness.process import HarnessError, ManagedProcess
-from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
 
 __all__ = ["LIVEKIT_PORT", "Stack", "StackOptions", "ensure_livekit_server"]
 
@@ -41,7 +40,7 @@ class StackOptions:
     run_dir: Path  # logs and the rendered server config
     host: str  # where everything binds and what livekit-server advertises
     api_port: int = 8000
-    agents: tuple[str, ...] = (ECHO_AGENT_NAME,)
+    agents: tuple[str, ...] = ("all",)  # agent names for the worker; "all": every bot
     turn: bool = False  # run coturn (config/coturn/turnserver.conf) beside the server
     start_timeout_s: float = 60.0
 

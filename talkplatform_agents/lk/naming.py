@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import enum
 import re
+from dataclasses import dataclass
 
 __all__ = [
+    "AGENT_NAME_ATTRIBUTE",
+    "CHAT_AGENT_NAME",
     "ECHO_AGENT_NAME",
+    "LOBBY_AGENTS",
+    "MEETING_AGENTS",
+    "WAITING_ROOM_AGENT_NAME",
+    "RoomKind",
+    "RoomRef",
+    "agents_for_room",
     "greenroom_room_name",
+    "lobby_room_name",
     "meeting_room_name",
+    "parse_room",
     "validate_identity",
 ]
 
 ECHO_AGENT_NAME = "greenroom-echo"
+WAITING_ROOM_AGENT_NAME = "waiting-room"
+CHAT_AGENT_NAME = "chat-relay"
+
+# The bots every meeting room and every lobby room must have. The token service dispatches
+# them, and its reconciler re-dispatches any that is missing.
+MEETING_AGENTS: tuple[str, ...] = (WAITING_ROOM_AGENT_NAME,)
+LOBBY_AGENTS: tuple[str, ...] = (WAITING_ROOM_AGENT_NAME,)
+
+# livekit-agents sets this attribute on each bot's participant to the bot's agent name.
+AGENT_NAME_ATTRIBUTE = "lk.agent.name"
 
 # LiveKit accepts most strings; we keep identities to a set that is safe in room names,
 # log lines and URLs.
 _IDENTITY = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
+_LOBBY_SUFFIX = "-lobby"
 
 
 def validate_identity(identity: str) -> str:
@@ -30,6 +53,51 @@ def meeting_room_name(meeting_id: str) -> str:
     return f"meeting-{meeting_id}"
 
 
+def lobby_room_name(meeting_id: str) -> str:
+    """The waiting room: a separate room, because livekit-server delivers room-wide data to
+    every participant whatever their subscribe permission."""
+    return f"meeting-{meeting_id}{_LOBBY_SUFFIX}"
+
+
 def greenroom_room_name(identity: str) -> str:
     """Green rooms are per user, so nobody else's media is ever in them."""
     return f"greenroom-{validate_identity(identity)}"
+
+
+class RoomKind(enum.StrEnum):
+    MEETING = "meeting"
+    LOBBY = "lobby"
+    GREENROOM = "greenroom"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class RoomRef:
+    kind: RoomKind
+    key: str  # the meeting id, the green room's identity, or the whole name (OTHER)
+
+
+def parse_room(room: str) -> RoomRef:
+    """What a room name says about the room. Meeting ids never end in ``-lobby`` (they are
+    hex uuids), so the lobby suffix is unambiguous."""
+    if room.startswith("greenroom-") and len(room) > len("greenroom-"):
+        return RoomRef(RoomKind.GREENROOM, room.removeprefix("greenroom-"))
+    if room.startswith("meeting-"):
+        rest = room.removeprefix("meeting-")
+        if rest.endswith(_LOBBY_SUFFIX) and len(rest) > len(_LOBBY_SUFFIX):
+            return RoomRef(RoomKind.LOBBY, rest.removesuffix(_LOBBY_SUFFIX))
+        if rest:
+            return RoomRef(RoomKind.MEETING, rest)
+    return RoomRef(RoomKind.OTHER, room)
+
+
+def agents_for_room(room: str) -> tuple[str, ...]:
+    """The bots that belong in ``room``."""
+    kind = parse_room(room).kind
+    if kind is RoomKind.GREENROOM:
+        return (ECHO_AGENT_NAME,)
+    if kind is RoomKind.MEETING:
+        return MEETING_AGENTS
+    if kind is RoomKind.LOBBY:
+        return LOBBY_AGENTS
+    return ()
