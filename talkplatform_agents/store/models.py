@@ -5,7 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -54,3 +67,79 @@ class MeetingMember(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
     meeting: Mapped[Meeting] = relationship(back_populates="members")
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; MariaDB gets a 64-bit key.
+Seq = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ChatMessage(Base):
+    """A meeting chat message as last edited; ``seq`` is the store's order of arrival."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "message_id", name="uq_chat_messages_meeting_message"),
+        Index("ix_chat_messages_meeting_seq", "meeting_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE")
+    )
+    message_id: Mapped[str] = mapped_column(String(128))
+    sender_identity: Mapped[str] = mapped_column(String(128))
+    sender_name: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    text: Mapped[str] = mapped_column(Text)
+    reply_to: Mapped[str | None] = mapped_column(String(128))
+    private: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    edited_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    edit_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    deleted_by: Mapped[str | None] = mapped_column(String(128))
+
+    recipients: Mapped[list[ChatRecipient]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class ChatRecipient(Base):
+    """One destination of a private message."""
+
+    __tablename__ = "chat_recipients"
+
+    message_seq: Mapped[int] = mapped_column(
+        Seq, ForeignKey("chat_messages.seq", ondelete="CASCADE"), primary_key=True
+    )
+    identity: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+
+
+class ChatReaction(Base):
+    __tablename__ = "chat_reactions"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "reaction_id", name="uq_chat_reactions_meeting_reaction"),
+        Index("ix_chat_reactions_meeting_target", "meeting_id", "target_message_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE")
+    )
+    reaction_id: Mapped[str] = mapped_column(String(128))
+    sender_identity: Mapped[str] = mapped_column(String(128))
+    emoji: Mapped[str] = mapped_column(String(64))
+    target_message_id: Mapped[str | None] = mapped_column(String(128))
+    sent_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class ChatMute(Base):
+    """A participant a host muted in a meeting's chat; survives the bot."""
+
+    __tablename__ = "chat_mutes"
+
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    identity: Mapped[str] = mapped_column(String(128), primary_key=True)
+    muted_by: Mapped[str] = mapped_column(String(128))
+    muted_at: Mapped[dt.datetime] = mapped_column(Timestamp)
