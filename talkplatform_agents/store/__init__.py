@@ -1,7 +1,38 @@
 """Persistence only: models, repositories and migrations. Imports nothing above it."""
 
+from talkplatform_agents.store.attendance import AttendanceRepository, AttendanceView
 from talkplatform_agents.store.db import Database
-from talkplatform_agents.store.meetings import MeetingRepository, MeetingView
+from talkplatform_agents.store.meetings import (
+    COHOST_ROLE,
+    HOST_ROLE,
+    MODERATOR_ROLES,
+    PARTICIPANT_ROLE,
+    MeetingRepository,
+    MeetingView,
+)
 from talkplatform_agents.store.migrate import upgrade
+from talkplatform_agents.store.waiting import (
+    Transition,
+    WaitingRepository,
+    WaitingStats,
+    WaitingStatus,
+    WaitingView,
+)
 
-__all__ = ["Database", "MeetingRepository", "MeetingView", "upgrade"]
+__all__ = [
+    "COHOST_ROLE",
+    "HOST_ROLE",
+    "MODERATOR_ROLES",
+    "PARTICIPANT_ROLE",
+    "AttendanceRepository",
+    "AttendanceView",
+    "Database",
+    "MeetingRepository",
+    "MeetingView",
+    "Transition",
+    "WaitingRepository",
+    "WaitingStats",
+    "WaitingStatus",
+    "WaitingView",
+    "upgrade",
+]

@@ -7,15 +7,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from talkplatform_agents.store.db import Database
 from talkplatform_agents.store.models import Meeting, MeetingMember
+from talkplatform_agents.store.timeutil import aware
 
 __all__ = ["MeetingRepository", "MeetingView"]
 
 # Roles are stored as plain strings: the store knows nothing of LiveKit's grants.
 HOST_ROLE = "host"
+COHOST_ROLE = "cohost"
+PARTICIPANT_ROLE = "participant"
+MODERATOR_ROLES = frozenset({HOST_ROLE, COHOST_ROLE})
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class MeetingView:
     created_by: str
     created_at: dt.datetime
     ended_at: dt.datetime | None
+    room_started_at: dt.datetime | None = None
+    room_finished_at: dt.datetime | None = None
 
     @classmethod
     def of(cls, row: Meeting) -> MeetingView:
@@ -36,8 +42,10 @@ class MeetingView:
             title=row.title,
             settings=dict(row.settings or {}),
             created_by=row.created_by,
-            created_at=_aware(row.created_at),
-            ended_at=_aware(row.ended_at) if row.ended_at else None,
+            created_at=aware(row.created_at),
+            ended_at=aware(row.ended_at) if row.ended_at else None,
+            room_started_at=aware(row.room_started_at) if row.room_started_at else None,
+            room_finished_at=aware(row.room_finished_at) if row.room_finished_at else None,
         )
 
 
@@ -94,7 +102,81 @@ class MeetingRepository:
                 return None
             return MeetingView.of(row[0]), row[1]
 
+    async def role(self, meeting_id: str, user_id: str) -> str | None:
+        async with self._db.session() as session:
+            member = await session.get(MeetingMember, (meeting_id, user_id))
+            return member.role if member else None
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    # SQLite and MariaDB hand back naive datetimes; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    async def moderators(self, meeting_id: str) -> dict[str, str]:
+        """Hosts and co-hosts: user id → role."""
+        query = (
+            select(MeetingMember.user_id, MeetingMember.role)
+            .where(MeetingMember.meeting_id == meeting_id)
+            .where(MeetingMember.role.in_(MODERATOR_ROLES))
+        )
+        async with self._db.session() as session:
+            return {user: role for user, role in (await session.execute(query)).all()}
+
+    async def set_role(
+        self, meeting_id: str, user_id: str, role: str, display_name: str | None = None
+    ) -> None:
+        async with self._db.session() as session:
+            member = await session.get(MeetingMember, (meeting_id, user_id), with_for_update=True)
+            if member is None:
+                session.add(
+                    MeetingMember(
+                        meeting_id=meeting_id,
+                        user_id=user_id,
+                        role=role,
+                        display_name=display_name,
+                        created_at=dt.datetime.now(dt.UTC),
+                    )
+                )
+            else:
+                member.role = role
+
+    async def pass_host(self, meeting_id: str, from_user: str, to_user: str) -> None:
+        """The new host and the old host's demotion to co-host, in one transaction."""
+        async with self._db.session() as session:
+            old = await session.get(MeetingMember, (meeting_id, from_user), with_for_update=True)
+            new = await session.get(MeetingMember, (meeting_id, to_user), with_for_update=True)
+            if new is None:
+                now = dt.datetime.now(dt.UTC)
+                session.add(
+                    MeetingMember(
+                        meeting_id=meeting_id, user_id=to_user, role=HOST_ROLE, created_at=now
+                    )
+                )
+            else:
+                new.role = HOST_ROLE
+            if old is not None:
+                old.role = COHOST_ROLE
+
+    async def update_settings(self, meeting_id: str, changes: dict[str, Any]) -> MeetingView | None:
+        """Merge ``changes`` into the settings, under a row lock (no lost update)."""
+        async with self._db.session() as session:
+            row = await session.get(Meeting, meeting_id, with_for_update=True)
+            if row is None:
+                return None
+            row.settings = {**(row.settings or {}), **changes}
+            await session.flush()
+            return MeetingView.of(row)
+
+    async def end(self, meeting_id: str) -> MeetingView | None:
+        """Mark the meeting ended; ending it again keeps the first time."""
+        async with self._db.session() as session:
+            row = await session.get(Meeting, meeting_id, with_for_update=True)
+            if row is None:
+                return None
+            if row.ended_at is None:
+                row.ended_at = dt.datetime.now(dt.UTC)
+            await session.flush()
+            return MeetingView.of(row)
+
+    async def room_event(self, meeting_id: str, *, started: bool, at: dt.datetime) -> bool:
+        """Record the meeting room's start or finish; False when there is no such meeting."""
+        values = {"room_started_at": at} if started else {"room_finished_at": at}
+        statement = update(Meeting).where(Meeting.id == meeting_id).values(**values)
+        async with self._db.session() as session:
+            result = await session.execute(statement)
+            return bool(getattr(result, "rowcount", 0))

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Meeting", "MeetingMember"]
+__all__ = ["Attendance", "Base", "Meeting", "MeetingMember", "WaitingEntry"]
 
 
 # MySQL/MariaDB DATETIME drops fractions of a second unless told otherwise; keep
@@ -47,6 +47,9 @@ class Meeting(Base):
     created_by: Mapped[str] = mapped_column(String(128), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # The meeting room's last start and finish, from livekit-server's webhooks.
+    room_started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    room_finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     members: Mapped[list[MeetingMember]] = relationship(
         back_populates="meeting", cascade="all, delete-orphan"
@@ -67,6 +70,44 @@ class MeetingMember(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
     meeting: Mapped[Meeting] = relationship(back_populates="members")
+
+
+class WaitingEntry(Base):
+    """A user's place at the door of a meeting: one row per meeting and user, whose status
+    moves waiting → admitted | denied | left | removed, and back to waiting on a new knock
+    or when a host returns an admitted user to the waiting room."""
+
+    __tablename__ = "waiting_entries"
+
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    knocked_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    # Bumped on every status change: a conditional update on it is how two hosts acting at
+    # once cannot both win (admit twice, admit and deny).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Attendance(Base):
+    """One participant session in a meeting or its lobby, from livekit-server's webhooks."""
+
+    __tablename__ = "attendance"
+
+    participant_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), index=True
+    )
+    room: Mapped[str] = mapped_column(String(16))  # "meeting" or "lobby"
+    user_id: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    joined_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    left_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; MariaDB gets a 64-bit key.

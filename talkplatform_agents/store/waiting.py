@@ -1,0 +1,235 @@
+"""The waiting room's queue. It lives here, not in a bot, so a bot restart loses nothing.
+
+Every status change is a conditional update (``WHERE status IN (...)``): two hosts acting
+at once, or an admit-all racing new knocks, can never admit anyone twice or lose anyone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from talkplatform_agents.store.db import Database
+from talkplatform_agents.store.models import WaitingEntry
+from talkplatform_agents.store.timeutil import aware
+
+__all__ = ["Transition", "WaitingRepository", "WaitingStats", "WaitingStatus", "WaitingView"]
+
+
+class WaitingStatus(enum.StrEnum):
+    WAITING = "waiting"
+    ADMITTED = "admitted"
+    DENIED = "denied"
+    LEFT = "left"  # gave up: left the lobby while waiting
+    REMOVED = "removed"  # removed from the meeting by a host; may not come back
+
+
+@dataclass(frozen=True)
+class WaitingView:
+    meeting_id: str
+    user_id: str
+    display_name: str
+    status: WaitingStatus
+    knocked_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, row: WaitingEntry) -> WaitingView:
+        return cls(
+            meeting_id=row.meeting_id,
+            user_id=row.user_id,
+            display_name=row.display_name,
+            status=WaitingStatus(row.status),
+            knocked_at=aware(row.knocked_at),
+            decided_at=aware(row.decided_at) if row.decided_at else None,
+            decided_by=row.decided_by,
+            reason=row.reason,
+        )
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The outcome of a status change: ``changed`` is False when the entry was already in
+    the target status (an idempotent repeat) or in a status the change does not apply to."""
+
+    entry: WaitingView | None  # None: the user never knocked
+    changed: bool
+
+
+@dataclass(frozen=True)
+class WaitingStats:
+    counts: dict[str, int]
+    average_wait_s: float | None  # of those waiting now
+    longest_wait_s: float | None
+    average_admitted_wait_s: float | None  # knock to admission, of those admitted
+
+
+class WaitingRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def knock(
+        self, meeting_id: str, user_id: str, name: str, now: dt.datetime | None = None
+    ) -> WaitingView:
+        """Put the user in the queue, unless a decision about them stands (admitted, denied,
+        removed): the caller reads the returned status. Knocking again keeps one's place."""
+        now = now or _now()
+        for _ in range(2):  # a concurrent first knock of the same user wins the insert
+            async with self._db.session() as session:
+                row = await session.get(WaitingEntry, (meeting_id, user_id), with_for_update=True)
+                if row is None:
+                    row = WaitingEntry(
+                        meeting_id=meeting_id,
+                        user_id=user_id,
+                        display_name=name,
+                        status=WaitingStatus.WAITING.value,
+                        knocked_at=now,
+                        version=1,
+                    )
+                    session.add(row)
+                    try:
+                        await session.flush()
+                    except IntegrityError:
+                        await session.rollback()
+                        continue
+                elif row.status == WaitingStatus.LEFT.value:
+                    row.status = WaitingStatus.WAITING.value
+                    row.knocked_at, row.display_name = now, name
+                    row.decided_at = row.decided_by = row.reason = None
+                    row.version += 1
+                return WaitingView.of(row)
+        raise RuntimeError(f"knock on {meeting_id} by {user_id} kept conflicting")
+
+    async def get(self, meeting_id: str, user_id: str) -> WaitingView | None:
+        async with self._db.session() as session:
+            row = await session.get(WaitingEntry, (meeting_id, user_id))
+            return WaitingView.of(row) if row else None
+
+    async def waiting(self, meeting_id: str) -> list[WaitingView]:
+        """Those waiting now, first come first."""
+        query = (
+            select(WaitingEntry)
+            .where(WaitingEntry.meeting_id == meeting_id)
+            .where(WaitingEntry.status == WaitingStatus.WAITING.value)
+            .order_by(WaitingEntry.knocked_at, WaitingEntry.user_id)
+        )
+        async with self._db.session() as session:
+            return [WaitingView.of(row) for row in (await session.scalars(query)).all()]
+
+    async def admit(self, meeting_id: str, user_id: str, by: str) -> Transition:
+        return await self._transition(
+            meeting_id, user_id, {WaitingStatus.WAITING}, WaitingStatus.ADMITTED, by
+        )
+
+    async def deny(
+        self, meeting_id: str, user_id: str, by: str, reason: str | None = None
+    ) -> Transition:
+        return await self._transition(
+            meeting_id, user_id, {WaitingStatus.WAITING}, WaitingStatus.DENIED, by, reason
+        )
+
+    async def left(self, meeting_id: str, user_id: str) -> Transition:
+        return await self._transition(
+            meeting_id, user_id, {WaitingStatus.WAITING}, WaitingStatus.LEFT, None
+        )
+
+    async def admit_all(self, meeting_id: str, by: str) -> list[WaitingView]:
+        """Admit everyone waiting now; return exactly those this call admitted. Knocks that
+        land meanwhile stay waiting (and are announced), never lost."""
+        admitted: list[WaitingView] = []
+        for entry in await self.waiting(meeting_id):
+            outcome = await self.admit(meeting_id, entry.user_id, by)
+            if outcome.changed and outcome.entry is not None:
+                admitted.append(outcome.entry)
+        return admitted
+
+    async def put_back(
+        self, meeting_id: str, user_id: str, name: str, by: str, status: WaitingStatus
+    ) -> WaitingView:
+        """Set the user's status whatever it was (return to waiting, removal), creating the
+        entry for someone who entered without knocking (a meeting without a waiting room)."""
+        now = _now()
+        async with self._db.session() as session:
+            row = await session.get(WaitingEntry, (meeting_id, user_id), with_for_update=True)
+            if row is None:
+                row = WaitingEntry(
+                    meeting_id=meeting_id, user_id=user_id, display_name=name, version=0
+                )
+                session.add(row)
+            row.status = status.value
+            row.knocked_at = now
+            row.decided_at = None if status is WaitingStatus.WAITING else now
+            row.decided_by = by
+            row.reason = None
+            row.version = (row.version or 0) + 1
+            await session.flush()
+            return WaitingView.of(row)
+
+    async def stats(self, meeting_id: str, now: dt.datetime | None = None) -> WaitingStats:
+        now = now or _now()
+        query = select(WaitingEntry).where(WaitingEntry.meeting_id == meeting_id)
+        async with self._db.session() as session:
+            entries = [WaitingView.of(row) for row in (await session.scalars(query)).all()]
+        counts = {status.value: 0 for status in WaitingStatus}
+        for entry in entries:
+            counts[entry.status.value] += 1
+        waits = [(now - e.knocked_at).total_seconds() for e in entries if _is(e, "waiting")]
+        admitted = [
+            (e.decided_at - e.knocked_at).total_seconds()
+            for e in entries
+            if _is(e, "admitted") and e.decided_at is not None
+        ]
+        return WaitingStats(
+            counts=counts,
+            average_wait_s=_mean(waits),
+            longest_wait_s=max(waits) if waits else None,
+            average_admitted_wait_s=_mean(admitted),
+        )
+
+    async def _transition(
+        self,
+        meeting_id: str,
+        user_id: str,
+        from_statuses: set[WaitingStatus],
+        to: WaitingStatus,
+        by: str | None,
+        reason: str | None = None,
+    ) -> Transition:
+        now = _now()
+        statement = (
+            update(WaitingEntry)
+            .where(WaitingEntry.meeting_id == meeting_id)
+            .where(WaitingEntry.user_id == user_id)
+            .where(WaitingEntry.status.in_([s.value for s in from_statuses]))
+            .values(
+                status=to.value,
+                decided_at=now,
+                decided_by=by,
+                reason=reason,
+                version=WaitingEntry.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.session() as session:
+            result = await session.execute(statement)
+            changed = bool(getattr(result, "rowcount", 0))
+            row = await session.get(WaitingEntry, (meeting_id, user_id), populate_existing=True)
+            return Transition(WaitingView.of(row) if row else None, changed)
+
+
+def _is(entry: WaitingView, status: str) -> bool:
+    return entry.status.value == status
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
