@@ -184,3 +184,16 @@ class ChatMute(Base):
     identity: Mapped[str] = mapped_column(String(128), primary_key=True)
     muted_by: Mapped[str] = mapped_column(String(128))
     muted_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class ChatParticipant(Base):
+    """Someone the chat bot saw in the meeting room: a reader of its history. Waiting
+    participants are in the lobby room, where the chat bot never is."""
+
+    __tablename__ = "chat_participants"
+
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    identity: Mapped[str] = mapped_column(String(128), primary_key=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp)

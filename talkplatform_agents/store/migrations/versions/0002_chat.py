@@ -1,5 +1,5 @@
 """Meeting chat: messages (with edits, deletions, replies, private recipients), reactions,
-and chat mutes.
+chat mutes, and who has been in the meeting room (readers of its history).
 
 Revision ID: 0002_chat
 Revises: 0001_meetings
@@ -91,9 +91,21 @@ def upgrade() -> None:
         sa.Column("muted_by", sa.String(128), nullable=False),
         sa.Column("muted_at", TIMESTAMP, nullable=False),
     )
+    op.create_table(
+        "chat_participants",
+        sa.Column(
+            "meeting_id",
+            sa.String(64),
+            sa.ForeignKey("meetings.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("identity", sa.String(128), primary_key=True),
+        sa.Column("first_seen_at", TIMESTAMP, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("chat_participants")
     op.drop_table("chat_mutes")
     op.drop_index("ix_chat_reactions_meeting_target", table_name="chat_reactions")
     op.drop_table("chat_reactions")

@@ -1,0 +1,340 @@
+"""Meeting chat: messages, their edits and deletions, private recipients, reactions, mutes,
+and who has been in the meeting room."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from talkplatform_agents.store.db import Database
+from talkplatform_agents.store.models import (
+    ChatMessage,
+    ChatMute,
+    ChatParticipant,
+    ChatReaction,
+    ChatRecipient,
+    Meeting,
+    MeetingMember,
+)
+
+__all__ = ["ChatRepository", "ReactionCounts", "SaveOutcome", "StoredMessage"]
+
+# Roles that moderate chat; the store keeps roles as plain strings.
+MODERATOR_ROLES = ("host", "cohost")
+
+
+class SaveOutcome(enum.Enum):
+    CREATED = "created"
+    DUPLICATE = "duplicate"  # the same id and text again: a redelivery
+    EDITED = "edited"
+    NOT_OWNER = "not_owner"  # the id belongs to someone else's message
+    DELETED = "deleted"  # an edit of a message that a host deleted
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    seq: int
+    meeting_id: str
+    id: str
+    sender: str
+    sender_name: str | None
+    sent_at: dt.datetime
+    text: str
+    reply_to: str | None
+    private: bool
+    recipients: tuple[str, ...]
+    edited_at: dt.datetime | None
+    edit_count: int
+    deleted_at: dt.datetime | None
+    deleted_by: str | None
+
+    @classmethod
+    def of(cls, row: ChatMessage) -> StoredMessage:
+        return cls(
+            seq=row.seq,
+            meeting_id=row.meeting_id,
+            id=row.message_id,
+            sender=row.sender_identity,
+            sender_name=row.sender_name,
+            sent_at=_aware(row.sent_at),
+            text=row.text,
+            reply_to=row.reply_to,
+            private=row.private,
+            recipients=tuple(sorted(r.identity for r in row.recipients)),
+            edited_at=_aware(row.edited_at) if row.edited_at else None,
+            edit_count=row.edit_count,
+            deleted_at=_aware(row.deleted_at) if row.deleted_at else None,
+            deleted_by=row.deleted_by,
+        )
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def visible_to(self, identity: str, *, all_private: bool) -> bool:
+        return (
+            not self.private
+            or all_private
+            or identity == self.sender
+            or identity in self.recipients
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST form; a deleted message keeps its place but not its text."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "sender": self.sender,
+            "senderName": self.sender_name,
+            "timestamp": _ms(self.sent_at),
+            "message": None if self.deleted else self.text,
+            "replyTo": self.reply_to,
+            "private": self.private,
+            "recipients": list(self.recipients) if self.private else [],
+            "editTimestamp": _ms(self.edited_at) if self.edited_at else None,
+            "deleted": self.deleted,
+            "deletedBy": self.deleted_by,
+        }
+
+
+@dataclass(frozen=True)
+class ReactionCounts:
+    meeting: dict[str, int]  # emoji -> count
+    messages: dict[str, dict[str, int]]  # message id -> emoji -> count
+
+
+class ChatRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def meeting_exists(self, meeting_id: str) -> bool:
+        async with self._db.session() as session:
+            return await session.get(Meeting, meeting_id) is not None
+
+    async def save(
+        self,
+        meeting_id: str,
+        message_id: str,
+        *,
+        sender: str,
+        sender_name: str | None,
+        text: str,
+        sent_at: dt.datetime,
+        reply_to: str | None = None,
+        recipients: Sequence[str] = (),
+    ) -> tuple[SaveOutcome, StoredMessage]:
+        """Store a new message, or apply an edit: the same id from the same sender. A
+        redelivery (same id, same text) changes nothing, so delivery may be at least once."""
+        for _ in range(2):  # a concurrent insert of the same id: the second pass sees it
+            try:
+                return await self._save_once(
+                    meeting_id, message_id, sender, sender_name, text, sent_at, reply_to, recipients
+                )
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"meeting {meeting_id}: could not store message {message_id}")
+
+    async def _save_once(
+        self,
+        meeting_id: str,
+        message_id: str,
+        sender: str,
+        sender_name: str | None,
+        text: str,
+        sent_at: dt.datetime,
+        reply_to: str | None,
+        recipients: Sequence[str],
+    ) -> tuple[SaveOutcome, StoredMessage]:
+        async with self._db.session() as session:
+            row = await self._find(session, meeting_id, message_id)
+            if row is None:
+                row = ChatMessage(
+                    meeting_id=meeting_id,
+                    message_id=message_id,
+                    sender_identity=sender,
+                    sender_name=sender_name,
+                    sent_at=sent_at,
+                    text=text,
+                    reply_to=reply_to,
+                    private=bool(recipients),
+                    edit_count=0,
+                    recipients=[ChatRecipient(identity=r) for r in dict.fromkeys(recipients)],
+                )
+                session.add(row)
+                await session.flush()
+                return SaveOutcome.CREATED, StoredMessage.of(row)
+            if row.sender_identity != sender:
+                return SaveOutcome.NOT_OWNER, StoredMessage.of(row)
+            if row.deleted_at is not None:
+                return SaveOutcome.DELETED, StoredMessage.of(row)
+            if row.text == text:
+                return SaveOutcome.DUPLICATE, StoredMessage.of(row)
+            row.text = text
+            row.edited_at = dt.datetime.now(dt.UTC)
+            row.edit_count += 1
+            await session.flush()
+            return SaveOutcome.EDITED, StoredMessage.of(row)
+
+    async def get(self, meeting_id: str, message_id: str) -> StoredMessage | None:
+        async with self._db.session() as session:
+            row = await self._find(session, meeting_id, message_id)
+            return StoredMessage.of(row) if row else None
+
+    async def delete(self, meeting_id: str, message_id: str, *, by: str) -> StoredMessage | None:
+        """Mark a message deleted (idempotent: the first deletion's author stays)."""
+        async with self._db.session() as session:
+            row = await self._find(session, meeting_id, message_id)
+            if row is None:
+                return None
+            if row.deleted_at is None:
+                row.deleted_at = dt.datetime.now(dt.UTC)
+                row.deleted_by = by
+                await session.flush()
+            return StoredMessage.of(row)
+
+    async def history(
+        self,
+        meeting_id: str,
+        viewer: str | None,
+        *,
+        all_private: bool = False,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[StoredMessage]:
+        """The last ``limit`` messages ``viewer`` may see (``None``: everything), before
+        ``seq`` ``before``, oldest first."""
+        query = select(ChatMessage).where(ChatMessage.meeting_id == meeting_id)
+        if before is not None:
+            query = query.where(ChatMessage.seq < before)
+        if viewer is not None and not all_private:
+            addressed = exists().where(
+                (ChatRecipient.message_seq == ChatMessage.seq) & (ChatRecipient.identity == viewer)
+            )
+            query = query.where(
+                or_(
+                    ChatMessage.private.is_(False),
+                    ChatMessage.sender_identity == viewer,
+                    addressed,
+                )
+            )
+        query = query.order_by(ChatMessage.seq.desc()).limit(limit)
+        async with self._db.session() as session:
+            rows = (await session.scalars(query)).all()
+            return [StoredMessage.of(row) for row in reversed(rows)]
+
+    async def add_reaction(
+        self,
+        meeting_id: str,
+        reaction_id: str,
+        *,
+        sender: str,
+        emoji: str,
+        target: str | None,
+        sent_at: dt.datetime,
+    ) -> bool:
+        """Store a reaction; ``False`` when this id was already stored (a redelivery)."""
+        try:
+            async with self._db.session() as session:
+                session.add(
+                    ChatReaction(
+                        meeting_id=meeting_id,
+                        reaction_id=reaction_id,
+                        sender_identity=sender,
+                        emoji=emoji,
+                        target_message_id=target,
+                        sent_at=sent_at,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def reaction_counts(self, meeting_id: str) -> ReactionCounts:
+        query = (
+            select(ChatReaction.target_message_id, ChatReaction.emoji, func.count())
+            .where(ChatReaction.meeting_id == meeting_id)
+            .group_by(ChatReaction.target_message_id, ChatReaction.emoji)
+        )
+        meeting: dict[str, int] = {}
+        messages: dict[str, dict[str, int]] = {}
+        async with self._db.session() as session:
+            for target, emoji, count in (await session.execute(query)).all():
+                meeting[emoji] = meeting.get(emoji, 0) + count
+                if target is not None:
+                    messages.setdefault(target, {})[emoji] = count
+        return ReactionCounts(meeting, messages)
+
+    async def set_muted(self, meeting_id: str, identity: str, *, muted: bool, by: str) -> None:
+        async with self._db.session() as session:
+            row = await session.get(ChatMute, (meeting_id, identity))
+            if muted and row is None:
+                session.add(
+                    ChatMute(
+                        meeting_id=meeting_id,
+                        identity=identity,
+                        muted_by=by,
+                        muted_at=dt.datetime.now(dt.UTC),
+                    )
+                )
+            elif not muted and row is not None:
+                await session.delete(row)
+
+    async def muted(self, meeting_id: str) -> set[str]:
+        query = select(ChatMute.identity).where(ChatMute.meeting_id == meeting_id)
+        async with self._db.session() as session:
+            return set((await session.scalars(query)).all())
+
+    async def moderators(self, meeting_id: str) -> set[str]:
+        """The meeting's hosts and co-hosts, as stored (never as clients claim)."""
+        query = select(MeetingMember.user_id).where(
+            (MeetingMember.meeting_id == meeting_id) & MeetingMember.role.in_(MODERATOR_ROLES)
+        )
+        async with self._db.session() as session:
+            return set((await session.scalars(query)).all())
+
+    async def record_participants(self, meeting_id: str, identities: Iterable[str]) -> None:
+        """Note who has been in the meeting room (idempotent)."""
+        wanted = set(identities)
+        if not wanted:
+            return
+        query = select(ChatParticipant.identity).where(
+            (ChatParticipant.meeting_id == meeting_id) & ChatParticipant.identity.in_(wanted)
+        )
+        try:
+            async with self._db.session() as session:
+                known = set((await session.scalars(query)).all())
+                now = dt.datetime.now(dt.UTC)
+                session.add_all(
+                    ChatParticipant(meeting_id=meeting_id, identity=i, first_seen_at=now)
+                    for i in wanted - known
+                )
+        except IntegrityError:
+            pass  # another writer recorded them first: the same outcome
+
+    async def has_participated(self, meeting_id: str, identity: str) -> bool:
+        async with self._db.session() as session:
+            return await session.get(ChatParticipant, (meeting_id, identity)) is not None
+
+    @staticmethod
+    async def _find(session: AsyncSession, meeting_id: str, message_id: str) -> ChatMessage | None:
+        query = select(ChatMessage).where(
+            (ChatMessage.meeting_id == meeting_id) & (ChatMessage.message_id == message_id)
+        )
+        row: ChatMessage | None = (await session.scalars(query)).first()
+        return row
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite and MariaDB hand back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _ms(value: dt.datetime) -> int:
+    return int(value.timestamp() * 1000)
