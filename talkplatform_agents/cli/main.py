@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from talkplatform_agents.cli.load import register as register_load
 from talkplatform_agents.config import Settings
 
 __all__ = ["app", "main"]
@@ -255,6 +256,9 @@ def up(
         console=console,
     )
     raise typer.Exit(code)
+
+
+register_load(app, load_settings, console)
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,229 @@
+"""``talkplatform-agents load``: QA load injection with synthetic participants, live
+progress, tables per room and in total, a JSON report and ``--fail-if`` thresholds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from talkplatform_agents.config import Settings
+
+__all__ = ["register", "render_summary"]
+
+_COLUMNS: list[tuple[str, str, str]] = [
+    # header, summary key, format
+    ("joined", "joined", "{}"),
+    ("join p50", "join_p50_ms", "{:.0f}ms"),
+    ("join p95", "join_p95_ms", "{:.0f}ms"),
+    ("1st frame p50", "first_frame_p50_ms", "{:.0f}ms"),
+    ("1st frame p95", "first_frame_p95_ms", "{:.0f}ms"),
+    ("kbps/sub", "bitrate_kbps", "{:.0f}"),
+    ("loss", "loss_pct", "{:.2f}%"),
+    ("jitter", "jitter_ms", "{:.1f}ms"),
+    ("latency p50", "latency_p50_ms", "{:.0f}ms"),
+    ("latency p95", "latency_p95_ms", "{:.0f}ms"),
+    ("fps", "fps", "{:.1f}"),
+    ("freezes", "freezes", "{}"),
+    ("switches ok/fail", "", ""),
+    ("errors", "errors", "{}"),
+]
+
+
+def _cell(summary: dict[str, Any], key: str, fmt: str) -> str:
+    if not key:
+        return f"{summary['layer_switches']}/{summary['layer_switch_failures']}"
+    value = summary.get(key)
+    return "-" if value is None else fmt.format(value)
+
+
+def render_summary(report: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"load run {report['run_id']}")
+    table.add_column("room")
+    for header, _, _ in _COLUMNS:
+        table.add_column(header, justify="right")
+    rows = [*report.get("rooms", {}).items(), ("total", report["total"])]
+    for name, summary in rows:
+        table.add_row(
+            name,
+            *(_cell(summary, key, fmt) for _, key, fmt in _COLUMNS),
+            end_section=name != "total" and name == rows[-2][0],
+        )
+    console.print(table)
+    for screen in (p["screen"] for p in report.get("participants", []) if p.get("screen")):
+        size = f"{screen['width']}x{screen['height']}"
+        console.print(f"screen share from {screen['sender']}: {size}, PSNR {screen['psnr_db']} dB")
+    for error in report.get("errors", []):
+        console.print(f"[red]error:[/red] {error}")
+    for verdict in report.get("thresholds", []):
+        mark = "[red]FAIL[/red]" if verdict["failed"] else "[green]pass[/green]"
+        console.print(f"{mark} {verdict['condition']}: {verdict['reason']}")
+    if report.get("interrupted"):
+        console.print("[yellow]interrupted: partial results[/yellow]")
+
+
+def _progress_view(progress: Any) -> Group:
+    table = Table(title=f"load: {progress.phase}")
+    for column in ("room", "planned", "joined", "failed", "first frame", "done"):
+        table.add_column(column, justify="right")
+    for room, counts in sorted(progress.rooms.items()):
+        table.add_row(
+            room,
+            str(counts.planned),
+            str(counts.joined),
+            str(counts.failed),
+            str(counts.first_frames),
+            str(counts.done),
+        )
+    left = ""
+    if progress.ends_at is not None:
+        left = f"{max(progress.ends_at - time.time(), 0):.0f}s left"
+    return Group(table, left)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise ValueError(f"bad size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720") from exc
+    return width, height
+
+
+def register(app: typer.Typer, load_settings: Callable[[], Settings], console: Console) -> None:
+    @app.command()
+    def load(
+        url: Annotated[str | None, typer.Option(help="LiveKit URL [LIVEKIT_URL].")] = None,
+        api_key: Annotated[str | None, typer.Option(help="API key [LIVEKIT_API_KEY].")] = None,
+        api_secret: Annotated[
+            str | None, typer.Option(help="API secret [LIVEKIT_API_SECRET].")
+        ] = None,
+        rooms: Annotated[int, typer.Option(help="Rooms.")] = 1,
+        publishers: Annotated[int, typer.Option(help="Publishers per room.")] = 1,
+        subscribers: Annotated[int, typer.Option(help="Subscribers per room.")] = 1,
+        duration: Annotated[
+            str, typer.Option(help="Run time after the last join, e.g. 60s.")
+        ] = "60s",
+        ramp: Annotated[
+            str, typer.Option(help="Joins per second, e.g. 5/s (0: all at once).")
+        ] = "5/s",
+        codec: Annotated[str, typer.Option(help="vp8 or h264.")] = "vp8",
+        simulcast: Annotated[
+            bool, typer.Option("--simulcast/--no-simulcast", help="Simulcast layers.")
+        ] = True,
+        pre_encoded: Annotated[
+            bool, typer.Option(help="Publish a clip encoded once (PyAV); needs --no-simulcast.")
+        ] = False,
+        layout: Annotated[
+            str, typer.Option(help="speaker or grid: which layers subscribers request.")
+        ] = "speaker",
+        size: Annotated[
+            str, typer.Option(help="Camera size (720p gives 3 simulcast layers).")
+        ] = "1280x720",
+        fps: Annotated[int, typer.Option(help="Camera frame rate.")] = 30,
+        max_bitrate: Annotated[
+            int, typer.Option(help="Camera bitrate cap (bps, top layer).")
+        ] = 1_700_000,
+        screen_share: Annotated[
+            bool, typer.Option(help="The first publisher of each room also shares a screen.")
+        ] = False,
+        screen_size: Annotated[str, typer.Option(help="Screen-share size.")] = "1920x1080",
+        audio: Annotated[
+            bool, typer.Option("--audio/--no-audio", help="Publishers send a marked tone.")
+        ] = True,
+        switch_layers: Annotated[
+            bool,
+            typer.Option(
+                "--switch-layers/--no-switch-layers", help="Subscribers verify LOW/MEDIUM/HIGH."
+            ),
+        ] = True,
+        processes: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+        connect_timeout: Annotated[float, typer.Option(help="Seconds allowed per join.")] = 10.0,
+        room_prefix: Annotated[str, typer.Option(help="Room names start with this.")] = "load",
+        report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path(
+            "load-report.json"
+        ),
+        fail_if: Annotated[
+            str | None,
+            typer.Option(help="Fail (exit 1) when any holds, e.g. 'join_p95>2s,loss>2%'."),
+        ] = None,
+        progress: Annotated[
+            bool, typer.Option("--progress/--no-progress", help="Live progress view.")
+        ] = True,
+    ) -> None:
+        """Load rooms with synthetic participants and measure what subscribers receive."""
+        from talkplatform_agents.lk import Credentials
+        from talkplatform_agents.synthetic.load import (
+            Codec,
+            Layout,
+            LoadSpec,
+            MediaOptions,
+            parse_duration,
+            parse_fail_if,
+            parse_ramp,
+            run_load,
+        )
+
+        settings = load_settings()
+        try:
+            width, height = _parse_size(size)
+            screen_w, screen_h = _parse_size(screen_size)
+            spec = LoadSpec(
+                url=url or settings.livekit_url,
+                rooms=rooms,
+                publishers=publishers,
+                subscribers=subscribers,
+                duration_s=parse_duration(duration),
+                ramp_per_s=parse_ramp(ramp),
+                processes=processes,
+                room_prefix=room_prefix,
+                connect_timeout_s=connect_timeout,
+                media=MediaOptions(
+                    codec=Codec(codec.lower()),
+                    simulcast=simulcast,
+                    pre_encoded=pre_encoded,
+                    width=width,
+                    height=height,
+                    fps=fps,
+                    max_bitrate=max_bitrate,
+                    audio=audio,
+                    screen_share=screen_share,
+                    screen_width=screen_w,
+                    screen_height=screen_h,
+                    layout=Layout(layout.lower()),
+                    switch_layers=switch_layers,
+                ),
+            )
+            conditions = parse_fail_if(fail_if) if fail_if else []
+        except ValueError as exc:
+            console.print(f"[red]load:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        credentials = Credentials(
+            api_key or settings.livekit_api_key,
+            api_secret or settings.livekit_api_secret.get_secret_value(),
+        )
+        # The SDK logs every join at INFO: across hundreds of participants, noise.
+        level = "DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING"
+        if progress:
+            with Live(console=console, refresh_per_second=2, transient=True) as live:
+                outcome = run_load(
+                    spec,
+                    credentials,
+                    report,
+                    conditions,
+                    lambda p: live.update(_progress_view(p)),
+                    level,
+                )
+        else:
+            outcome = run_load(spec, credentials, report, conditions, None, level)
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=200)  # a log file or a pipe: keep the columns readable
+        render_summary(outcome.report, out)
+        console.print(f"report written to {report}")
+        raise typer.Exit(outcome.exit_code)

@@ -1,0 +1,434 @@
+"""The load run's participants: plain ``rtc.Room`` clients (never agent jobs, so LiveKit
+counts them as room members). A publisher sends the marked pattern (simulcast, one layer,
+or a pre-encoded clip), the marked tone and optionally a text-heavy screen share. A
+subscriber watches as its layout asks, verifies simulcast layer switches and measures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from talkplatform_agents.lk.stats import inbound_streams
+from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGenerator
+from talkplatform_agents.synthetic.encoded import EncodedClip
+from talkplatform_agents.synthetic.load.frames import FrameProbe
+from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, LayerSwitch, ParticipantResult
+from talkplatform_agents.synthetic.load.spec import Codec, Layout, MediaOptions
+from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog
+from talkplatform_agents.synthetic.screen import ScreenPattern
+from talkplatform_agents.synthetic.video import PatternGenerator
+
+__all__ = ["LoadMember", "LoadPublisher", "LoadSubscriber", "MemberPlan"]
+
+logger = logging.getLogger(__name__)
+
+_CODECS = {Codec.VP8: rtc.VideoCodec.VP8, Codec.H264: rtc.VideoCodec.H264}
+_QUALITIES = {
+    "low": rtc.VideoQuality.VIDEO_QUALITY_LOW,
+    "medium": rtc.VideoQuality.VIDEO_QUALITY_MEDIUM,
+    "high": rtc.VideoQuality.VIDEO_QUALITY_HIGH,
+}
+_AUDIO_FRAME_MS = 10
+
+
+@dataclass(frozen=True)
+class MemberPlan:
+    """One participant of the run, as the runner hands it to a worker process."""
+
+    identity: str
+    room: str
+    role: str  # publisher or subscriber
+    token: str
+    start_offset_s: float  # after the run's start, per the ramp
+    tag: int = 0  # publisher: its audio marker tag
+    screen: bool = False  # publisher: also share a screen
+    speaker: str = ""  # subscriber: the publisher its speaker layout shows large
+    tiles: int = 1  # subscriber: camera tiles on its grid
+
+
+class LoadMember:
+    """Join timing, task ownership and leaving, shared by both roles."""
+
+    def __init__(self, url: str, plan: MemberPlan, media: MediaOptions, timeout_s: float) -> None:
+        self.url, self.plan, self.media = url, plan, media
+        self.room = rtc.Room()
+        self.result = ParticipantResult(plan.identity, plan.room, plan.role)
+        self._timeout_s = timeout_s
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._joined_at = 0.0
+        self._started = 0.0
+        self._running = False
+
+    async def start(self) -> None:
+        """Join and set up; raises on a failed join (never cancels one in flight)."""
+        self._started = time.perf_counter()
+        await self.room.connect(
+            self.url,
+            self.plan.token,
+            rtc.RoomOptions(
+                auto_subscribe=self.plan.role == "subscriber", connect_timeout=self._timeout_s
+            ),
+        )
+        self._joined_at = time.perf_counter()
+        self._running = True
+        self.result.joined = True
+        self.result.join_ms = round((self._joined_at - self._started) * 1000, 2)
+        logger.info(
+            "[%s/%s] joined in %.0f ms", self.plan.room, self.plan.identity, self.result.join_ms
+        )
+        await self.setup()
+
+    async def setup(self) -> None:
+        """What the role does once joined."""
+
+    async def collect(self) -> None:
+        """Fill ``result`` with what was measured (before leaving)."""
+
+    async def stop(self) -> None:
+        """Measure, cancel and await every task, then leave. Idempotent."""
+        if not self._running:
+            return
+        self._running = False
+        try:
+            await self.collect()
+        except Exception as exc:
+            self.result.errors.append(f"collecting results failed: {exc!r}")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.result.left_at = time.time()
+        if self.room.isconnected():
+            with contextlib.suppress(Exception):
+                await self.room.disconnect()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        if not self._running:
+            coro.close()
+            return
+        task = asyncio.create_task(coro, name=f"{self.plan.identity}:{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._reaper(what))
+
+    def _reaper(self, what: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                logger.error("[%s/%s] %s failed: %r", self.plan.room, self.plan.identity, what, exc)
+                self.result.errors.append(f"{what} failed: {exc!r}")
+
+        return done
+
+
+class LoadPublisher(LoadMember):
+    def __init__(
+        self,
+        url: str,
+        plan: MemberPlan,
+        media: MediaOptions,
+        timeout_s: float,
+        marker_log: MarkerLog,
+        clip: EncodedClip | None = None,
+    ) -> None:
+        super().__init__(url, plan, media, timeout_s)
+        self._log = marker_log
+        self._clip = clip
+
+    async def setup(self) -> None:
+        media = self.media
+        if media.pre_encoded:
+            if self._clip is None:
+                raise ValueError("pre-encoded publishing needs the encoded clip")
+            await self._publish_encoded(self._clip)
+        else:
+            await self._publish_camera()
+        if media.audio:
+            source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=50)
+            track = rtc.LocalAudioTrack.create_audio_track("load-tone", source)
+            await self._publish(
+                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            )
+            self.spawn(self._pump_audio(source), "audio")
+        if self.plan.screen:
+            await self._publish_screen()
+
+    async def _publish(self, track: rtc.LocalTrack, options: rtc.TrackPublishOptions) -> None:
+        await self.room.local_participant.publish_track(track, options)
+        self.result.tracks_published += 1
+
+    async def _publish_camera(self) -> None:
+        media = self.media
+        source = rtc.VideoSource(media.width, media.height)
+        track = rtc.LocalVideoTrack.create_video_track("load-camera", source)
+        await self._publish(
+            track,
+            rtc.TrackPublishOptions(
+                source=rtc.TrackSource.SOURCE_CAMERA,
+                simulcast=media.simulcast,
+                video_codec=_CODECS[media.codec],
+                video_encoding=rtc.VideoEncoding(
+                    max_bitrate=media.max_bitrate, max_framerate=media.fps
+                ),
+            ),
+        )
+        pattern = PatternGenerator(media.width, media.height)
+        self.spawn(self._pump_raw(source, pattern.frame, media.fps), "camera")
+
+    async def _publish_screen(self) -> None:
+        media = self.media
+        source = rtc.VideoSource(media.screen_width, media.screen_height, is_screencast=True)
+        track = rtc.LocalVideoTrack.create_video_track("load-screen", source)
+        await self._publish(
+            track,
+            rtc.TrackPublishOptions(
+                source=rtc.TrackSource.SOURCE_SCREENSHARE,
+                simulcast=False,  # one layer: subscribers must get the full resolution
+                video_codec=_CODECS[media.codec],
+                video_encoding=rtc.VideoEncoding(
+                    max_bitrate=2_500_000, max_framerate=media.screen_fps
+                ),
+            ),
+        )
+        page = ScreenPattern(media.screen_width, media.screen_height)
+        self.spawn(self._pump_raw(source, page.frame, media.screen_fps), "screen")
+
+    async def _publish_encoded(self, clip: EncodedClip) -> None:
+        source = rtc.EncodedVideoSource(clip.width, clip.height)
+        track = rtc.LocalVideoTrack.create_video_track("load-camera", source)
+        await self._publish(
+            track,
+            rtc.TrackPublishOptions(
+                source=rtc.TrackSource.SOURCE_CAMERA,
+                simulcast=False,
+                video_codec=_CODECS[Codec(clip.codec)],
+                video_encoder=rtc.VideoEncoderBackend.ENCODER_BACKEND_PRE_ENCODED,
+                video_encoding=rtc.VideoEncoding(
+                    max_bitrate=self.media.max_bitrate, max_framerate=clip.fps
+                ),
+            ),
+        )
+        self.spawn(self._pump_encoded(source, clip), "camera")
+
+    async def _pump_raw(
+        self, source: rtc.VideoSource, draw: Callable[[int, int], np.ndarray], fps: int
+    ) -> None:
+        index = 0
+        async for now in _ticks(1 / fps):
+            image = draw(index, int(now * 1000))
+            height, width = image.shape[:2]
+            frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, image.tobytes())
+            source.capture_frame(frame, timestamp_us=int(now * 1e6))
+            index += 1
+            self.result.frames_sent += 1
+
+    async def _pump_encoded(self, source: rtc.EncodedVideoSource, clip: EncodedClip) -> None:
+        codec = _CODECS[Codec(clip.codec)]
+        index = 0
+        async for now in _ticks(1 / clip.fps):
+            i = index % len(clip.frames)
+            frame = clip.frames[i]
+            data, key = frame.data, frame.keyframe
+            # A new subscriber needs a keyframe now, not at the loop's end.
+            if not key and source.take_feedback().keyframe_requested:
+                data, key = clip.keyframes[i], True
+            kind = (
+                rtc.EncodedFrameType.ENCODED_FRAME_KEY
+                if key
+                else rtc.EncodedFrameType.ENCODED_FRAME_DELTA
+            )
+            source.capture_frame(
+                rtc.EncodedVideoFrame(data, clip.width, clip.height, codec, kind, int(now * 1e6))
+            )
+            index += 1
+            self.result.frames_sent += 1
+
+    async def _pump_audio(self, source: rtc.AudioSource) -> None:
+        tone = ToneConfig(tag=self.plan.tag)
+        generator = ToneGenerator(tone)
+        per_frame = SAMPLE_RATE * _AUDIO_FRAME_MS // 1000
+        async for now in _ticks(_AUDIO_FRAME_MS / 1000):
+            if source.queued_duration > 0.03:
+                continue  # after a stall, drain rather than carry the backlog as latency
+            chunk, starts = generator.next_chunk(per_frame)
+            for seq, _pos in starts:
+                self._log.record(tone.tag, seq, now + source.queued_duration)
+            pcm = np.clip(chunk * 32767, -32768, 32767).astype("<i2").tobytes()
+            await source.capture_frame(rtc.AudioFrame(pcm, SAMPLE_RATE, 1, per_frame))
+
+
+class LoadSubscriber(LoadMember):
+    def __init__(
+        self,
+        url: str,
+        plan: MemberPlan,
+        media: MediaOptions,
+        timeout_s: float,
+        marker_log: MarkerLog,
+        on_first_frame: Callable[[LoadSubscriber], None] | None = None,
+    ) -> None:
+        super().__init__(url, plan, media, timeout_s)
+        self._log = marker_log
+        self._on_first_frame = on_first_frame
+        self.video: dict[str, FrameProbe] = {}
+        self.audio: dict[str, AudioProbe] = {}
+        self._first_frame = asyncio.Event()
+        self._switch_started = False
+
+    async def setup(self) -> None:
+        self.room.on("track_subscribed", self._on_track)
+        # Tracks published before we joined may already be subscribed.
+        for participant in self.room.remote_participants.values():
+            for publication in participant.track_publications.values():
+                if publication.track is not None and publication.sid not in self.video:
+                    self._on_track(publication.track, publication, participant)
+
+    def _on_track(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            audio = AudioProbe(participant.identity, publication.sid, self._log)
+            self.audio[publication.sid] = audio
+            self.spawn(audio.run(track), f"audio<-{participant.identity}")
+            return
+        if track.kind != rtc.TrackKind.KIND_VIDEO or publication.sid in self.video:
+            return
+        screen = publication.source == rtc.TrackSource.SOURCE_SCREENSHARE
+        probe = FrameProbe(
+            participant.identity,
+            publication.sid,
+            screen=screen,
+            live_latency=not self.media.pre_encoded,
+        )
+        self.video[publication.sid] = probe
+        self.spawn(self._watch(track, probe), f"video<-{participant.identity}")
+        if publication.simulcasted and not screen:
+            publication.set_video_quality(self._layout_quality(participant.identity))
+            switch = self.media.switch_layers and participant.identity == self.plan.speaker
+            if switch and not self._switch_started:
+                self._switch_started = True
+                self.spawn(self._verify_switches(publication, probe), "layer-switch")
+
+    def _layout_quality(self, sender: str) -> rtc.VideoQuality.ValueType:
+        if self.media.layout is Layout.SPEAKER:
+            return _QUALITIES["high" if sender == self.plan.speaker else "low"]
+        return _QUALITIES["medium" if self.plan.tiles <= 4 else "low"]
+
+    async def _watch(self, track: rtc.Track, probe: FrameProbe) -> None:
+        async def first() -> None:
+            await probe.size_changed.wait()
+            if not self._first_frame.is_set():
+                self._first_frame.set()
+                self.result.first_frame_ms = round((time.perf_counter() - self._started) * 1000, 2)
+                if self._on_first_frame is not None:
+                    self._on_first_frame(self)
+
+        self.spawn(first(), "first-frame")
+        await probe.run(track)
+
+    async def _verify_switches(
+        self, publication: rtc.RemoteTrackPublication, probe: FrameProbe
+    ) -> None:
+        """Request LOW, MEDIUM, HIGH in turn; each must change the received size (down, up,
+        up to the published width). The speaker layout then gets its own layer back."""
+        timeout = self.media.switch_timeout_s
+        await probe.size_changed.wait()
+        full = publication.width or self.media.width
+        # Settle on the top layer first: bandwidth estimation may not have reached it yet.
+        publication.set_video_quality(_QUALITIES["high"])
+        with contextlib.suppress(TimeoutError):
+            await _wait_for(probe, lambda w: w >= full, timeout)
+        for quality in ("low", "medium", "high"):
+            before = probe.width
+            wanted = _smaller_than(before) if quality == "low" else _larger_than(before)
+            asked = time.perf_counter()
+            publication.set_video_quality(_QUALITIES[quality])
+            try:
+                await _wait_for(probe, wanted, timeout)
+            except TimeoutError:
+                self.result.switches.append(
+                    LayerSwitch(quality, False, None, probe.width, probe.height)
+                )
+                size = f"{probe.width}x{probe.height}"
+                self.result.errors.append(
+                    f"layer switch to {quality} not seen in {timeout:.0f}s (still {size})"
+                )
+                break
+            ms = round((time.perf_counter() - asked) * 1000, 2)
+            self.result.switches.append(LayerSwitch(quality, True, ms, probe.width, probe.height))
+        publication.set_video_quality(self._layout_quality(self.plan.speaker))
+
+    async def collect(self) -> None:
+        result = self.result
+        cameras = [p for p in self.video.values() if not p.screen]
+        result.video_tracks = len(self.video)
+        result.audio_tracks = len(self.audio)
+        result.frames = sum(p.frames for p in self.video.values())
+        result.markers = sum(p.decoded for p in self.video.values())
+        result.audio_markers = sum(len(a.markers) for a in self.audio.values())
+        result.freezes = sum(p.freezes for p in self.video.values())
+        result.freeze_ms = round(sum(p.freeze_ms for p in self.video.values()), 1)
+        rates = [f for p in cameras if (f := p.fps()) is not None]
+        result.fps = round(sum(rates) / len(rates), 2) if rates else None
+        latencies = [v for p in cameras for v in p.latencies]
+        step = max(len(latencies) // MAX_SAMPLES, 1)
+        result.latency_ms = [round(v, 1) for v in latencies[::step]]
+        for probe in self.video.values():
+            if probe.screen:
+                result.screen = {
+                    "sender": probe.sender,
+                    "width": probe.max_width,
+                    "height": probe.height,
+                    "frames": probe.frames,
+                    "psnr_db": probe.best_psnr_db,
+                }
+        stats = await self.room.get_rtc_stats()
+        # One peer connection or two, depending on the signalling version: read both.
+        streams = inbound_streams([*stats.publisher_stats, *stats.subscriber_stats])
+        result.packets_received = sum(s.packets_received for s in streams)
+        result.packets_lost = sum(max(s.packets_lost, 0) for s in streams)
+        if streams:
+            result.jitter_ms = round(1000 * sum(s.jitter_s for s in streams) / len(streams), 3)
+        span = time.perf_counter() - self._joined_at
+        if span > 0:
+            result.bitrate_kbps = round(sum(s.bytes_received for s in streams) * 8 / span / 1000, 1)
+
+
+def _smaller_than(width: int) -> Callable[[int], bool]:
+    return lambda w: w < width
+
+
+def _larger_than(width: int) -> Callable[[int], bool]:
+    return lambda w: w > width
+
+
+async def _wait_for(probe: FrameProbe, wanted: Callable[[int], bool], timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not wanted(probe.width):
+            probe.size_changed.clear()
+            await probe.size_changed.wait()
+
+
+async def _ticks(period: float) -> Any:
+    """Yield the wall time on a fixed real-time grid; after a stall, skip ahead instead of
+    bursting (a camera never sends a backlog)."""
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    while True:
+        yield time.time()
+        next_at += period
+        delay = next_at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.2:
+            next_at = loop.time()

@@ -1,0 +1,298 @@
+"""QA load injection against the real server in the namespace: simulcast layer switches seen
+at the receiver, latency markers, a readable screen share, and ``talkplatform-agents load``
+end to end (complete report, --fail-if exit codes, unreachable server, Ctrl-C).
+
+Sizes are small (2 shared cores). The layer-switch test publishes 960x540 at 15 fps, the
+smallest source for which the SDK's ladder still makes three layers (320, 640, 960 wide),
+instead of the CLI's 720p default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from livekit import api
+
+from talkplatform_agents.config import Settings
+from talkplatform_agents.lk import Credentials, Role, mint_token
+from talkplatform_agents.synthetic.load.frames import FrameProbe
+from talkplatform_agents.synthetic.load.members import LoadPublisher, LoadSubscriber, MemberPlan
+from talkplatform_agents.synthetic.load.spec import MediaOptions
+from talkplatform_agents.synthetic.probes import MarkerLog, percentile
+from talkplatform_agents.synthetic.screen import READABLE_PSNR_DB
+from tests.integration.conftest import until
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _creds(settings: Settings) -> Credentials:
+    return Credentials(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
+
+
+def _plan(settings: Settings, room: str, identity: str, role: str, **kw: Any) -> MemberPlan:
+    token = mint_token(
+        _creds(settings),
+        identity=identity,
+        name=identity,
+        room=room,
+        role=Role.PARTICIPANT,
+        ttl=dt.timedelta(minutes=10),
+    )
+    return MemberPlan(identity, room, role, token.jwt, 0.0, **kw)
+
+
+@pytest.fixture
+async def pair(
+    live_settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[LoadPublisher, LoadSubscriber]]:
+    media: MediaOptions = request.param
+    room = f"load-{uuid.uuid4().hex[:8]}"
+    pub_id, sub_id = f"{room}-pub0", f"{room}-sub0"
+    log = MarkerLog()
+    url = live_settings.livekit_url
+    pub = LoadPublisher(
+        url,
+        _plan(live_settings, room, pub_id, "publisher", tag=1, screen=media.screen_share),
+        media,
+        10,
+        log,
+    )
+    sub = LoadSubscriber(
+        url, _plan(live_settings, room, sub_id, "subscriber", speaker=pub_id), media, 10, log
+    )
+    await pub.start()
+    try:
+        await sub.start()
+        try:
+            yield pub, sub
+        finally:
+            await sub.stop()
+    finally:
+        await pub.stop()
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [MediaOptions(width=960, height=540, fps=15, max_bitrate=1_200_000, audio=False)],
+    indirect=True,
+)
+async def test_simulcast_layer_switch_seen_at_receiver(
+    pair: tuple[LoadPublisher, LoadSubscriber],
+) -> None:
+    _, sub = pair
+    try:
+        switches = await until(
+            lambda: (len(sub.result.switches) == 3 or sub.result.errors) and sub.result.switches,
+            60,
+        )
+    except TimeoutError:
+        seen = [(p.sender, p.width, p.height, p.frames) for p in sub.video.values()]
+        pytest.fail(f"switches {sub.result.switches}, errors {sub.result.errors}, video {seen}")
+    assert [s.quality for s in switches] == ["low", "medium", "high"]
+    assert all(s.ok for s in switches), sub.result.errors
+    low, medium, high = (s.width for s in switches)
+    assert low < medium < high == 960, (low, medium, high)
+    assert all(s.ms is not None and s.ms > 0 for s in switches)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        MediaOptions(
+            simulcast=False,
+            width=320,
+            height=180,
+            fps=15,
+            max_bitrate=300_000,
+            screen_share=True,
+            screen_width=1280,
+            screen_height=720,
+            screen_fps=5,
+            switch_layers=False,
+        )
+    ],
+    indirect=True,
+)
+async def test_latency_markers_decode_and_screen_share_is_readable(
+    pair: tuple[LoadPublisher, LoadSubscriber],
+) -> None:
+    pub, sub = pair
+    camera = await until(
+        lambda: next((p for p in sub.video.values() if not p.screen and p.decoded >= 30), None), 30
+    )
+
+    # Readable once the encoder has ramped up to the share's bitrate.
+    def readable() -> FrameProbe | None:
+        shares = (p for p in sub.video.values() if p.screen)
+        return next((p for p in shares if (p.best_psnr_db or 0) >= READABLE_PSNR_DB), None)
+
+    try:
+        screen = await until(readable, 40)
+    except TimeoutError:
+        shares = [(p.width, p.height, p.best_psnr_db) for p in sub.video.values() if p.screen]
+        pytest.fail(f"screen share never readable: {shares}")
+    # Every decoded frame passed the barcode's check word; its capture time gives latency.
+    assert camera.sender == pub.plan.identity
+    assert camera.width == 320 and camera.height == 180
+    latencies = sorted(camera.latencies)
+    median = percentile(latencies, 50)
+    assert median is not None and 0 <= median < 1000, latencies[:10]
+    assert camera.decoded >= 0.8 * camera.frames
+    # The screen share arrives at full size with its small text intact.
+    assert (screen.width, screen.height) == (1280, 720)
+    assert screen.best_psnr_db is not None and screen.best_psnr_db >= READABLE_PSNR_DB
+    # The tone's markers decode too.
+    await until(lambda: sum(len(a.markers) for a in sub.audio.values()) >= 2, 20)
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def _load_argv(settings: Settings, report: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "talkplatform_agents",
+        "load",
+        "--url",
+        settings.livekit_url,
+        "--api-key",
+        settings.livekit_api_key,
+        "--api-secret",
+        settings.livekit_api_secret.get_secret_value(),
+        "--report",
+        str(report),
+        "--no-progress",
+        *args,
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "DATABASE_"))}
+
+
+_SMALL = ["--size", "320x180", "--fps", "10", "--max-bitrate", "200000", "--no-simulcast"]
+
+
+def _run(argv: list[str], cwd: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def test_small_load_run_writes_complete_report(live_settings: Settings, tmp_path: Path) -> None:
+    report = tmp_path / "out.json"
+    argv = _load_argv(
+        live_settings, report, "--rooms", "2", "--publishers", "2", "--subscribers", "2"
+    )
+    argv += [*_SMALL, "--duration", "6s", "--ramp", "0", "--processes", "2"]
+    argv += ["--fail-if", "errors>0,loss>5%"]
+    done = _run(argv, tmp_path, 240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = json.loads(report.read_text())
+    assert body["complete"] is True and body["passed"] is True and body["errors"] == []
+    assert len(body["participants"]) == 8 and len(body["rooms"]) == 2
+    total = body["total"]
+    assert total["joined"] == 8 and total["errors"] == 0
+    for key in (
+        "join_p50_ms",
+        "join_p95_ms",
+        "first_frame_p50_ms",
+        "first_frame_p95_ms",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "loss_pct",
+        "jitter_ms",
+        "bitrate_kbps",
+        "fps",
+    ):
+        assert total[key] is not None, key
+    for sub in (p for p in body["participants"] if p["role"] == "subscriber"):
+        assert sub["video_tracks"] == 2 and sub["audio_tracks"] == 2, sub
+        assert sub["first_frame_ms"] is not None and sub["markers"] > 0, sub
+    assert "total" in done.stdout and "join p95" in done.stdout
+
+
+def test_fail_if_sets_exit_code(live_settings: Settings, tmp_path: Path) -> None:
+    report = tmp_path / "out.json"
+    argv = _load_argv(
+        live_settings, report, "--rooms", "1", "--publishers", "1", "--subscribers", "1"
+    )
+    argv += [*_SMALL, "--no-audio", "--duration", "3s", "--ramp", "0", "--processes", "1"]
+    done = _run([*argv, "--fail-if", "join_p95>0ms"], tmp_path, 180)
+    assert done.returncode == 1, done.stdout + done.stderr
+    body = json.loads(report.read_text())
+    assert body["passed"] is False and body["thresholds"][0]["failed"] is True
+    assert "FAIL" in done.stdout
+    # A malformed condition is refused before anything joins.
+    bad = _run([*argv, "--fail-if", "join_p95>2parsecs"], tmp_path, 60)
+    assert bad.returncode == 2 and "join_p95" in bad.stderr
+
+
+def test_unreachable_server_and_wrong_keys_fail_fast_with_a_report(
+    live_settings: Settings, tmp_path: Path
+) -> None:
+    report = tmp_path / "out.json"
+    unreachable = live_settings.model_copy(update={"livekit_url": "ws://10.77.0.1:9"})
+    done = _run(_load_argv(unreachable, report, *_SMALL, "--duration", "3s"), tmp_path, 60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    body = json.loads(report.read_text())
+    assert body["complete"] is False and "cannot reach" in body["errors"][0]
+    wrong = _load_argv(live_settings, report, *_SMALL, "--duration", "3s")
+    wrong[wrong.index("--api-secret") + 1] = "x" * 40
+    done = _run(wrong, tmp_path, 60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "rejected the API key" in json.loads(report.read_text())["errors"][0]
+
+
+async def test_sigint_still_writes_the_report(live_settings: Settings, tmp_path: Path) -> None:
+    report = tmp_path / "out.json"
+    prefix = f"sigint{uuid.uuid4().hex[:4]}"
+    argv = _load_argv(
+        live_settings, report, "--rooms", "1", "--publishers", "1", "--subscribers", "1"
+    )
+    argv += [*_SMALL, "--no-audio", "--duration", "120s", "--ramp", "0", "--processes", "1"]
+    argv += ["--room-prefix", prefix]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    creds = _creds(live_settings)
+    server = api.LiveKitAPI(live_settings.livekit_http_url, creds.api_key, creds.api_secret)
+    try:
+
+        async def joined() -> bool:
+            rooms = await server.room.list_rooms(api.ListRoomsRequest())
+            ours = [r for r in rooms.rooms if r.name.startswith(prefix)]
+            return bool(ours) and all(r.num_participants >= 2 for r in ours)
+
+        async with asyncio.timeout(90):
+            while not await joined():  # noqa: ASYNC110
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(2)  # let the subscriber receive some frames
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await server.aclose()
+    assert proc.returncode == 130, (out + err).decode()
+    body = json.loads(report.read_text())
+    assert body["interrupted"] is True and body["complete"] is False
+    assert len(body["participants"]) == 2
+    assert all(p["joined"] for p in body["participants"]), body["participants"]
+    sub = next(p for p in body["participants"] if p["role"] == "subscriber")
+    assert sub["frames"] > 0 and sub["bitrate_kbps"] is not None
