@@ -105,6 +105,8 @@ class Throughput:
     kbps: float
     loss_fraction: float
     packets_sent: int
+    # Why the encoder sent less than asked, as its stats say (video): none, cpu, bandwidth
+    limited_by: str = "none"
 
     def verdict(self) -> tuple[ThroughputVerdict, list[str]]:
         return classify_throughput(self.kind, self.kbps, self.loss_fraction)

@@ -65,6 +65,11 @@ class OutboundSummary:
     remote_packets_lost: int  # from the SFU's receiver reports; 0 before the first one
     remote_jitter_s: float
     remote_rtt_s: float | None
+    target_bitrate: float  # what the encoder aims at (bits/s); 0 for audio
+    limited_by: str  # the encoder's quality limitation: none, cpu, bandwidth, other
+    frame_width: int
+    frame_height: int
+    frames_per_second: float
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class TransportSummary:
     ice_checks_sent: int  # STUN connectivity checks on the selected pair
     ice_check_rtt_s: float | None  # mean round trip of the answered checks
     available_outgoing_kbps: float | None  # the sender's bandwidth estimate
+    rtt_s: float | None  # the selected pair's latest consent-check round trip
 
 
 def inbound_streams(stats: Iterable[stats_pb2.RtcStats]) -> list[InboundSummary]:
@@ -128,6 +134,15 @@ def outbound_streams(stats: Iterable[stats_pb2.RtcStats]) -> list[OutboundSummar
                 remote_packets_lost=max(report.received.packets_lost, 0) if report else 0,
                 remote_jitter_s=report.received.jitter if report else 0.0,
                 remote_rtt_s=report.remote_inbound.round_trip_time if report and measured else None,
+                target_bitrate=rtp.outbound.target_bitrate,
+                limited_by=str(
+                    stats_pb2.QualityLimitationReason.Name(rtp.outbound.quality_limitation_reason)
+                )
+                .removeprefix("LIMITATION_")
+                .lower(),
+                frame_width=rtp.outbound.frame_width,
+                frame_height=rtp.outbound.frame_height,
+                frames_per_second=rtp.outbound.frames_per_second,
             )
         )
     return found
@@ -162,6 +177,7 @@ def transport(stats: Iterable[stats_pb2.RtcStats]) -> TransportSummary | None:
             if pair is not None and pair.available_outgoing_bitrate > 0
             else None
         ),
+        rtt_s=pair.current_round_trip_time if pair and pair.current_round_trip_time > 0 else None,
     )
 
 

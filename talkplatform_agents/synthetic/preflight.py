@@ -1,10 +1,12 @@
 """The green-room preflight: can this client reach the platform, and how well?
 
 Like LiveKit's client ``ConnectionCheck`` and Twilio's Preflight, from the server side of a
-synthetic client: WebSocket join, ICE candidate types, a resume after the signal connection
-drops, publishing audio and video, the echo round trip through the green-room bot, the
-bot's device and network report, media over TCP, and a TURN relay-only join. Every step has
-a time limit and a readable cause when it fails; nothing here raises past ``run_preflight``.
+synthetic client: the ICE and DTLS handshake timings, WebSocket join, ICE candidate types, a
+resume after the signal connection drops, publishing audio and video, the echo round trip
+through the green-room bot, the bot's device and network report, a throughput and loss
+test, the client's own network figures (min/avg/max over the check), media over TCP, and a
+TURN relay-only join. Every step has a time limit and a readable cause when it fails;
+nothing here raises past ``run_preflight``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ from typing import Any
 from livekit import rtc
 
 from talkplatform_agents.lk import greenroom as proto
-from talkplatform_agents.lk.stats import candidates
+from talkplatform_agents.lk.stats import candidates, transport
 from talkplatform_agents.synthetic.audio import ToneConfig
+from talkplatform_agents.synthetic.handshake import HandshakeError, IceServer, measure_handshake
+from talkplatform_agents.synthetic.netquality import (
+    NetworkSampler,
+    ThroughputOptions,
+    measure_throughput,
+)
 from talkplatform_agents.synthetic.participant import (
     ParticipantConfig,
     SyntheticError,
@@ -37,6 +45,7 @@ _TAG = 11
 # Joins are bounded by the SDK itself (5 s per attempt, three attempts); a step never cancels
 # one in flight, so its own limit sits above that.
 _JOIN_LIMIT_S = 45.0
+_NEEDS_JOIN = ("ice", "resume", "publish", "echo", "report", "throughput", "network", "tcp")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class PreflightOptions:
     turn_servers: list[IceServerConfig] = field(default_factory=list)
     step_timeout_s: float = 15.0
     echo_markers: int = 4
+    throughput: ThroughputOptions = field(default_factory=ThroughputOptions)
 
 
 @dataclass
@@ -71,7 +81,11 @@ class StepResult:
 
 
 class _StepFailed(Exception):
-    """A step's readable cause."""
+    """A step's readable cause, with whatever figures it measured before failing."""
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.data = data or {}
 
 
 async def run_preflight(options: PreflightOptions) -> list[StepResult]:
@@ -87,6 +101,10 @@ async def run_preflight(options: PreflightOptions) -> list[StepResult]:
             label="preflight",
         )
     )
+    sampler = NetworkSampler(participant.room)
+    # A join of its own with the same identity, so before the participant below: later,
+    # the server would keep that identity on TCP after the "tcp" step, which aiortc lacks.
+    await _step(results, "handshake", options, lambda: _handshake(options))
     try:
         joined = await _step(
             results, "websocket", options, lambda: _join(participant), _JOIN_LIMIT_S
@@ -95,14 +113,22 @@ async def run_preflight(options: PreflightOptions) -> list[StepResult]:
             await _step(results, "ice", options, lambda: _ice(participant))
             await _step(results, "resume", options, lambda: _resume(participant))
             published = await _step(results, "publish", options, lambda: _publish(participant))
+            sampler.start()  # from here on, the media a call would carry
             bot = await _find_bot(participant, options.step_timeout_s) if published else None
             await _step(results, "echo", options, lambda: _echo(participant, bot, options))
             await _step(results, "report", options, lambda: _report(participant, bot))
+            await _step(
+                results, "throughput", options, lambda: _throughput(participant, published, options)
+            )
+            # The figures of the path the call would use: before the TCP step moves it.
+            await sampler.stop()
+            await _step(results, "network", options, lambda: _network(sampler))
             await _step(results, "tcp", options, lambda: _tcp(participant), _JOIN_LIMIT_S)
         else:
-            for name in ("ice", "resume", "publish", "echo", "report", "tcp"):
+            for name in _NEEDS_JOIN:
                 results.append(StepResult(name, False, "not run: could not join", 0.0))
     finally:
+        await sampler.stop()
         await participant.stop()
     urls = ", ".join(u for s in options.turn_servers for u in s.urls if u.startswith("turn"))
     await _step(
@@ -132,7 +158,7 @@ async def _step(
     except TimeoutError:
         result = StepResult(name, False, f"{on_timeout or 'no answer'} within {limit:.0f}s", 0)
     except _StepFailed as exc:
-        result = StepResult(name, False, str(exc), 0)
+        result = StepResult(name, False, str(exc), 0, exc.data)
     except Exception as exc:  # a step never takes the whole check down
         logger.debug("preflight step %s", name, exc_info=True)
         result = StepResult(name, False, f"{type(exc).__name__}: {exc}", 0)
@@ -165,16 +191,31 @@ async def _ice(participant: SyntheticParticipant) -> tuple[str, dict[str, Any]]:
     if summary.selected_local is None:
         raise _StepFailed("no ICE candidate pair was selected")
     types = sorted(summary.local_types)
+    state = transport([*stats.publisher_stats, *stats.subscriber_stats])
     data: dict[str, Any] = {
         "local_types": types,
         "selected": f"{summary.selected_local}->{summary.selected_remote}",
         "protocol": summary.selected_protocol,
         "rtt_ms": round(summary.rtt_s * 1000, 1) if summary.rtt_s is not None else None,
+        # What the SDK's transport stats say of ICE and DTLS: states and the agreed
+        # ciphers (they carry no timings: the "handshake" step measures those).
+        "ice_state": state.ice_state if state else None,
+        "ice_checks_sent": state.ice_checks_sent if state else None,
+        "ice_check_rtt_ms": (
+            round(state.ice_check_rtt_s * 1000, 1) if state and state.ice_check_rtt_s else None
+        ),
+        "dtls_state": state.dtls_state if state else None,
+        "dtls_role": state.dtls_role if state else None,
+        "tls_version": state.tls_version if state else None,
+        "dtls_cipher": state.dtls_cipher if state else None,
+        "srtp_cipher": state.srtp_cipher if state else None,
     }
     detail = (
         f"gathered {', '.join(types)}; using {data['selected']} over "
         f"{(summary.selected_protocol or '?').upper()}"
     )
+    if state is not None:
+        detail += f"; DTLS {state.dtls_state} ({state.srtp_cipher or 'no SRTP cipher'})"
     return detail, data
 
 
@@ -260,6 +301,66 @@ async def _report(participant: SyntheticParticipant, bot: str | None) -> tuple[s
         raise _StepFailed(f"the bot refused the report: {exc.code} {exc.message}") from exc
     reasons = "; ".join(report.get("reasons", [])) or "no problems"
     return f"verdict {report.get('verdict')}: {reasons}", report
+
+
+async def _throughput(
+    participant: SyntheticParticipant, published: bool, options: PreflightOptions
+) -> tuple[str, dict[str, Any]]:
+    if not published:
+        raise _StepFailed("not run: the microphone and camera were not published")
+    result = await measure_throughput(participant.room, options.throughput)
+    if not result.kinds:
+        raise _StepFailed("no outgoing RTP stream in the stats to measure")
+    data = result.as_dict()
+    verdict, reasons = result.verdict()
+    figures = ", ".join(
+        f"{k.kind} {k.kbps:.0f} kbit/s {k.loss_fraction * 100:.1f}% loss" for k in result.kinds
+    )
+    detail = f"{verdict.replace('_', '-')}: {figures} (target {result.target_kbps} kbit/s)"
+    if verdict == "poor":
+        raise _StepFailed(f"poor throughput: {'; '.join(reasons)} ({figures})", data)
+    return detail + (f"; {'; '.join(reasons)}" if reasons else ""), data
+
+
+async def _network(sampler: NetworkSampler) -> tuple[str, dict[str, Any]]:
+    summary = sampler.history.summary()
+    if sampler.samples == 0:
+        raise _StepFailed("no WebRTC stats were sampled during the check")
+
+    def spread(name: str, unit: str) -> str:
+        s = summary[name]
+        if not s["samples"]:
+            return f"{name.split('_', maxsplit=1)[0]} n/a"
+        return f"{name.split('_', maxsplit=1)[0]} {s['min']}/{s['avg']}/{s['max']}{unit}"
+
+    detail = "min/avg/max over the check: " + ", ".join(
+        (
+            spread("rtt_ms", " ms"),
+            spread("jitter_ms", " ms"),
+            spread("loss_pct", "%"),
+            spread("bitrate_kbps", " kbit/s"),
+        )
+    )
+    return detail, {"period_s": sampler.period_s, **summary}
+
+
+async def _handshake(options: PreflightOptions) -> tuple[str, dict[str, Any]]:
+    try:
+        # The platform's own STUN/TURN servers (connection-info, or --turn), never the
+        # public defaults some servers hand out: gathering shows what this deployment gives.
+        servers = [IceServer(s.urls, s.username, s.credential) for s in options.turn_servers]
+        timings = await measure_handshake(
+            options.url, options.relay_token or options.token, servers
+        )
+    except HandshakeError as exc:
+        raise _StepFailed(_explain_connect(str(exc))) from exc
+    data = timings.as_ms()
+    detail = (
+        f"ICE gathering {data['ice_gathering_ms']} ms ({timings.local_candidates} candidates), "
+        f"ICE connectivity {data['ice_connectivity_ms']} ms, "
+        f"DTLS handshake {data['dtls_handshake_ms']} ms; signalling {data['signal_ms']} ms"
+    )
+    return detail, data
 
 
 async def _relay(options: PreflightOptions) -> tuple[str, dict[str, Any]] | None:

@@ -24,7 +24,21 @@ from .conftest import APP_SECRET, ROOT
 
 pytestmark = pytest.mark.integration
 
-STEPS = ["api", "websocket", "ice", "resume", "publish", "echo", "report", "tcp", "turn"]
+STEPS = [
+    "api",
+    "handshake",
+    "websocket",
+    "ice",
+    "resume",
+    "publish",
+    "echo",
+    "report",
+    "throughput",
+    "network",
+    "tcp",
+    "turn",
+]
+FIGURES = ("rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
 
 
 def _user() -> str:
@@ -36,7 +50,9 @@ async def test_preflight_passes_against_the_stack(live_settings: Settings) -> No
     results = await run_check(CheckTarget(api_url=live_settings.api_url, app_token=token))
     by_name = {r.name: r for r in results}
     assert [r.name for r in results] == STEPS
-    assert all(r.ok is True for r in results), [(r.name, r.detail) for r in results]
+    assert all(r.ok is True for r in results), "\n".join(
+        f"{r.name} {r.ok}: {r.detail}" for r in results
+    )
     assert "host" in by_name["ice"].data["local_types"]
     assert by_name["ice"].data["protocol"] == "udp"
     assert by_name["echo"].data["markers"] >= 4
@@ -44,6 +60,29 @@ async def test_preflight_passes_against_the_stack(live_settings: Settings) -> No
     assert by_name["report"].data["camera"]["status"] == "ok"
     assert "turn:" in by_name["turn"].data["turn"]
     assert by_name["tcp"].data["tcp_switch_s"] > 0
+    _assert_quality_figures({r.name: r.as_dict() for r in results})
+
+
+def _assert_quality_figures(steps: dict[str, dict[str, Any]]) -> None:
+    """ICE and DTLS timings, the throughput verdict, and min/avg/max, as ``--json`` has them."""
+    handshake = steps["handshake"]["data"]
+    for stage in ("ice_gathering_ms", "ice_connectivity_ms", "dtls_handshake_ms", "signal_ms"):
+        assert handshake[stage] is not None and handshake[stage] >= 0, handshake
+    assert handshake["local_candidates"] >= 1 and handshake["remote_candidates"] >= 1
+    assert steps["ice"]["data"]["dtls_state"] == "connected"
+    assert steps["ice"]["data"]["srtp_cipher"]
+    throughput = steps["throughput"]["data"]
+    assert throughput["verdict"] in ("good", "non_optimal")
+    assert throughput["video"]["kbps"] > 60 and throughput["video"]["packets_sent"] > 0
+    assert throughput["audio"]["verdict"] == "good"  # a clean path carries Opus untouched
+    network = steps["network"]["data"]
+    for figure in FIGURES:
+        spread = network[figure]
+        assert spread["samples"] >= 2, network
+        assert spread["min"] <= spread["avg"] <= spread["max"], network
+    report = steps["report"]["data"]["network_summary"]
+    assert report["rtt_ms"]["samples"] >= 1
+    assert report["rtt_ms"]["min"] <= report["rtt_ms"]["avg"] <= report["rtt_ms"]["max"]
 
 
 @pytest.fixture
@@ -77,6 +116,7 @@ def test_cli_check_passes_with_json(live_settings: Settings) -> None:
     code, body, output = _cli("--api", live_settings.api_url, "--user", _user())
     assert code == 0, output
     assert body["ok"] is True and list(_steps(body)) == STEPS
+    _assert_quality_figures(_steps(body))
 
 
 @pytest.mark.usefixtures("turn_stopped")

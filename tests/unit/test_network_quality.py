@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from livekit.rtc._proto import stats_pb2
 
 from talkplatform_agents.bots.greenroom.analysis import NetworkSample, build_report
 from talkplatform_agents.lk.quality import (
@@ -14,6 +15,7 @@ from talkplatform_agents.lk.quality import (
     classify_throughput,
     worst,
 )
+from talkplatform_agents.lk.stats import outbound_streams, transport
 
 
 def test_spread_min_avg_max_skips_missing_readings() -> None:
@@ -84,3 +86,56 @@ def test_throughput_reasons_name_the_figures_and_the_worst_wins() -> None:
     assert worst(["non_optimal", "poor"]) == "poor"
     with pytest.raises(ValueError, match="screen"):
         classify_throughput("screen", 1, 0)
+
+
+def _stats() -> list[stats_pb2.RtcStats]:
+    out = stats_pb2.RtcStats()
+    out.outbound_rtp.rtc.id = "OT1"
+    out.outbound_rtp.stream.ssrc = 7
+    out.outbound_rtp.stream.kind = "video"
+    out.outbound_rtp.sent.packets_sent = 1000
+    out.outbound_rtp.sent.bytes_sent = 900_000
+    out.outbound_rtp.outbound.target_bitrate = 1_200_000
+    out.outbound_rtp.outbound.quality_limitation_reason = stats_pb2.LIMITATION_BANDWIDTH
+    remote = stats_pb2.RtcStats()
+    remote.remote_inbound_rtp.remote_inbound.local_id = "OT1"
+    remote.remote_inbound_rtp.received.packets_lost = 12
+    remote.remote_inbound_rtp.received.jitter = 0.004
+    remote.remote_inbound_rtp.remote_inbound.round_trip_time = 0.02
+    remote.remote_inbound_rtp.remote_inbound.round_trip_time_measurements = 3
+    transport = stats_pb2.RtcStats()
+    transport.transport.transport.selected_candidate_pair_id = "CP1"
+    transport.transport.transport.dtls_state = stats_pb2.DTLS_TRANSPORT_CONNECTED
+    transport.transport.transport.ice_state = stats_pb2.ICE_TRANSPORT_CONNECTED
+    transport.transport.transport.dtls_role = stats_pb2.DTLS_CLIENT
+    transport.transport.transport.srtp_cipher = "AES_CM_128_HMAC_SHA1_80"
+    pair = stats_pb2.RtcStats()
+    pair.candidate_pair.rtc.id = "CP1"
+    pair.candidate_pair.candidate_pair.requests_sent = 4
+    pair.candidate_pair.candidate_pair.responses_received = 2
+    pair.candidate_pair.candidate_pair.total_round_trip_time = 0.006
+    pair.candidate_pair.candidate_pair.current_round_trip_time = 0.002
+    pair.candidate_pair.candidate_pair.available_outgoing_bitrate = 2_500_000
+    return [out, remote, transport, pair]
+
+
+def test_outbound_and_transport_stats_are_read() -> None:
+    [stream] = outbound_streams(_stats())
+    assert (stream.ssrc, stream.kind, stream.packets_sent, stream.bytes_sent) == (
+        7,
+        "video",
+        1000,
+        900_000,
+    )
+    assert stream.remote_packets_lost == 12 and stream.remote_rtt_s == 0.02
+    assert stream.limited_by == "bandwidth" and stream.target_bitrate == 1_200_000
+    state = transport(_stats())
+    assert state is not None
+    assert (state.ice_state, state.dtls_state, state.dtls_role) == (
+        "connected",
+        "connected",
+        "client",
+    )
+    assert state.ice_checks_sent == 4 and state.ice_check_rtt_s == pytest.approx(0.003)
+    assert state.rtt_s == 0.002 and state.available_outgoing_kbps == 2500
+    assert transport(_stats()[:2]) is None

@@ -133,6 +133,10 @@ def build_report(
     network: NetworkSample,
     history: NetworkHistory | None = None,
 ) -> dict[str, Any]:
+    """The report of ``tp.greenroom.report`` and ``greenroom.get_report``:
+    ``{verdict, reasons, microphone, camera, network: {rtt_ms, jitter_ms, loss_pct,
+    bitrate_kbps}, network_summary: {<each network figure>: {min, avg, max, samples}}}``;
+    ``network`` is the latest window, ``network_summary`` the whole session so far."""
     reasons: list[tuple[Verdict, str]] = []
     if mic["status"] in ("silent", "no_audio"):
         reasons.append(("poor", f"microphone: {mic['status'].replace('_', ' ')}"))
