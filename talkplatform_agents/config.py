@@ -100,6 +100,26 @@ class Settings(BaseSettings):
         validation_alias="SEGMENTATION_MODEL",
         description="Person-segmentation model for background blur (scripts/fetch-models.sh).",
     )
+    # The chat relay bot (bots/chat/options.py says what each means).
+    chat_history_size: int = Field(default=50, ge=0, le=500, validation_alias="CHAT_HISTORY_SIZE")
+    chat_max_message_chars: int = Field(
+        default=2000, ge=1, le=65536, validation_alias="CHAT_MAX_MESSAGE_CHARS"
+    )
+    chat_messages_per_second: float = Field(
+        default=2.0, gt=0, validation_alias="CHAT_MESSAGES_PER_SECOND"
+    )
+    chat_message_burst: int = Field(default=10, ge=1, validation_alias="CHAT_MESSAGE_BURST")
+    chat_reactions_per_second: float = Field(
+        default=5.0, gt=0, validation_alias="CHAT_REACTIONS_PER_SECOND"
+    )
+    chat_reaction_burst: int = Field(default=20, ge=1, validation_alias="CHAT_REACTION_BURST")
+    chat_blocked_words: str = Field(
+        default="", validation_alias="CHAT_BLOCKED_WORDS", description="Comma-separated."
+    )
+    chat_blocked_action: Literal["reject", "mask"] = Field(
+        default="reject", validation_alias="CHAT_BLOCKED_ACTION"
+    )
+    chat_hosts_see_private: bool = Field(default=False, validation_alias="CHAT_HOSTS_SEE_PRIVATE")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
 
     @field_validator("livekit_url")

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from livekit.agents import JobContext, JobProcess
 
+from talkplatform_agents.bots.chat import ChatOptions, chat_entrypoint, chat_prewarm
 from talkplatform_agents.bots.greenroom import (
     GreenRoomOptions,
     greenroom_entrypoint,
     greenroom_prewarm,
 )
-from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
+from talkplatform_agents.lk.naming import CHAT_AGENT_NAME, ECHO_AGENT_NAME
 
 __all__ = ["BOTS", "BotOptions", "BotSpec", "resolve"]
 
@@ -27,12 +28,16 @@ class BotOptions:
     # The store, for bots whose state must survive them (waiting room, chat). Each job
     # process opens its own connection pool from it.
     database_url: str = ""
+    chat: ChatOptions = field(default_factory=ChatOptions)
 
     @classmethod
-    def of(cls, segmentation_model: Path, database_url: str) -> BotOptions:
+    def of(
+        cls, segmentation_model: Path, database_url: str, chat: ChatOptions | None = None
+    ) -> BotOptions:
         return cls(
             greenroom=GreenRoomOptions(segmentation_model=segmentation_model),
             database_url=database_url,
+            chat=chat or ChatOptions(),
         )
 
 
@@ -49,6 +54,10 @@ def _prewarm_greenroom(options: BotOptions, proc: JobProcess) -> None:
     greenroom_prewarm(proc, options.greenroom)
 
 
+def _prewarm_chat(options: BotOptions, proc: JobProcess) -> None:
+    chat_prewarm(proc, options.chat, options.database_url)
+
+
 BOTS: dict[str, BotSpec] = {
     spec.agent_name: spec
     for spec in (
@@ -57,6 +66,12 @@ BOTS: dict[str, BotSpec] = {
             greenroom_entrypoint,
             "green room: echo (live or playback), preview with blur, level meter, report",
             _prewarm_greenroom,
+        ),
+        BotSpec(
+            CHAT_AGENT_NAME,
+            chat_entrypoint,
+            "meeting chat: persistence, history, private messages, reactions, moderation",
+            _prewarm_chat,
         ),
     )
 }

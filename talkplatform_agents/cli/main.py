@@ -84,6 +84,7 @@ def worker(
 ) -> None:
     """Run bots: one agent server per bot type, each in its own process."""
     from talkplatform_agents.bots import BotOptions, WorkerError, WorkerOptions, run_workers
+    from talkplatform_agents.bots.chat import ChatOptions
 
     settings = load_settings()
     setup_logging(settings)
@@ -97,7 +98,23 @@ def worker(
         load_mode=settings.worker_load_mode,
         max_jobs=settings.worker_max_jobs,
         log_level=settings.log_level.upper(),
-        bots=BotOptions.of(Path(settings.segmentation_model).resolve(), settings.database_url),
+        bots=BotOptions.of(
+            Path(settings.segmentation_model).resolve(),
+            settings.database_url,
+            ChatOptions(
+                history_size=settings.chat_history_size,
+                max_message_chars=settings.chat_max_message_chars,
+                messages_per_second=settings.chat_messages_per_second,
+                message_burst=settings.chat_message_burst,
+                reactions_per_second=settings.chat_reactions_per_second,
+                reaction_burst=settings.chat_reaction_burst,
+                blocked_words=tuple(
+                    w.strip() for w in settings.chat_blocked_words.split(",") if w.strip()
+                ),
+                blocked_action=settings.chat_blocked_action,
+                hosts_see_private=settings.chat_hosts_see_private,
+            ),
+        ),
     )
 
     def on_ready(registered: dict[str, str]) -> None:

@@ -48,9 +48,10 @@ RPC errors: 2400 invalid payload, 2403 not a host, 2404 no such message.
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, StrictBool, StrictInt, StrictStr
+import json
+from typing import Any, TypeVar
 
-from talkplatform_agents.lk.payloads import BadPayload, Payload, PayloadT, dumps, parse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 __all__ = [
     "ATTR_CODE",
@@ -79,6 +80,8 @@ __all__ = [
     "EmptyRequest",
     "LegacyChatMessage",
     "MuteRequest",
+    "Payload",
+    "PayloadT",
     "ReactionIn",
     "dumps",
     "parse",
@@ -111,6 +114,33 @@ FORBIDDEN = 2403
 NOT_FOUND = 2404
 
 _ID = Field(min_length=1, max_length=128)
+
+
+class BadPayload(ValueError):
+    """A payload that is not the JSON its topic or method expects; the message says why."""
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+def parse(model: type[PayloadT], payload: str) -> PayloadT:
+    """Parse JSON text; an empty payload means ``{}``."""
+    try:
+        return model.model_validate_json(payload or "{}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise BadPayload(problems) from exc
+
+
+def dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class _Lenient(Payload):

@@ -29,7 +29,7 @@ CHAT_AGENT_NAME = "chat-relay"
 
 # The bots every meeting room and every lobby room must have. The token service dispatches
 # them, and its reconciler re-dispatches any that is missing.
-MEETING_AGENTS: tuple[str, ...] = (WAITING_ROOM_AGENT_NAME,)
+MEETING_AGENTS: tuple[str, ...] = (WAITING_ROOM_AGENT_NAME, CHAT_AGENT_NAME)
 LOBBY_AGENTS: tuple[str, ...] = (WAITING_ROOM_AGENT_NAME,)
 
 # livekit-agents sets this attribute on each bot's participant to the bot's agent name.

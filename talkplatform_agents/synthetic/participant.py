@@ -23,7 +23,13 @@ from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGen
 from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog, VideoProbe
 from talkplatform_agents.synthetic.video import PatternGenerator
 
-__all__ = ["DataMessage", "ParticipantConfig", "SyntheticError", "SyntheticParticipant"]
+__all__ = [
+    "DataMessage",
+    "ParticipantConfig",
+    "SyntheticError",
+    "SyntheticParticipant",
+    "TextMessage",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,18 @@ class DataMessage:
     sender: str | None
     topic: str | None
     payload: bytes
+    received_at: float
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """A whole text stream as received."""
+
+    sender: str
+    topic: str
+    stream_id: str
+    text: str
+    attributes: dict[str, str]
     received_at: float
 
 
@@ -167,6 +185,50 @@ class SyntheticParticipant:
             method=method,
             payload=payload,
             response_timeout=response_timeout_s,
+        )
+
+    async def send_text(
+        self,
+        text: str,
+        *,
+        topic: str,
+        to: list[str] | None = None,
+        attributes: dict[str, str] | None = None,
+        stream_id: str | None = None,
+    ) -> str:
+        """Send ``text`` as one text stream; returns its id. Reusing an id re-sends under it
+        (how LiveKit's chat marks an edit)."""
+        writer = await self.room.local_participant.stream_text(
+            destination_identities=to, topic=topic, attributes=attributes, stream_id=stream_id
+        )
+        try:
+            await writer.write(text)
+        finally:
+            await writer.aclose()
+        return writer.info.stream_id
+
+    def listen_text(self, topic: str) -> asyncio.Queue[TextMessage]:
+        """Collect whole text streams on ``topic`` from now on, in arrival order."""
+        queue: asyncio.Queue[TextMessage] = asyncio.Queue()
+
+        def opened(reader: rtc.TextStreamReader, sender: str) -> None:
+            self._spawn(self._read_text(reader, sender, queue), f"text<-{sender}")
+
+        self.room.register_text_stream_handler(topic, opened)
+        return queue
+
+    async def _read_text(
+        self, reader: rtc.TextStreamReader, sender: str, queue: asyncio.Queue[TextMessage]
+    ) -> None:
+        try:
+            text = await reader.read_all()
+        finally:
+            reader.close()
+        info = reader.info
+        queue.put_nowait(
+            TextMessage(
+                sender, info.topic, info.stream_id, text, dict(info.attributes or {}), time.time()
+            )
         )
 
     async def next_data(self, topic: str) -> DataMessage:

@@ -1,0 +1,90 @@
+"""The chat bot's job: connect to a meeting room, open the store, run the bot."""
+
+from __future__ import annotations
+
+import logging
+
+from livekit import rtc
+from livekit.agents import AutoSubscribe, JobContext, JobProcess
+
+from talkplatform_agents.bots.chat.bot import ChatRelayBot
+from talkplatform_agents.bots.chat.options import ChatOptions
+from talkplatform_agents.lk.naming import (
+    AGENT_NAME_ATTRIBUTE,
+    CHAT_AGENT_NAME,
+    RoomKind,
+    parse_room,
+)
+from talkplatform_agents.store import Database, MeetingRepository
+from talkplatform_agents.store.chat import ChatRepository
+
+__all__ = ["chat_entrypoint", "chat_prewarm"]
+
+logger = logging.getLogger(__name__)
+
+_OPTIONS_KEY = "chat.options"
+_DATABASE_KEY = "chat.database_url"
+
+
+def chat_prewarm(proc: JobProcess, options: ChatOptions, database_url: str) -> None:
+    """Runs once in each job process: keeps the options for the entrypoint."""
+    proc.userdata[_OPTIONS_KEY] = options
+    proc.userdata[_DATABASE_KEY] = database_url
+
+
+async def chat_entrypoint(ctx: JobContext) -> None:
+    room_name = ctx.job.room.name
+    ref = parse_room(room_name)
+    if ref.kind is not RoomKind.MEETING:
+        # Chat belongs to meeting rooms only: never a lobby, whose people are waiting.
+        logger.warning("[%s] not a meeting room; the chat bot leaves", room_name)
+        ctx.shutdown("not a meeting room")
+        return
+    options: ChatOptions = ctx.proc.userdata.get(_OPTIONS_KEY, ChatOptions())
+    url: str = ctx.proc.userdata.get(_DATABASE_KEY, "")
+    if not url:
+        logger.error("[%s] no database configured; the chat bot cannot run", room_name)
+        ctx.shutdown("no database")
+        return
+    db = Database(url)
+    meeting = await MeetingRepository(db).get(ref.key)
+    if meeting is None:
+        logger.warning("[%s] no meeting %s in the store; the chat bot leaves", room_name, ref.key)
+        await db.aclose()
+        ctx.shutdown("unknown meeting")
+        return
+    try:
+        options = options.for_meeting(meeting.settings)
+    except ValueError as exc:
+        # The meeting still gets a chat: with the worker's policy, and a log line saying why.
+        logger.warning("[%s] %s; using the default chat policy", room_name, exc)
+    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+    bot = ChatRelayBot(ctx.room, meeting.id, ChatRepository(db), options)
+
+    async def cleanup() -> None:
+        await bot.stop()
+        await db.aclose()
+
+    ctx.add_shutdown_callback(cleanup)
+
+    def check_duplicate(_: rtc.RemoteParticipant | None = None) -> None:
+        # The service re-dispatches a bot that seems missing; should two chat bots arrive,
+        # the one with the larger identity leaves, so exactly one relays.
+        if (other := _earlier_chat_bot(ctx.room)) is not None:
+            logger.info("[%s] %s is already here; leaving", room_name, other)
+            ctx.shutdown("duplicate bot")
+
+    ctx.room.on("participant_connected", check_duplicate)
+    check_duplicate()
+    await bot.start()
+
+
+def _earlier_chat_bot(room: rtc.Room) -> str | None:
+    mine = room.local_participant.identity
+    bots = sorted(
+        p.identity
+        for p in room.remote_participants.values()
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        and p.attributes.get(AGENT_NAME_ATTRIBUTE) == CHAT_AGENT_NAME
+    )
+    return bots[0] if bots and bots[0] < mine else None

@@ -1,0 +1,165 @@
+"""The chat bot's pure logic: token buckets, the word filter, moderation order, notice
+throttling, both wire forms' parsing, and a meeting's chat policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from talkplatform_agents.bots.chat.inbound import from_legacy, from_text_stream
+from talkplatform_agents.bots.chat.moderation import Code, Moderator
+from talkplatform_agents.bots.chat.notices import NoticeThrottle
+from talkplatform_agents.bots.chat.options import ChatOptions
+from talkplatform_agents.bots.chat.ratelimit import RateLimiter, TokenBucket
+from talkplatform_agents.bots.chat.wordfilter import WordFilter
+from talkplatform_agents.lk import chat as proto
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_burst_then_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=2.0, burst=3, clock=clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.now += 0.5  # one token back
+    assert [bucket.take(), bucket.take()] == [True, False]
+    clock.now += 100  # never more than the burst
+    assert sum(bucket.take() for _ in range(10)) == 3
+
+
+def test_token_bucket_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        TokenBucket(rate=0, burst=1)
+    with pytest.raises(ValueError, match="burst"):
+        TokenBucket(rate=1, burst=0)
+
+
+def test_rate_limiter_is_per_sender() -> None:
+    clock = Clock()
+    limiter = RateLimiter(1.0, 2, clock)
+    assert [limiter.allow("a") for _ in range(3)] == [True, True, False]
+    assert limiter.allow("b")
+
+
+def test_flood_of_1000_a_second_lets_through_burst_plus_rate() -> None:
+    clock = Clock()
+    limiter = RateLimiter(2.0, 10, clock)
+    accepted = 0
+    for _ in range(1000):
+        clock.now += 0.001
+        accepted += limiter.allow("flooder")
+    assert 10 + 1 <= accepted <= 10 + 2  # the burst, then 2 a second over one second
+
+
+def test_word_filter_whole_words_any_case_and_masking() -> None:
+    words = WordFilter(["darn", "heck", "a.b"])
+    assert words.check("Well DARN it").found == ("darn",)
+    assert words.check("Well DARN it").text == "Well **** it"
+    assert words.check("darning and checkers").found == ()  # not inside other words
+    assert words.check("a.b but not axb").text == "*** but not axb"  # escaped, literal
+    assert words.check("heck, darn! heck").found == ("heck", "darn")
+    assert WordFilter([]).check("anything").found == ()
+
+
+def test_moderation_order_and_codes() -> None:
+    clock = Clock()
+    options = ChatOptions(max_message_chars=10, message_burst=2, blocked_words=("darn",))
+    mod = Moderator(options, clock)
+    assert mod.message("a", "hi", muted=True).refused is Code.MUTED
+    assert mod.message("a", "   ", muted=False).refused is Code.EMPTY
+    too_long = mod.message("a", "x" * 11, muted=False)
+    assert too_long.refused is Code.TOO_LARGE and "10 characters" in too_long.detail
+    assert mod.message("a", "darn", muted=False).refused is Code.BLOCKED_WORD
+    assert mod.message("a", "fine", muted=False).refused is None
+    assert mod.message("a", "fine", muted=False).refused is Code.RATE_LIMITED
+    masking = Moderator(ChatOptions(blocked_words=("darn",), blocked_action="mask"), clock)
+    verdict = masking.message("b", "oh darn", muted=False)
+    assert verdict.refused is None and verdict.masked and verdict.text == "oh ****"
+
+
+def test_reactions_have_their_own_rate() -> None:
+    clock = Clock()
+    mod = Moderator(ChatOptions(reactions_per_second=1, reaction_burst=2), clock)
+    assert [mod.reaction("a", muted=False) for _ in range(3)] == [None, None, Code.RATE_LIMITED]
+    assert mod.reaction("b", muted=True) is Code.MUTED
+
+
+def test_notice_throttle_counts_what_it_holds_back() -> None:
+    clock = Clock()
+    throttle = NoticeThrottle(rate=1.0, burst=1, clock=clock)
+    assert throttle.admit("a", "no") == "no"
+    assert throttle.admit("a", "no") is None
+    assert throttle.admit("a", "no") is None
+    clock.now += 1
+    assert throttle.admit("a", "no") == "no (2 more of your messages were refused meanwhile.)"
+
+
+def test_text_stream_forms() -> None:
+    plain = from_text_stream("s1", "ann", "hi", {})
+    assert (plain.relay, plain.to, plain.legacy) == (False, (), False)
+    relayed = from_text_stream("s2", "ann", "hi", {proto.ATTR_RELAY: "1", "unknown": "x"})
+    assert relayed.relay
+    private = from_text_stream("s3", "ann", "psst", {proto.ATTR_TO: "bob, carl,bob"})
+    assert private.relay and private.private and private.to == ("bob", "carl")
+    with pytest.raises(proto.BadPayload, match="identity"):
+        from_text_stream("s4", "ann", "x", {proto.ATTR_TO: "bad identity!"})
+    with pytest.raises(proto.BadPayload, match="stream id"):
+        from_text_stream("x" * 200, "ann", "x", None)
+
+
+def test_legacy_form() -> None:
+    body = {"id": "m1", "timestamp": 1, "message": "hi", "from": {"x": 1}, "editTimestamp": 2}
+    message = from_legacy("ann", json.dumps(body).encode())
+    assert message is not None and (message.id, message.text, message.relay) == ("m1", "hi", False)
+    copy = {"id": "m1", "timestamp": 1, "message": "hi", "ignoreLegacy": True}
+    assert from_legacy("ann", json.dumps(copy).encode()) is None
+    private = {"id": "m2", "message": "psst", "to": ["bob"], "replyTo": "m1"}
+    parsed = from_legacy("ann", json.dumps(private).encode())
+    assert parsed is not None and parsed.to == ("bob",) and parsed.reply_to == "m1"
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b"\xff\xfe{", "UTF-8"),
+        (b"{not json", "JSON"),
+        (b"", "empty"),
+        (b'{"id": "m", "message": 5}', "message"),
+        (b'{"message": "no id"}', "id"),
+        (b'{"id": "", "message": "x"}', "id"),
+        (b"[1, 2]", "payload"),
+    ],
+)
+def test_legacy_bad_input_is_a_readable_error(payload: bytes, why: str) -> None:
+    with pytest.raises(proto.BadPayload, match=why):
+        from_legacy("ann", payload)
+
+
+def test_reaction_payload() -> None:
+    reaction = proto.parse_lenient(
+        proto.ReactionIn, b'{"id":"r","emoji":"x","messageId":"m","z":1}'
+    )
+    assert (reaction.emoji, reaction.message_id) == ("x", "m")
+    with pytest.raises(proto.BadPayload, match="emoji"):
+        proto.parse_lenient(proto.ReactionIn, b'{"id":"r","emoji":""}')
+
+
+def test_meeting_policy_overrides_and_errors() -> None:
+    base = ChatOptions()
+    assert base.for_meeting({}) is base
+    policy = {"hostsSeePrivate": True, "blockedWords": ["x"], "blockedAction": "mask"}
+    custom = base.for_meeting({"chat": {**policy, "historySize": 3}})
+    assert custom.hosts_see_private and custom.blocked_words == ("x",)
+    assert (custom.blocked_action, custom.history_size) == ("mask", 3)
+    for bad in ({"chat": []}, {"chat": {"historySize": "3"}}, {"chat": {"historySize": 501}}):
+        with pytest.raises(ValueError, match="chat"):
+            base.for_meeting(bad)
+    with pytest.raises(ValueError, match="blank"):
+        ChatOptions(blocked_words=(" ",))
