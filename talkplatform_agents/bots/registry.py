@@ -14,7 +14,16 @@ from talkplatform_agents.bots.greenroom import (
     greenroom_entrypoint,
     greenroom_prewarm,
 )
-from talkplatform_agents.lk.naming import CHAT_AGENT_NAME, ECHO_AGENT_NAME
+from talkplatform_agents.bots.moderator import (
+    ModeratorOptions,
+    moderator_entrypoint,
+    moderator_prewarm,
+)
+from talkplatform_agents.lk.naming import (
+    CHAT_AGENT_NAME,
+    ECHO_AGENT_NAME,
+    WAITING_ROOM_AGENT_NAME,
+)
 
 __all__ = ["BOTS", "BotOptions", "BotSpec", "resolve"]
 
@@ -29,6 +38,7 @@ class BotOptions:
     # process opens its own connection pool from it.
     database_url: str = ""
     chat: ChatOptions = field(default_factory=ChatOptions)
+    moderator: ModeratorOptions = field(default_factory=ModeratorOptions)
 
     @classmethod
     def of(
@@ -54,6 +64,10 @@ def _prewarm_greenroom(options: BotOptions, proc: JobProcess) -> None:
     greenroom_prewarm(proc, options.greenroom)
 
 
+def _prewarm_moderator(options: BotOptions, proc: JobProcess) -> None:
+    moderator_prewarm(proc, options.moderator)
+
+
 def _prewarm_chat(options: BotOptions, proc: JobProcess) -> None:
     chat_prewarm(proc, options.chat, options.database_url)
 
@@ -66,6 +80,12 @@ BOTS: dict[str, BotSpec] = {
             greenroom_entrypoint,
             "green room: echo (live or playback), preview with blur, level meter, report",
             _prewarm_greenroom,
+        ),
+        BotSpec(
+            WAITING_ROOM_AGENT_NAME,
+            moderator_entrypoint,
+            "waiting room and host controls, in meeting rooms and their lobbies",
+            _prewarm_moderator,
         ),
         BotSpec(
             CHAT_AGENT_NAME,

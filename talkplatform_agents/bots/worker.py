@@ -156,6 +156,9 @@ def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[tuple[st
         asyncio.run(_serve(spec, options, ready))
 
 
+_INIT_TIMEOUT_S = 45.0
+
+
 async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
     from livekit.agents import AgentServer  # in the child only: the parent stays light
 
@@ -170,6 +173,10 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[st
         if options.load_mode == "jobs"
         else None,
         drain_timeout=options.drain_timeout_s,
+        # A spawned job process imports livekit, numpy and OpenCV before it is ready; on a
+        # busy two-core machine running several bot types that takes well over the 10 s
+        # default, and a timed-out process is killed and the job waits for another.
+        initialize_process_timeout=_INIT_TIMEOUT_S,
         port=0,
         # A partial of a module-level function pickles by reference: spawn-safe.
         setup_fnc=functools.partial(spec.prewarm, options.bots) if spec.prewarm else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -85,6 +86,7 @@ def worker(
     """Run bots: one agent server per bot type, each in its own process."""
     from talkplatform_agents.bots import BotOptions, WorkerError, WorkerOptions, run_workers
     from talkplatform_agents.bots.chat import ChatOptions
+    from talkplatform_agents.bots.moderator import ModeratorOptions
 
     settings = load_settings()
     setup_logging(settings)
@@ -123,6 +125,17 @@ def worker(
         if ready_file is not None:
             ready_file.write_text(json.dumps(registered))
 
+    moderator = ModeratorOptions(
+        database_url=settings.database_url,
+        livekit_http_url=settings.livekit_http_url,
+        ws_url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret.get_secret_value(),
+        token_ttl_s=settings.token_ttl_seconds,
+    )
+    options = dataclasses.replace(
+        options, bots=dataclasses.replace(options.bots, moderator=moderator)
+    )
     try:
         code = run_workers([a.strip() for a in agents.split(",") if a.strip()], options, on_ready)
     except (ValueError, WorkerError) as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 from livekit import api
 
-__all__ = ["Role", "grants_for", "permissions_document"]
+__all__ = ["Role", "grants_for", "lobby_grants", "participant_permission", "permissions_document"]
 
 _MEDIA_SOURCES = ["camera", "microphone", "screen_share", "screen_share_audio"]
 
@@ -38,6 +38,41 @@ def grants_for(role: Role, room: str) -> api.VideoGrants:
         hidden=False,
         recorder=False,
         agent=False,
+    )
+
+
+def lobby_grants(room: str) -> api.VideoGrants:
+    """A waiting participant: no media to publish (nobody would see it), data only to talk
+    to the hosts through the bot."""
+    return api.VideoGrants(
+        room_join=True,
+        room=room,
+        can_publish=False,
+        can_subscribe=True,
+        can_publish_data=True,
+        can_publish_sources=[],
+        can_update_own_metadata=False,
+    )
+
+
+_SOURCES = {
+    "camera": api.TrackSource.CAMERA,
+    "microphone": api.TrackSource.MICROPHONE,
+    "screen_share": api.TrackSource.SCREEN_SHARE,
+    "screen_share_audio": api.TrackSource.SCREEN_SHARE_AUDIO,
+}
+
+
+def participant_permission(role: Role) -> api.ParticipantPermission:
+    """The grants of ``role`` as the permission the server API sets on a present
+    participant (a role change takes effect without a new token)."""
+    grants = grants_for(role, "")
+    return api.ParticipantPermission(
+        can_subscribe=bool(grants.can_subscribe),
+        can_publish=bool(grants.can_publish),
+        can_publish_data=bool(grants.can_publish_data),
+        can_publish_sources=[_SOURCES[s] for s in grants.can_publish_sources or []],
+        can_update_metadata=bool(grants.can_update_own_metadata),
     )
 
 

@@ -22,11 +22,11 @@ a caller other than the room's user, 2503 a feature that is unavailable (no blur
 
 from __future__ import annotations
 
-import json
-import math
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
+
+from talkplatform_agents.lk.payloads import BadPayload, Payload, PayloadT, dumps, parse
 
 __all__ = [
     "FORBIDDEN",
@@ -62,52 +62,14 @@ FORBIDDEN = 2403
 UNAVAILABLE = 2503
 
 
-class BadPayload(ValueError):
-    """A payload that is not the JSON its method expects; the message says why."""
-
-
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-PayloadT = TypeVar("PayloadT", bound=_Payload)
-
-
-class AudioModeRequest(_Payload):
+class AudioModeRequest(Payload):
     mode: Literal["live", "playback"]
     seconds: float = Field(default=6.0, ge=1.0, le=30.0)
 
 
-class BlurRequest(_Payload):
+class BlurRequest(Payload):
     enabled: bool
 
 
-class EmptyRequest(_Payload):
+class EmptyRequest(Payload):
     pass
-
-
-def parse(model: type[PayloadT], payload: str) -> PayloadT:
-    """Parse an RPC payload; an empty payload means ``{}``."""
-    try:
-        return model.model_validate_json(payload or "{}")
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise BadPayload(problems) from exc
-
-
-def dumps(message: dict[str, Any]) -> str:
-    """JSON with non-finite floats as null (JSON has no -inf)."""
-    return json.dumps(_finite(message), separators=(",", ":"))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

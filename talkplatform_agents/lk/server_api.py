@@ -27,6 +27,81 @@ class ServerApi:
             raise
         return list(reply.participants)
 
+    async def participant(self, room: str, identity: str) -> api.ParticipantInfo | None:
+        try:
+            request = api.RoomParticipantIdentity(room=room, identity=identity)
+            return await self._api.room.get_participant(request)
+        except api.TwirpError as exc:
+            if exc.code == "not_found":
+                return None
+            raise
+
+    async def send_data(
+        self, room: str, topic: str, payload: str, destinations: list[str] | None = None
+    ) -> None:
+        """Reliable data into ``room``, to ``destinations`` only (``None``: everyone). Works
+        from outside the room: the service and bots in other rooms use it."""
+        request = api.SendDataRequest(
+            room=room,
+            data=payload.encode(),
+            kind=api.DataPacket.Kind.RELIABLE,
+            destination_identities=list(destinations or []),
+            topic=topic,
+        )
+        try:
+            await self._api.room.send_data(request)
+        except api.TwirpError as exc:
+            if exc.code != "not_found":  # nobody there to tell
+                raise
+
+    async def mute_track(self, room: str, identity: str, track_sid: str) -> None:
+        request = api.MuteRoomTrackRequest(
+            room=room, identity=identity, track_sid=track_sid, muted=True
+        )
+        await self._api.room.mute_published_track(request)
+
+    async def remove(self, room: str, identity: str) -> bool:
+        """Remove ``identity`` from ``room``; False when they were not there."""
+        try:
+            request = api.RoomParticipantIdentity(room=room, identity=identity)
+            await self._api.room.remove_participant(request)
+        except api.TwirpError as exc:
+            if exc.code == "not_found":
+                return False
+            raise
+        return True
+
+    async def update_role(
+        self,
+        room: str,
+        identity: str,
+        attributes: dict[str, str],
+        metadata: str,
+        permission: api.ParticipantPermission,
+    ) -> bool:
+        """A present participant's new role; False when they are not in the room."""
+        request = api.UpdateParticipantRequest(
+            room=room,
+            identity=identity,
+            attributes=attributes,
+            metadata=metadata,
+            permission=permission,
+        )
+        try:
+            await self._api.room.update_participant(request)
+        except api.TwirpError as exc:
+            if exc.code == "not_found":
+                return False
+            raise
+        return True
+
+    async def delete_room(self, room: str) -> None:
+        try:
+            await self._api.room.delete_room(api.DeleteRoomRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code != "not_found":
+                raise
+
     async def dispatch(self, room: str, agent_name: str) -> str:
         request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)
         dispatch = await self._api.agent_dispatch.create_dispatch(request)

@@ -47,12 +47,14 @@ def mint_token(
     role: Role,
     ttl: dt.timedelta,
     dispatch_agents: tuple[str, ...] = (),
+    grants: api.VideoGrants | None = None,
     now: dt.datetime | None = None,
 ) -> MintedToken:
     """Mint a join token. ``dispatch_agents`` names bots the server dispatches into the room
-    when the participant creates it (explicit dispatch through the token's room config)."""
+    when the participant creates it (explicit dispatch through the token's room config).
+    ``grants`` replaces the role's own (a lobby token)."""
     validate_identity(identity)
-    grants = grants_for(role, room)
+    grants = grants or grants_for(role, room)
     metadata = {"role": role.value, "name": name}
     token = (
         api.AccessToken(credentials.api_key, credentials.api_secret)

@@ -12,6 +12,7 @@ from talkplatform_agents.config import Settings
 from talkplatform_agents.service.chat_routes import chat_router
 from talkplatform_agents.service.context import ServiceContext
 from talkplatform_agents.service.errors import install_error_handlers
+from talkplatform_agents.service.moderation_routes import router as moderation_router
 from talkplatform_agents.service.routes import router
 from talkplatform_agents.store import Database
 
@@ -33,5 +34,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="TalkPlatform token service", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(moderation_router)
     app.include_router(chat_router(settings))
     return app

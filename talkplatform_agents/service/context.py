@@ -11,9 +11,15 @@ from livekit import api
 from talkplatform_agents.config import Settings, TurnServer
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
+from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
 from talkplatform_agents.service.auth import AppTokenVerifier
 from talkplatform_agents.service.reconciler import BotReconciler
-from talkplatform_agents.store import Database, MeetingRepository
+from talkplatform_agents.store import (
+    AttendanceRepository,
+    Database,
+    MeetingRepository,
+    WaitingRepository,
+)
 
 __all__ = ["ServiceContext"]
 
@@ -32,6 +38,9 @@ class ServiceContext:
     http: httpx.AsyncClient
     server: ServerApi
     reconciler: BotReconciler
+    attendance: AttendanceRepository
+    door: WaitingRoom
+    controls: HostControls
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database) -> ServiceContext:
@@ -39,11 +48,17 @@ class ServiceContext:
             settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
         )
         server = ServerApi(settings.livekit_http_url, credentials)
+        meetings = MeetingRepository(db)
+        token_ttl = dt.timedelta(seconds=settings.token_ttl_seconds)
+        deps = ModerationDeps(
+            meetings, WaitingRepository(db), server, credentials, settings.livekit_url, token_ttl
+        )
+        door = WaitingRoom(deps)
         return cls(
             ws_url=settings.livekit_url,
             livekit_http_url=settings.livekit_http_url,
             credentials=credentials,
-            token_ttl=dt.timedelta(seconds=settings.token_ttl_seconds),
+            token_ttl=token_ttl,
             ice_servers=settings.ice_servers(),
             verifier=AppTokenVerifier(
                 settings.app_jwt_secret.get_secret_value(), issuer=settings.app_jwt_issuer
@@ -52,14 +67,18 @@ class ServiceContext:
                 api.TokenVerifier(credentials.api_key, credentials.api_secret)
             ),
             db=db,
-            meetings=MeetingRepository(db),
+            meetings=meetings,
             http=httpx.AsyncClient(timeout=httpx.Timeout(2.0)),
             server=server,
             reconciler=BotReconciler(server),
+            attendance=AttendanceRepository(db),
+            door=door,
+            controls=HostControls(deps, door),
         )
 
     async def aclose(self) -> None:
         await self.reconciler.aclose()
+        await self.door.aclose()
         await self.server.aclose()
         await self.http.aclose()
         await self.db.aclose()

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from talkplatform_agents.moderation import ModerationError
+
 __all__ = [
     "ApiError",
     "Forbidden",
@@ -68,6 +70,12 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, exc.body(), headers)
 
 
+async def _moderation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ModerationError)
+    body = {"error": {"code": exc.code, "message": exc.message, **exc.context}}
+    return _json(exc.status, body)
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
@@ -91,6 +99,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ModerationError, _moderation_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

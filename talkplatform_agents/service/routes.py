@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from livekit import api
@@ -15,9 +15,10 @@ from talkplatform_agents.lk.naming import (
     meeting_room_name,
 )
 from talkplatform_agents.lk.tokens import MintedToken, mint_token
+from talkplatform_agents.service.attendance import record_webhook
 from talkplatform_agents.service.auth import AppUser
 from talkplatform_agents.service.context import ServiceContext
-from talkplatform_agents.service.errors import Gone, NotFound, Unauthorized
+from talkplatform_agents.service.errors import NotFound, Unauthorized
 from talkplatform_agents.service.schemas import (
     ConnectionInfo,
     CreateMeeting,
@@ -80,24 +81,14 @@ async def get_meeting(meeting_id: str, _user: User, ctx: Context) -> MeetingOut:
 async def meeting_token(
     body: TokenRequest, user: User, ctx: Context, response: Response
 ) -> TokenResponse:
+    """A meeting token, or a lobby token when the waiting room (or a missing host) holds the
+    user at the door; a locked meeting, a denial or a removal is a 403 that says which."""
     response.headers.update(NO_STORE)
-    found = await ctx.meetings.with_role(body.meeting_id, user.user_id)
-    if found is None:
-        raise NotFound("meeting not found", meetingId=body.meeting_id)
-    meeting, stored = found
-    if meeting.ended_at is not None:
-        raise Gone("meeting has ended", meetingId=meeting.id)
-    role = _role(stored, meeting.id, user.user_id)
-    minted = mint_token(
-        ctx.credentials,
-        identity=user.user_id,
-        name=user.name,
-        room=meeting_room_name(meeting.id),
-        role=role,
-        ttl=ctx.token_ttl,
-    )
-    logger.info("token for %s in %s as %s", user.user_id, minted.room, role.value)
-    return _token_out(ctx, minted)
+    granted = await ctx.door.request_entry(body.meeting_id, user.user_id, user.name)
+    minted = granted.minted
+    logger.info("token for %s in %s as %s (%s)", user.user_id, minted.room, minted.role.value,
+                granted.status)  # fmt: skip
+    return _token_out(ctx, minted, granted.status)
 
 
 @router.post("/api/v1/greenroom/token")
@@ -141,18 +132,8 @@ async def livekit_webhook(
     if event.event == "participant_joined":
         is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
         ctx.reconciler.participant_joined(event.room.name, is_agent)
+    await record_webhook(ctx.meetings, ctx.attendance, event)
     return {"status": "ok"}
-
-
-def _role(stored: str | None, meeting_id: str, user_id: str) -> Role:
-    if stored is None:
-        return Role.PARTICIPANT
-    try:
-        return Role(stored)
-    except ValueError:
-        # Least privilege for a role this version does not know.
-        logger.warning("meeting %s: unknown role %r for %s", meeting_id, stored, user_id)
-        return Role.PARTICIPANT
 
 
 async def _existing_meeting(ctx: ServiceContext, meeting_id: str) -> MeetingView:
@@ -184,8 +165,11 @@ def _meeting_out(meeting: MeetingView) -> MeetingOut:
     )
 
 
-def _token_out(ctx: ServiceContext, minted: MintedToken) -> TokenResponse:
+def _token_out(
+    ctx: ServiceContext, minted: MintedToken, status: Literal["joined", "waiting"] = "joined"
+) -> TokenResponse:
     return TokenResponse(
+        status=status,
         token=minted.jwt,
         ws_url=ctx.ws_url,
         identity=minted.identity,

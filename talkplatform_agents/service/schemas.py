@@ -23,11 +23,11 @@ __all__ = [
 MAX_SETTINGS_BYTES = 16_384
 
 
-class _Wire(BaseModel):
+class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class CreateMeeting(_Wire):
+class CreateMeeting(Wire):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
@@ -45,7 +45,7 @@ class CreateMeeting(_Wire):
         return value
 
 
-class MeetingOut(_Wire):
+class MeetingOut(Wire):
     id: str
     title: str
     settings: dict[str, Any]
@@ -55,7 +55,7 @@ class MeetingOut(_Wire):
     ended_at: dt.datetime | None
 
 
-class TokenRequest(_Wire):
+class TokenRequest(Wire):
     model_config = ConfigDict(extra="forbid")
 
     meeting_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
@@ -66,7 +66,10 @@ class TokenMetadata(BaseModel):
     permissions: dict[str, Any]
 
 
-class TokenResponse(_Wire):
+class TokenResponse(Wire):
+    # "joined": a meeting token; "waiting": a lobby token (the waiting room), after which
+    # the lobby bot's tp.waiting.status messages say what happens (lk/waiting.py).
+    status: Literal["joined", "waiting"] = "joined"
     token: str
     ws_url: str
     identity: str
@@ -82,7 +85,7 @@ class IceServer(BaseModel):
     credential: str | None = None
 
 
-class ConnectionInfo(_Wire):
+class ConnectionInfo(Wire):
     ws_url: str
     ice_servers: list[IceServer]
     server: Literal["ok", "degraded", "unreachable"]

@@ -1,0 +1,200 @@
+"""The moderator bot (agent_name ``waiting-room``), one job per room.
+
+In a meeting room it answers hosts' RPCs (lk/waiting.py) and watches hosts come and go: a
+host's arrival shows them the queue and lets in those who waited only for a host. In the
+lobby it greets each knocker with their status, tells the hosts, and relays knockers'
+messages to the hosts. The queue lives in the store, so a restarted bot picks it up; all
+messages go through the server API, so the service's REST path sends the same ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AutoSubscribe, JobContext, JobProcess
+
+from talkplatform_agents.bots.moderator.rpc import register_rpc
+from talkplatform_agents.lk import waiting as proto
+from talkplatform_agents.lk.naming import (
+    AGENT_NAME_ATTRIBUTE,
+    WAITING_ROOM_AGENT_NAME,
+    RoomKind,
+    parse_room,
+)
+from talkplatform_agents.lk.payloads import BadPayload, parse
+from talkplatform_agents.lk.server_api import ServerApi
+from talkplatform_agents.lk.tokens import Credentials
+from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
+from talkplatform_agents.store import (
+    MODERATOR_ROLES,
+    Database,
+    MeetingRepository,
+    WaitingRepository,
+)
+
+__all__ = ["ModeratorBot", "ModeratorOptions", "moderator_entrypoint", "moderator_prewarm"]
+
+logger = logging.getLogger(__name__)
+
+_OPTIONS_KEY = "moderator_options"
+
+
+@dataclass(frozen=True)
+class ModeratorOptions:
+    database_url: str = ""
+    livekit_http_url: str = ""
+    ws_url: str = ""  # as clients reach livekit-server (it goes into admission messages)
+    api_key: str = ""
+    api_secret: str = field(default="", repr=False)
+    token_ttl_s: int = 3600
+
+
+class ModeratorBot:
+    def __init__(
+        self, room: rtc.Room, meeting_id: str, kind: RoomKind, deps: ModerationDeps
+    ) -> None:
+        self._room = room
+        self._meeting_id = meeting_id
+        self._kind = kind
+        self._deps = deps
+        self.door = WaitingRoom(deps)
+        self.controls = HostControls(deps, self.door)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def tag(self) -> str:
+        return self._room.name
+
+    async def start(self) -> None:
+        if self._kind is RoomKind.MEETING:
+            register_rpc(self._room, self._meeting_id, self.door, self.controls)
+        self._room.on("participant_connected", self._on_joined)
+        self._room.on("participant_disconnected", self._on_left)
+        self._room.on("data_received", self._on_data)
+        # A restarted bot catches up with who is already here.
+        for participant in list(self._room.remote_participants.values()):
+            self._on_joined(participant)
+        logger.info("[%s] moderating (%s)", self.tag, self._kind.value)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.door.aclose()
+
+    def _on_joined(self, participant: rtc.RemoteParticipant) -> None:
+        if _is_agent(participant):
+            return
+        if self._kind is RoomKind.LOBBY:
+            self._spawn(self.door.knocker_arrived(self._meeting_id, participant.identity))
+        else:
+            self._spawn(self._host_check(participant.identity, arrived=True))
+
+    def _on_left(self, participant: rtc.RemoteParticipant) -> None:
+        if _is_agent(participant):
+            return
+        if self._kind is RoomKind.LOBBY:
+            self._spawn(self.door.knocker_left(self._meeting_id, participant.identity))
+        else:
+            self._spawn(self._host_check(participant.identity, arrived=False))
+
+    async def _host_check(self, identity: str, *, arrived: bool) -> None:
+        if await self._deps.meetings.role(self._meeting_id, identity) not in MODERATOR_ROLES:
+            return
+        if arrived:
+            await self.door.host_arrived(self._meeting_id, identity)
+        else:
+            await self.door.host_left(self._meeting_id)
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        if self._kind is not RoomKind.LOBBY or packet.topic != proto.TOPIC_CHAT:
+            return
+        sender = packet.participant
+        if sender is None:
+            return
+        try:
+            text = parse(proto.WaitingChat, packet.data.decode("utf-8", errors="strict")).text
+        except (BadPayload, UnicodeDecodeError) as exc:
+            logger.info("[%s] bad lobby chat from %s: %s", self.tag, sender.identity, exc)
+            return
+        self._spawn(
+            self.door.notify.lobby_chat(self._meeting_id, sender.identity, sender.name, text)
+        )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:  # one failed notification must not end the bot
+                logger.exception("[%s] moderation step failed", self.tag)
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def moderator_prewarm(proc: JobProcess, options: ModeratorOptions) -> None:
+    # The database driver's first import blocks the event loop for ~0.2 s: take it here.
+    for driver in ("aiosqlite", "aiomysql"):
+        if driver.removeprefix("aio") in options.database_url:
+            importlib.import_module(driver)
+    proc.userdata[_OPTIONS_KEY] = options
+
+
+async def moderator_entrypoint(ctx: JobContext) -> None:
+    ref = parse_room(ctx.room.name)
+    if ref.kind not in (RoomKind.MEETING, RoomKind.LOBBY):
+        logger.warning("[%s] not a meeting or lobby room; not joining", ctx.room.name)
+        return
+    options: ModeratorOptions = ctx.proc.userdata.get(_OPTIONS_KEY, ModeratorOptions())
+    db = Database(options.database_url)
+    credentials = Credentials(options.api_key, options.api_secret)
+    server = ServerApi(options.livekit_http_url, credentials)
+    deps = ModerationDeps(
+        MeetingRepository(db),
+        WaitingRepository(db),
+        server,
+        credentials,
+        options.ws_url,
+        dt.timedelta(seconds=options.token_ttl_s),
+    )
+    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+    if _twin_here(ctx.room):
+        # The service re-dispatches a bot that seems missing; the later twin leaves.
+        logger.info("[%s] another moderator is here; leaving", ctx.room.name)
+        await server.aclose()
+        await db.aclose()
+        ctx.shutdown("duplicate bot")
+        return
+    bot = ModeratorBot(ctx.room, ref.key, ref.kind, deps)
+
+    async def cleanup() -> None:
+        await bot.stop()
+        await server.aclose()
+        await db.aclose()
+
+    ctx.add_shutdown_callback(cleanup)
+    await bot.start()
+
+
+def _is_agent(participant: rtc.RemoteParticipant) -> bool:
+    return participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+
+def _twin_here(room: rtc.Room) -> bool:
+    """Another moderator with a smaller identity: of two, exactly one stays."""
+    mine = room.local_participant.identity
+    return any(
+        _is_agent(p)
+        and p.attributes.get(AGENT_NAME_ATTRIBUTE) == WAITING_ROOM_AGENT_NAME
+        and p.identity < mine
+        for p in room.remote_participants.values()
+    )

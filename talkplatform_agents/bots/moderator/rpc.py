@@ -1,0 +1,122 @@
+"""The moderator bot's RPC methods: parse, call the shared moderation code, answer.
+
+Caller identities come from livekit-server (``RpcInvocationData.caller_identity``), never
+from the payload; the moderation code checks them against the store's roles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from livekit import rtc
+
+from talkplatform_agents.lk import waiting as proto
+from talkplatform_agents.lk.payloads import BadPayload, dumps, parse
+from talkplatform_agents.moderation import HostControls, ModerationError, WaitingRoom
+
+__all__ = ["register_rpc"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, str, str], Awaitable[dict[str, Any]]]  # meeting, caller, payload
+
+
+def _methods(door: WaitingRoom, controls: HostControls) -> dict[str, Handler]:
+    async def queue(m: str, caller: str, payload: str) -> dict[str, Any]:
+        parse(proto.EmptyRequest, payload)
+        return {"waiting": await door.queue(m, caller)}
+
+    async def admit(m: str, caller: str, payload: str) -> dict[str, Any]:
+        return await door.admit(m, caller, parse(proto.IdentityRequest, payload).identity)
+
+    async def admit_all(m: str, caller: str, payload: str) -> dict[str, Any]:
+        parse(proto.EmptyRequest, payload)
+        return await door.admit_all(m, caller)
+
+    async def deny(m: str, caller: str, payload: str) -> dict[str, Any]:
+        request = parse(proto.DenyRequest, payload)
+        return await door.deny(m, caller, request.identity, request.reason)
+
+    async def message(m: str, caller: str, payload: str) -> dict[str, Any]:
+        request = parse(proto.MessageRequest, payload)
+        return await door.message(m, caller, request.text, request.identity)
+
+    async def back(m: str, caller: str, payload: str) -> dict[str, Any]:
+        identity = parse(proto.IdentityRequest, payload).identity
+        return await door.return_to_waiting(m, caller, identity)
+
+    async def mute(m: str, caller: str, payload: str) -> dict[str, Any]:
+        r = parse(proto.MuteRequest, payload)
+        return await controls.mute(m, caller, r.identity, r.track_sid, r.source)
+
+    async def mute_all(m: str, caller: str, payload: str) -> dict[str, Any]:
+        parse(proto.EmptyRequest, payload)
+        return await controls.mute_all(m, caller)
+
+    async def remove(m: str, caller: str, payload: str) -> dict[str, Any]:
+        return await controls.remove(m, caller, parse(proto.IdentityRequest, payload).identity)
+
+    async def pass_host(m: str, caller: str, payload: str) -> dict[str, Any]:
+        identity = parse(proto.IdentityRequest, payload).identity
+        return await controls.pass_host(m, caller, identity)
+
+    async def add_cohost(m: str, caller: str, payload: str) -> dict[str, Any]:
+        identity = parse(proto.IdentityRequest, payload).identity
+        return await controls.add_cohost(m, caller, identity)
+
+    async def lock(m: str, caller: str, payload: str) -> dict[str, Any]:
+        return await controls.set_lock(m, caller, parse(proto.LockRequest, payload).locked)
+
+    async def end(m: str, caller: str, payload: str) -> dict[str, Any]:
+        parse(proto.EmptyRequest, payload)
+        return await controls.end(m, caller)
+
+    return {
+        "waiting.list": queue,
+        "waiting.admit": admit,
+        "waiting.admit_all": admit_all,
+        "waiting.deny": deny,
+        "waiting.message": message,
+        "waiting.return": back,
+        "host.mute": mute,
+        "host.mute_all": mute_all,
+        "host.remove": remove,
+        "host.pass": pass_host,
+        "host.add_cohost": add_cohost,
+        "host.lock": lock,
+        "host.end": end,
+    }
+
+
+def register_rpc(
+    room: rtc.Room, meeting_id: str, door: WaitingRoom, controls: HostControls
+) -> list[str]:
+    """Register every method on ``room``'s local participant; return their names."""
+    methods = _methods(door, controls)
+    for name, handler in methods.items():
+        room.local_participant.register_rpc_method(
+            name, _answer(room.name, meeting_id, name, handler)
+        )
+    return list(methods)
+
+
+def _answer(
+    room: str, meeting_id: str, method: str, handler: Handler
+) -> Callable[[rtc.RpcInvocationData], Awaitable[str]]:
+    async def answer(data: rtc.RpcInvocationData) -> str:
+        try:
+            result = await handler(meeting_id, data.caller_identity, data.payload)
+        except BadPayload as exc:
+            raise rtc.RpcError(proto.RPC_ERROR_BASE + 400, f"invalid payload: {exc}") from exc
+        except ModerationError as exc:
+            logger.info("[%s] %s by %s refused: %s", room, method, data.caller_identity, exc)
+            raise rtc.RpcError(proto.RPC_ERROR_BASE + exc.status, exc.message) from exc
+        except Exception as exc:
+            logger.exception("[%s] %s by %s failed", room, method, data.caller_identity)
+            raise rtc.RpcError(proto.RPC_ERROR_BASE + 500, "internal error") from exc
+        logger.info("[%s] %s by %s", room, method, data.caller_identity)
+        return dumps(result)
+
+    return answer

@@ -1,0 +1,50 @@
+"""JSON payloads of data messages and RPCs: strict parsing with readable errors, and
+encoding that never emits what JSON cannot carry."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+__all__ = ["BadPayload", "Payload", "PayloadT", "dumps", "parse"]
+
+
+class BadPayload(ValueError):
+    """A payload that is not the JSON its method expects; the message says why."""
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+def parse(model: type[PayloadT], payload: str) -> PayloadT:
+    """Parse an RPC payload; an empty payload means ``{}``."""
+    try:
+        return model.model_validate_json(payload or "{}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise BadPayload(problems) from exc
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """JSON with non-finite floats as null (JSON has no -inf)."""
+    return json.dumps(_finite(message), separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

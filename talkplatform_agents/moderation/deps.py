@@ -1,0 +1,98 @@
+"""What moderation needs, and the checks every action starts with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from talkplatform_agents.lk.grants import Role, lobby_grants
+from talkplatform_agents.lk.naming import (
+    LOBBY_AGENTS,
+    MEETING_AGENTS,
+    lobby_room_name,
+    meeting_room_name,
+)
+from talkplatform_agents.lk.server_api import ServerApi
+from talkplatform_agents.lk.tokens import Credentials, MintedToken, mint_token
+from talkplatform_agents.moderation.errors import Forbidden, Gone, NotFound
+from talkplatform_agents.store import (
+    HOST_ROLE,
+    MODERATOR_ROLES,
+    MeetingRepository,
+    MeetingView,
+    WaitingRepository,
+)
+
+__all__ = ["ModerationDeps", "role_metadata", "role_of"]
+
+
+@dataclass(frozen=True)
+class ModerationDeps:
+    meetings: MeetingRepository
+    waiting: WaitingRepository
+    server: ServerApi
+    credentials: Credentials
+    ws_url: str  # as clients reach livekit-server: it goes into "admitted" messages
+    token_ttl: dt.timedelta
+
+    async def meeting(self, meeting_id: str) -> MeetingView:
+        meeting = await self.meetings.get(meeting_id)
+        if meeting is None:
+            raise NotFound("meeting not found", meetingId=meeting_id)
+        if meeting.ended_at is not None:
+            raise Gone("meeting has ended", meetingId=meeting_id)
+        return meeting
+
+    async def require_moderator(
+        self, meeting_id: str, caller: str, *, host_only: bool = False
+    ) -> MeetingView:
+        """The meeting, if ``caller`` may moderate it, by the store's roles (never by
+        anything a client says about itself)."""
+        meeting = await self.meeting(meeting_id)
+        role = await self.meetings.role(meeting_id, caller)
+        allowed = {HOST_ROLE} if host_only else MODERATOR_ROLES
+        if role not in allowed:
+            need = "the host" if host_only else "a host or co-host"
+            raise Forbidden(f"only {need} may do this", meetingId=meeting_id, caller=caller)
+        return meeting
+
+    async def meeting_token(self, meeting_id: str, identity: str, name: str) -> MintedToken:
+        role = role_of(await self.meetings.role(meeting_id, identity))
+        return mint_token(
+            self.credentials,
+            identity=identity,
+            name=name,
+            room=meeting_room_name(meeting_id),
+            role=role,
+            ttl=self.token_ttl,
+            dispatch_agents=MEETING_AGENTS,
+        )
+
+    def lobby_token(self, meeting_id: str, identity: str, name: str) -> MintedToken:
+        room = lobby_room_name(meeting_id)
+        return mint_token(
+            self.credentials,
+            identity=identity,
+            name=name,
+            room=room,
+            role=Role.PARTICIPANT,
+            ttl=self.token_ttl,
+            dispatch_agents=LOBBY_AGENTS,
+            grants=lobby_grants(room),
+        )
+
+    def token_message(self, status: str, minted: MintedToken) -> dict[str, str]:
+        return {"status": status, "token": minted.jwt, "wsUrl": self.ws_url, "room": minted.room}
+
+
+def role_of(stored: str | None) -> Role:
+    """A stored role as a LiveKit role; least privilege for one this version does not know."""
+    try:
+        return Role(stored) if stored else Role.PARTICIPANT
+    except ValueError:
+        return Role.PARTICIPANT
+
+
+def role_metadata(role: Role, name: str) -> str:
+    return json.dumps({"role": role.value, "name": name}, separators=(",", ":"))

@@ -1,0 +1,253 @@
+"""The waiting room: who gets in, the hosts' decisions, and what the lobby bot reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from livekit import api
+
+from talkplatform_agents.lk.naming import lobby_room_name, meeting_room_name
+from talkplatform_agents.lk.tokens import MintedToken
+from talkplatform_agents.moderation.deps import ModerationDeps
+from talkplatform_agents.moderation.errors import Conflict, Forbidden, NotFound
+from talkplatform_agents.moderation.notify import Notifier, entry_document
+from talkplatform_agents.moderation.policy import (
+    Entry,
+    MeetingSettings,
+    admits_on_host_arrival,
+    decide_entry,
+)
+from talkplatform_agents.store import (
+    MODERATOR_ROLES,
+    WaitingStats,
+    WaitingStatus,
+    WaitingView,
+)
+
+__all__ = ["EntryGranted", "WaitingRoom"]
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "system"  # decided_by for admissions no host made (a host's arrival)
+_DENIED_GRACE_S = 1.0  # the "denied" message reaches the guest before the server drops them
+
+
+@dataclass(frozen=True)
+class EntryGranted:
+    status: Literal["joined", "waiting"]  # a meeting token, or a lobby token
+    minted: MintedToken
+
+
+class WaitingRoom:
+    def __init__(self, deps: ModerationDeps) -> None:
+        self._deps = deps
+        self.notify = Notifier(deps)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the door -----------------------------------------------------------------------
+
+    async def request_entry(self, meeting_id: str, user_id: str, name: str) -> EntryGranted:
+        """A token request: a meeting token, a lobby token, or a clear refusal."""
+        meeting = await self._deps.meeting(meeting_id)
+        settings = MeetingSettings.of(meeting.settings)
+        role = await self._deps.meetings.role(meeting_id, user_id)
+        standing = await self._deps.waiting.get(meeting_id, user_id)
+        decision = decide_entry(
+            settings,
+            user_id=user_id,
+            is_moderator=role in MODERATOR_ROLES,
+            decision=standing.status.value if standing else None,
+            host_present=await self._host_present(meeting_id, settings),
+        )
+        if decision is Entry.WAIT:
+            entry = await self._deps.waiting.knock(meeting_id, user_id, name)
+            if entry.status is WaitingStatus.ADMITTED:  # admitted since we looked
+                decision = Entry.JOIN
+            elif entry.status is not WaitingStatus.WAITING:
+                decision = Entry(entry.status.value)
+        if decision is Entry.JOIN:
+            minted = await self._deps.meeting_token(meeting_id, user_id, name)
+            return EntryGranted("joined", minted)
+        if decision is Entry.WAIT:
+            logger.info("[%s] %s knocks", lobby_room_name(meeting_id), user_id)
+            return EntryGranted("waiting", self._deps.lobby_token(meeting_id, user_id, name))
+        reasons = {
+            Entry.LOCKED: "the meeting is locked",
+            Entry.DENIED: "a host denied entry",
+            Entry.REMOVED: "a host removed you from this meeting",
+        }
+        raise Forbidden(reasons[decision], meetingId=meeting_id, reason=decision.value)
+
+    async def _host_present(self, meeting_id: str, settings: MeetingSettings) -> bool:
+        if settings.join_before_host:
+            return True  # nobody waits for a host: no need to ask the server
+        return bool(await self.hosts_present(meeting_id))
+
+    async def hosts_present(self, meeting_id: str) -> list[str]:
+        """Hosts and co-hosts in the meeting room now, by the store's roles."""
+        moderators = await self._deps.meetings.moderators(meeting_id)
+        present = await self._deps.server.participants(meeting_room_name(meeting_id))
+        return [p.identity for p in present if p.identity in moderators]
+
+    # -- the hosts' decisions -----------------------------------------------------------
+
+    async def queue(self, meeting_id: str, caller: str) -> list[dict[str, Any]]:
+        await self._deps.require_moderator(meeting_id, caller)
+        return [entry_document(e) for e in await self._deps.waiting.waiting(meeting_id)]
+
+    async def stats(self, meeting_id: str, caller: str) -> WaitingStats:
+        await self._deps.require_moderator(meeting_id, caller)
+        return await self._deps.waiting.stats(meeting_id)
+
+    async def admit(self, meeting_id: str, caller: str, identity: str) -> dict[str, Any]:
+        await self._deps.require_moderator(meeting_id, caller)
+        outcome = await self._deps.waiting.admit(meeting_id, identity, by=caller)
+        entry = outcome.entry
+        if entry is None or entry.status is not WaitingStatus.ADMITTED:
+            raise NotFound("nobody by that identity is waiting", identity=identity)
+        if outcome.changed:
+            await self._let_in(meeting_id, entry)
+        return {"identity": identity, "status": "admitted", "changed": outcome.changed}
+
+    async def admit_all(self, meeting_id: str, caller: str) -> dict[str, Any]:
+        await self._deps.require_moderator(meeting_id, caller)
+        admitted = await self._deps.waiting.admit_all(meeting_id, by=caller)
+        await self._let_in_all(meeting_id, admitted)
+        return {"admitted": [e.user_id for e in admitted]}
+
+    async def deny(
+        self, meeting_id: str, caller: str, identity: str, reason: str | None
+    ) -> dict[str, Any]:
+        await self._deps.require_moderator(meeting_id, caller)
+        outcome = await self._deps.waiting.deny(meeting_id, identity, by=caller, reason=reason)
+        entry = outcome.entry
+        if entry is None or entry.status is not WaitingStatus.DENIED:
+            raise NotFound("nobody by that identity is waiting", identity=identity)
+        if outcome.changed:
+            message = {"status": "denied", **({"reason": reason} if reason else {})}
+            await self.notify.status(meeting_id, message, [identity])
+            self._later(self._drop_from_lobby(meeting_id, identity))
+            await self.notify.queue(meeting_id, "denied", identity)
+        return {"identity": identity, "status": "denied", "changed": outcome.changed}
+
+    async def message(
+        self, meeting_id: str, caller: str, text: str, identity: str | None
+    ) -> dict[str, Any]:
+        await self._deps.require_moderator(meeting_id, caller)
+        if identity is not None:
+            entry = await self._deps.waiting.get(meeting_id, identity)
+            if entry is None or entry.status is not WaitingStatus.WAITING:
+                raise NotFound("nobody by that identity is waiting", identity=identity)
+        await self.notify.message(meeting_id, caller, text, [identity] if identity else None)
+        return {"sent": True}
+
+    async def return_to_waiting(
+        self, meeting_id: str, caller: str, identity: str
+    ) -> dict[str, Any]:
+        await self._deps.require_moderator(meeting_id, caller)
+        if await self._deps.meetings.role(meeting_id, identity) in MODERATOR_ROLES:
+            raise Conflict("hosts and co-hosts cannot be sent to the waiting room")
+        room = meeting_room_name(meeting_id)
+        present = await self._deps.server.participant(room, identity)
+        if present is None:
+            raise NotFound("nobody by that identity is in the meeting", identity=identity)
+        entry = await self._deps.waiting.put_back(
+            meeting_id, identity, present.name or identity, caller, WaitingStatus.WAITING
+        )
+        lobby = self._deps.lobby_token(meeting_id, identity, entry.display_name)
+        await self.notify.in_meeting(
+            meeting_id, self._deps.token_message("returned", lobby), identity
+        )
+        await asyncio.sleep(0.2)  # let the message land before the removal
+        await self._deps.server.remove(room, identity)
+        await self.notify.queue(meeting_id, "returned", identity)
+        return {"identity": identity, "status": "waiting"}
+
+    # -- what the bots see --------------------------------------------------------------
+
+    async def knocker_arrived(self, meeting_id: str, identity: str) -> None:
+        """Someone joined the lobby: tell them where they stand, and tell the hosts."""
+        entry = await self._deps.waiting.get(meeting_id, identity)
+        if entry is None or entry.status in (WaitingStatus.DENIED, WaitingStatus.REMOVED):
+            # Lobby tokens come only from the door, which queues the user first.
+            logger.warning("[%s] %s is in the lobby without a standing to wait",
+                           lobby_room_name(meeting_id), identity)  # fmt: skip
+            await self._drop_from_lobby(meeting_id, identity)
+            return
+        if entry.status is WaitingStatus.ADMITTED:  # admitted before they got here
+            await self._send_admission(meeting_id, entry)
+            return
+        if entry.status is WaitingStatus.LEFT:
+            entry = await self._deps.waiting.knock(meeting_id, identity, entry.display_name)
+        hosts = await self.hosts_present(meeting_id)
+        status = "waiting" if hosts else "waiting_for_host"
+        await self.notify.status(meeting_id, {"status": status}, [identity])
+        await self.notify.queue(meeting_id, "knock", identity)
+
+    async def knocker_left(self, meeting_id: str, identity: str) -> None:
+        if (await self._deps.waiting.left(meeting_id, identity)).changed:
+            await self.notify.queue(meeting_id, "left", identity)
+
+    async def host_arrived(self, meeting_id: str, identity: str) -> None:
+        """A host or co-host joined: show them the queue, tell those waiting, and let in
+        those who were waiting only for a host."""
+        await self.notify.queue(meeting_id, "snapshot", to=[identity])
+        await self.notify.status(meeting_id, {"status": "waiting"}, None)
+        meeting = await self._deps.meeting(meeting_id)
+        settings = MeetingSettings.of(meeting.settings)
+        admitted = []
+        for entry in await self._deps.waiting.waiting(meeting_id):
+            if admits_on_host_arrival(settings, entry.user_id):
+                outcome = await self._deps.waiting.admit(meeting_id, entry.user_id, by=SYSTEM)
+                if outcome.changed and outcome.entry is not None:
+                    admitted.append(outcome.entry)
+        await self._let_in_all(meeting_id, admitted)
+
+    async def host_left(self, meeting_id: str) -> None:
+        if not await self.hosts_present(meeting_id):
+            await self.notify.status(meeting_id, {"status": "waiting_for_host"}, None)
+
+    async def waiting_room_opened(self, meeting_id: str, caller: str) -> list[str]:
+        """The waiting room was switched off: everyone waiting comes in (as Zoom does)."""
+        admitted = await self._deps.waiting.admit_all(meeting_id, by=caller)
+        await self._let_in_all(meeting_id, admitted)
+        return [e.user_id for e in admitted]
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _let_in(self, meeting_id: str, entry: WaitingView) -> None:
+        await self._send_admission(meeting_id, entry)
+        await self.notify.queue(meeting_id, "admitted", entry.user_id)
+
+    async def _let_in_all(self, meeting_id: str, admitted: list[WaitingView]) -> None:
+        if not admitted:
+            return
+        await asyncio.gather(*(self._send_admission(meeting_id, e) for e in admitted))
+        await self.notify.queue(meeting_id, "admitted")
+
+    async def _send_admission(self, meeting_id: str, entry: WaitingView) -> None:
+        minted = await self._deps.meeting_token(meeting_id, entry.user_id, entry.display_name)
+        message = self._deps.token_message("admitted", minted)
+        await self.notify.status(meeting_id, message, [entry.user_id])
+        logger.info("[%s] %s admitted", meeting_room_name(meeting_id), entry.user_id)
+
+    async def _drop_from_lobby(self, meeting_id: str, identity: str) -> None:
+        await asyncio.sleep(_DENIED_GRACE_S)
+        try:
+            await self._deps.server.remove(lobby_room_name(meeting_id), identity)
+        except api.TwirpError as exc:
+            logger.warning("[%s] could not remove %s: %s", meeting_id, identity, exc)
+
+    def _later(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

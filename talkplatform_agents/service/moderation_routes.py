@@ -1,0 +1,167 @@
+"""REST for the waiting room and host controls. Thin: each route authenticates the app
+user and calls the same moderation code the bot's RPCs call; the checks (host or not,
+waiting or not) live there, once."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import ConfigDict, Field
+
+from talkplatform_agents.service.routes import Context, User
+from talkplatform_agents.service.schemas import Wire
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+_MEETING = "/meetings/{meeting_id}"
+_WAITING = _MEETING + "/waiting-room"
+_PARTICIPANT = _MEETING + "/participants/{identity}"
+
+
+class _Body(Wire):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SettingsPatch(_Body):
+    settings: dict[str, Any]
+
+
+class DenyBody(_Body):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class MessageBody(_Body):
+    text: str = Field(min_length=1, max_length=2000)
+    identity: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class MuteBody(_Body):
+    track_sid: str | None = Field(default=None, max_length=64)
+    source: Literal["microphone", "camera", "screen_share", "screen_share_audio"] = "microphone"
+
+
+class IdentityBody(_Body):
+    identity: str = Field(min_length=1, max_length=128)
+
+
+@router.patch("/public-meetings/{meeting_id}")
+async def patch_settings(
+    meeting_id: str, body: SettingsPatch, user: User, ctx: Context
+) -> dict[str, Any]:
+    settings = await ctx.controls.update_settings(meeting_id, user.user_id, body.settings)
+    return {"id": meeting_id, "settings": settings}
+
+
+@router.get(_WAITING)
+async def waiting_list(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    return {"waiting": await ctx.door.queue(meeting_id, user.user_id)}
+
+
+@router.get(_WAITING + "/stats")
+async def waiting_stats(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    stats = await ctx.door.stats(meeting_id, user.user_id)
+    return {
+        "counts": stats.counts,
+        "averageWaitSeconds": stats.average_wait_s,
+        "longestWaitSeconds": stats.longest_wait_s,
+        "averageAdmittedWaitSeconds": stats.average_admitted_wait_s,
+    }
+
+
+@router.post(_WAITING + "/admit-all")
+async def admit_all(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    return await ctx.door.admit_all(meeting_id, user.user_id)
+
+
+@router.post(_WAITING + "/message")
+async def message_waiting(
+    meeting_id: str, body: MessageBody, user: User, ctx: Context
+) -> dict[str, Any]:
+    return await ctx.door.message(meeting_id, user.user_id, body.text, body.identity)
+
+
+@router.post(_WAITING + "/{identity}/admit")
+async def admit(meeting_id: str, identity: str, user: User, ctx: Context) -> dict[str, Any]:
+    return await ctx.door.admit(meeting_id, user.user_id, identity)
+
+
+@router.post(_WAITING + "/{identity}/deny")
+async def deny(
+    meeting_id: str, identity: str, user: User, ctx: Context, body: DenyBody | None = None
+) -> dict[str, Any]:
+    reason = body.reason if body else None
+    return await ctx.door.deny(meeting_id, user.user_id, identity, reason)
+
+
+@router.post(_PARTICIPANT + "/return-to-waiting")
+async def return_to_waiting(
+    meeting_id: str, identity: str, user: User, ctx: Context
+) -> dict[str, Any]:
+    return await ctx.door.return_to_waiting(meeting_id, user.user_id, identity)
+
+
+@router.post(_PARTICIPANT + "/mute")
+async def mute(
+    meeting_id: str, identity: str, user: User, ctx: Context, body: MuteBody | None = None
+) -> dict[str, Any]:
+    body = body or MuteBody()
+    return await ctx.controls.mute(meeting_id, user.user_id, identity, body.track_sid, body.source)
+
+
+@router.post(_MEETING + "/mute-all")
+async def mute_all(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    return await ctx.controls.mute_all(meeting_id, user.user_id)
+
+
+@router.post(_PARTICIPANT + "/remove")
+async def remove(meeting_id: str, identity: str, user: User, ctx: Context) -> dict[str, Any]:
+    return await ctx.controls.remove(meeting_id, user.user_id, identity)
+
+
+@router.post(_MEETING + "/host")
+async def pass_host(
+    meeting_id: str, body: IdentityBody, user: User, ctx: Context
+) -> dict[str, Any]:
+    return await ctx.controls.pass_host(meeting_id, user.user_id, body.identity)
+
+
+@router.post(_MEETING + "/cohosts")
+async def add_cohost(
+    meeting_id: str, body: IdentityBody, user: User, ctx: Context
+) -> dict[str, Any]:
+    return await ctx.controls.add_cohost(meeting_id, user.user_id, body.identity)
+
+
+@router.post(_MEETING + "/lock")
+async def lock(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    return await ctx.controls.set_lock(meeting_id, user.user_id, True)
+
+
+@router.post(_MEETING + "/unlock")
+async def unlock(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    return await ctx.controls.set_lock(meeting_id, user.user_id, False)
+
+
+@router.post(_MEETING + "/end")
+async def end(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    return await ctx.controls.end(meeting_id, user.user_id)
+
+
+@router.get(_MEETING + "/attendance")
+async def attendance(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+    await ctx.door.queue(meeting_id, user.user_id)  # the same check: hosts and co-hosts
+    rows = await ctx.attendance.of_meeting(meeting_id)
+    return {
+        "attendance": [
+            {
+                "identity": r.user_id,
+                "name": r.display_name,
+                "room": r.room,
+                "joinedAt": r.joined_at.isoformat(),
+                "leftAt": r.left_at.isoformat() if r.left_at else None,
+            }
+            for r in rows
+        ]
+    }
