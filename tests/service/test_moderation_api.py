@@ -1,0 +1,125 @@
+"""The waiting-room and host-control endpoints' error cases. Each check runs before the
+service would talk to livekit-server, so none needs one (the happy paths run end to end
+in tests/integration/test_waiting_room.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+Auth = Callable[..., dict[str, str]]
+
+_POSTS = [
+    "/waiting-room/admit-all",
+    "/waiting-room/g1/admit",
+    "/waiting-room/g1/deny",
+    "/participants/g1/return-to-waiting",
+    "/participants/g1/mute",
+    "/mute-all",
+    "/participants/g1/remove",
+    "/lock",
+    "/unlock",
+    "/end",
+]
+_GETS = ["/waiting-room", "/waiting-room/stats", "/attendance"]
+
+
+async def _meeting(client: httpx.AsyncClient, auth: Auth, **settings: object) -> str:
+    reply = await client.post(
+        "/api/v1/meetings", json={"title": "t", "settings": settings}, headers=auth("alice")
+    )
+    assert reply.status_code == 201
+    return str(reply.json()["id"])
+
+
+@pytest.mark.parametrize("path", _POSTS + _GETS)
+async def test_every_endpoint_needs_a_login(
+    client: httpx.AsyncClient, auth: Auth, path: str
+) -> None:
+    mid = await _meeting(client, auth)
+    method = client.get if path in _GETS else client.post
+    reply = await method(f"/api/v1/meetings/{mid}{path}")
+    assert reply.status_code == 401
+
+
+@pytest.mark.parametrize("path", _POSTS + _GETS)
+async def test_non_hosts_are_refused(client: httpx.AsyncClient, auth: Auth, path: str) -> None:
+    mid = await _meeting(client, auth)
+    method = client.get if path in _GETS else client.post
+    reply = await method(f"/api/v1/meetings/{mid}{path}", headers=auth("mallory"))
+    assert reply.status_code == 403
+    assert reply.json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("path", _POSTS + _GETS)
+async def test_unknown_meetings_are_404(client: httpx.AsyncClient, auth: Auth, path: str) -> None:
+    method = client.get if path in _GETS else client.post
+    reply = await method(f"/api/v1/meetings/nope{path}", headers=auth("alice"))
+    assert reply.status_code == 404
+
+
+async def test_admitting_someone_not_waiting_is_404(client: httpx.AsyncClient, auth: Auth) -> None:
+    mid = await _meeting(client, auth)
+    reply = await client.post(f"/api/v1/meetings/{mid}/waiting-room/g1/admit", headers=auth())
+    assert reply.status_code == 404
+    assert reply.json()["error"]["identity"] == "g1"
+    denied = await client.post(f"/api/v1/meetings/{mid}/waiting-room/g1/deny", headers=auth())
+    assert denied.status_code == 404
+
+
+async def test_waiting_room_queue_through_rest(client: httpx.AsyncClient, auth: Auth) -> None:
+    mid = await _meeting(client, auth, waiting_room=True)
+    knock = await client.post(
+        "/api/v1/livekit/token", json={"meetingId": mid}, headers=auth("g1", "G")
+    )
+    assert knock.status_code == 200 and knock.json()["status"] == "waiting"
+    assert knock.json()["room"] == f"meeting-{mid}-lobby"
+    queue = await client.get(f"/api/v1/meetings/{mid}/waiting-room", headers=auth())
+    assert [w["identity"] for w in queue.json()["waiting"]] == ["g1"]
+    stats = await client.get(f"/api/v1/meetings/{mid}/waiting-room/stats", headers=auth())
+    assert stats.json()["counts"]["waiting"] == 1
+
+
+async def test_bad_bodies_are_422(client: httpx.AsyncClient, auth: Auth) -> None:
+    mid = await _meeting(client, auth)
+    base = f"/api/v1/meetings/{mid}"
+    cases = [
+        (f"{base}/waiting-room/message", {"text": ""}),
+        (f"{base}/waiting-room/message", {"text": "hi", "extra": 1}),
+        (f"{base}/participants/g1/mute", {"source": "telepathy"}),
+        (f"{base}/host", {}),
+        (f"{base}/cohosts", {"identity": ""}),
+        (f"{base}/waiting-room/g1/deny", {"reason": "x" * 501}),
+    ]
+    for path, body in cases:
+        reply = await client.post(path, json=body, headers=auth())
+        assert reply.status_code == 422, (path, reply.text)
+
+
+async def test_settings_patch(client: httpx.AsyncClient, auth: Auth) -> None:
+    mid = await _meeting(client, auth)
+    path = f"/api/v1/public-meetings/{mid}"
+    assert (await client.patch(path, json={"settings": {"locked": True}})).status_code == 401
+    not_host = await client.patch(path, json={"settings": {"locked": True}}, headers=auth("bob"))
+    assert not_host.status_code == 403
+    bad = await client.patch(path, json={"settings": {"auto_admit": "everyone"}}, headers=auth())
+    assert bad.status_code == 400
+    missing = await client.patch(
+        "/api/v1/public-meetings/nope", json={"settings": {}}, headers=auth()
+    )
+    assert missing.status_code == 404
+    ok = await client.patch(
+        path, json={"settings": {"waiting_room": True, "theme": "dark"}}, headers=auth()
+    )
+    assert ok.status_code == 200
+    assert ok.json()["settings"] == {"waiting_room": True, "theme": "dark"}
+
+
+async def test_locked_meeting_refuses_new_guests(client: httpx.AsyncClient, auth: Auth) -> None:
+    mid = await _meeting(client, auth, locked=True)
+    reply = await client.post("/api/v1/livekit/token", json={"meetingId": mid}, headers=auth("g"))
+    assert reply.status_code == 403 and reply.json()["error"]["reason"] == "locked"
+    host = await client.post("/api/v1/livekit/token", json={"meetingId": mid}, headers=auth())
+    assert host.status_code == 200 and host.json()["status"] == "joined"
