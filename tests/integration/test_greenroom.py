@@ -157,6 +157,12 @@ async def test_healthy_devices_and_network_report(
             assert network["bitrate_kbps"] is not None and network["bitrate_kbps"] > 10
             assert network["jitter_ms"] is not None
             assert body["verdict"] in ("good", "fair"), body
+            # min/avg/max since the bot joined: the second report has a full sample
+            summary = body["network_summary"]
+            for figure in ("rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps"):
+                spread = summary[figure]
+                assert spread["samples"] >= 1, summary
+                assert spread["min"] <= spread["avg"] <= spread["max"], summary
 
 
 @pytest.mark.parametrize(
