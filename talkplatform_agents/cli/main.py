@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from talkplatform_agents.cli.load import register as register_load
+from talkplatform_agents.cli.meeting import register as register_meeting
 from talkplatform_agents.config import Settings
 
 __all__ = ["app", "main"]
@@ -289,6 +290,7 @@ def up(
 
 
 register_load(app, load_settings, console)
+register_meeting(app, load_settings, console)
 
 
 def _redact(url: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +17,7 @@ import httpx
 import pytest
 from livekit import rtc
 
+from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import waiting as proto
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, WAITING_ROOM_AGENT_NAME
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
@@ -324,3 +328,31 @@ async def test_host_controls(api: httpx.AsyncClient, user_auth: Auth) -> None:
         await until(lambda: not host_p.room.isconnected(), 15)
     gone = await api.post("/api/v1/livekit/token", json={"meetingId": mid}, headers=user_auth(host))
     assert gone.status_code == 410
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.child_env()}
+    return subprocess.run(
+        [sys.executable, "-m", "talkplatform_agents", "meeting", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_cli_acts_as_a_host_and_refuses_others(
+    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings
+) -> None:
+    host, guest = _uid("host"), _uid("guest")
+    mid = await _meeting(api, user_auth, host, waiting_room=True)
+    assert (await _token(api, user_auth, guest, mid))["status"] == "waiting"
+
+    listed = await asyncio.to_thread(_cli, live_settings, "waiting", mid, "--as", host)
+    assert listed.returncode == 0, listed.stderr
+    assert [w["identity"] for w in json.loads(listed.stdout)["waiting"]] == [guest]
+    refused = await asyncio.to_thread(_cli, live_settings, "admit", mid, guest, "--as", guest)
+    assert refused.returncode == 1 and "403" in refused.stderr
+    admitted = await asyncio.to_thread(_cli, live_settings, "admit", mid, guest, "--as", host)
+    assert admitted.returncode == 0 and json.loads(admitted.stdout)["status"] == "admitted"
+    locked = await asyncio.to_thread(_cli, live_settings, "lock", mid, "--as", host)
+    assert locked.returncode == 0 and json.loads(locked.stdout) == {"locked": True}
+    bad = await asyncio.to_thread(_cli, live_settings, "settings", mid, "{nope", "--as", host)
+    assert bad.returncode == 2 and "settings must be JSON" in bad.stderr

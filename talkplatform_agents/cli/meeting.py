@@ -1,0 +1,229 @@
+"""``talkplatform-agents meeting ...``: host controls from a terminal, through the token
+service's REST API (the same checks as the bot's RPCs and the frontend's calls).
+
+The caller is a platform user: ``--as`` mints their app token with APP_JWT_SECRET (an
+operator's shell holds it), or ``--app-token`` passes one the app issued.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from talkplatform_agents.config import Settings
+
+__all__ = ["register"]
+
+_TIMEOUT_S = 15.0
+
+
+class _Caller:
+    def __init__(self, settings: Settings, as_user: str | None, app_token: str | None) -> None:
+        from talkplatform_agents.service import mint_app_token
+
+        if app_token is None and as_user is None:
+            raise typer.BadParameter("give --as USER or --app-token TOKEN")
+        token = app_token or mint_app_token(
+            settings.app_jwt_secret.get_secret_value(), str(as_user), None, 600
+        )
+        self.base = settings.api_url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{self.base}/api/v1{path}"
+        try:
+            reply = httpx.request(method, url, json=body, headers=self.headers, timeout=_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise _Failed(f"token service unreachable at {self.base}: {exc}", 2) from exc
+        try:
+            document = reply.json()
+        except ValueError:
+            document = {"error": {"message": reply.text[:500]}}
+        if reply.status_code >= 400:
+            error = document.get("error", {}) if isinstance(document, dict) else {}
+            raise _Failed(f"HTTP {reply.status_code} {error.get('code', '')}: "
+                          f"{error.get('message', reply.text[:500])}", 1)  # fmt: skip
+        return document
+
+
+class _Failed(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _Env:
+    load_settings: Callable[[], Settings] | None = None
+    console: Console = field(default_factory=Console)
+
+
+_env = _Env()
+meeting = typer.Typer(help="Waiting room and host controls for one meeting (as a host).")
+
+As = Annotated[str | None, typer.Option("--as", help="Act as this user id (mints a token).")]
+Token = Annotated[str | None, typer.Option(help="An app JWT to act with instead.")]
+Meeting = Annotated[str, typer.Argument(help="Meeting id.")]
+Who = Annotated[str, typer.Argument(help="Participant identity (user id).")]
+
+
+def register(app: typer.Typer, load_settings: Callable[[], Settings], console: Console) -> None:
+    _env.load_settings, _env.console = load_settings, console
+    app.add_typer(meeting, name="meeting")
+
+
+def run(
+    as_user: str | None,
+    app_token: str | None,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+) -> None:
+    assert _env.load_settings is not None, "register() first"
+    try:
+        result = _Caller(_env.load_settings(), as_user, app_token).call(method, path, body)
+    except _Failed as exc:
+        _env.console.print(f"[red]failed:[/red] {exc}")
+        raise typer.Exit(exc.code) from exc
+    # The answer on stdout, as JSON, for scripts; messages go to the console (stderr).
+    typer.echo(json.dumps(result, indent=2))
+
+
+@meeting.command("waiting")
+def waiting(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Who is waiting, first come first."""
+    run(as_, app_token, "GET", f"/meetings/{meeting_id}/waiting-room")
+
+
+@meeting.command("stats")
+def stats(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Waiting-room counts and waits."""
+    run(as_, app_token, "GET", f"/meetings/{meeting_id}/waiting-room/stats")
+
+
+@meeting.command("admit")
+def admit(meeting_id: Meeting, identity: Who, as_: As = None, app_token: Token = None) -> None:
+    """Let one waiting participant in."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/waiting-room/{identity}/admit")
+
+
+@meeting.command("admit-all")
+def admit_all(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Let everyone waiting in."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/waiting-room/admit-all")
+
+
+@meeting.command("deny")
+def deny(
+    meeting_id: Meeting,
+    identity: Who,
+    reason: Annotated[str | None, typer.Option(help="Shown to the guest.")] = None,
+    as_: As = None,
+    app_token: Token = None,
+) -> None:
+    """Turn a waiting participant away (they may not knock again)."""
+    path = f"/meetings/{meeting_id}/waiting-room/{identity}/deny"
+    run(as_, app_token, "POST", path, {"reason": reason} if reason else None)
+
+
+@meeting.command("message")
+def message(
+    meeting_id: Meeting,
+    text: Annotated[str, typer.Argument(help="The message.")],
+    to: Annotated[str | None, typer.Option(help="One waiting identity (default all).")] = None,
+    as_: As = None,
+    app_token: Token = None,
+) -> None:
+    """Send a message to the waiting room."""
+    body = {"text": text, **({"identity": to} if to else {})}
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/waiting-room/message", body)
+
+
+@meeting.command("return")
+def back(meeting_id: Meeting, identity: Who, as_: As = None, app_token: Token = None) -> None:
+    """Send a participant back to the waiting room."""
+    path = f"/meetings/{meeting_id}/participants/{identity}/return-to-waiting"
+    run(as_, app_token, "POST", path)
+
+
+@meeting.command("mute")
+def mute(
+    meeting_id: Meeting,
+    identity: Who,
+    source: Annotated[str, typer.Option(help="microphone, camera, ...")] = "microphone",
+    track: Annotated[str | None, typer.Option(help="A track sid instead.")] = None,
+    as_: As = None,
+    app_token: Token = None,
+) -> None:
+    """Mute a participant's track."""
+    body: dict[str, Any] = {"source": source, **({"trackSid": track} if track else {})}
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/participants/{identity}/mute", body)
+
+
+@meeting.command("mute-all")
+def mute_all(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Mute every microphone but the hosts' and co-hosts'."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/mute-all")
+
+
+@meeting.command("remove")
+def remove(meeting_id: Meeting, identity: Who, as_: As = None, app_token: Token = None) -> None:
+    """Remove a participant (they may not come back)."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/participants/{identity}/remove")
+
+
+@meeting.command("pass-host")
+def pass_host(meeting_id: Meeting, identity: Who, as_: As = None, app_token: Token = None) -> None:
+    """Make another participant the host (you become a co-host)."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/host", {"identity": identity})
+
+
+@meeting.command("add-cohost")
+def add_cohost(meeting_id: Meeting, identity: Who, as_: As = None, app_token: Token = None) -> None:
+    """Make a participant a co-host."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/cohosts", {"identity": identity})
+
+
+@meeting.command("lock")
+def lock(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Let no new participant in."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/lock")
+
+
+@meeting.command("unlock")
+def unlock(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Let new participants in again."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/unlock")
+
+
+@meeting.command("end")
+def end(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """End the meeting for everyone."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/end")
+
+
+@meeting.command("settings")
+def settings(
+    meeting_id: Meeting,
+    values: Annotated[str, typer.Argument(help="JSON, e.g. '{\"waiting_room\": true}'")],
+    as_: As = None,
+    app_token: Token = None,
+) -> None:
+    """Change meeting settings (host only): waiting_room, locked, join_before_host, auto_admit."""
+    try:
+        changes = json.loads(values)
+    except ValueError as exc:
+        raise typer.BadParameter(f"settings must be JSON: {exc}") from exc
+    run(as_, app_token, "PATCH", f"/public-meetings/{meeting_id}", {"settings": changes})
+
+
+@meeting.command("attendance")
+def attendance(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Who attended, from when to when (webhooks)."""
+    run(as_, app_token, "GET", f"/meetings/{meeting_id}/attendance")
