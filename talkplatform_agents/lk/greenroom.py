@@ -12,7 +12,12 @@ Data topics (JSON, sent by the bot to the user only):
 RPC methods (on the bot; payload and response are JSON):
 - ``greenroom.set_audio_mode`` ``{"mode": "live"|"playback", "seconds": 1..30 (default 6)}``
 - ``greenroom.set_blur`` ``{"enabled": bool}``
-- ``greenroom.get_report`` ``{}`` → the report
+- ``greenroom.get_report`` ``{}`` → the report: ``{"verdict": "good"|"fair"|"poor",
+  "reasons", "microphone", "camera", "network": {"rtt_ms", "jitter_ms", "loss_pct",
+  "bitrate_kbps"}, "network_summary", "audio_mode", "blur"}``. ``network`` is the latest
+  2 s window; ``network_summary`` has, for each of those four figures, ``{"min", "avg",
+  "max", "samples"}`` over every 2 s sample since the bot joined (``null``s and 0 samples
+  for a figure not yet measured). See ``bots.greenroom.analysis.build_report``.
 The bot calls ``greenroom.ping`` on the user to time the round trip; any answer, even
 "unsupported method", counts, so frontends need not implement it.
 
