@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/token_service.py
 	$(PY) bench/echo_rtt.py
 	$(PY) bench/greenroom_capacity.py
+	$(PY) bench/load_cost.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

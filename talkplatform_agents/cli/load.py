@@ -136,6 +136,9 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         audio: Annotated[
             bool, typer.Option("--audio/--no-audio", help="Publishers send a marked tone.")
         ] = True,
+        audio_markers: Annotated[
+            bool, typer.Option(help="Subscribers decode the tone's markers (CPU-heavy).")
+        ] = False,
         switch_layers: Annotated[
             bool,
             typer.Option(
@@ -192,6 +195,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
                     fps=fps,
                     max_bitrate=max_bitrate,
                     audio=audio,
+                    audio_markers=audio_markers,
                     screen_share=screen_share,
                     screen_width=screen_w,
                     screen_height=screen_h,

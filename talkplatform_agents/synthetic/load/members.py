@@ -297,6 +297,9 @@ class LoadSubscriber(LoadMember):
         participant: rtc.RemoteParticipant,
     ) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self.result.audio_tracks += 1
+            if not self.media.audio_markers:
+                return  # received and counted by WebRTC stats; not decoded here
             audio = AudioProbe(participant.identity, publication.sid, self._log)
             self.audio[publication.sid] = audio
             self.spawn(audio.run(track), f"audio<-{participant.identity}")
@@ -372,7 +375,6 @@ class LoadSubscriber(LoadMember):
         result = self.result
         cameras = [p for p in self.video.values() if not p.screen]
         result.video_tracks = len(self.video)
-        result.audio_tracks = len(self.audio)
         result.frames = sum(p.frames for p in self.video.values())
         result.markers = sum(p.decoded for p in self.video.values())
         result.audio_markers = sum(len(a.markers) for a in self.audio.values())

@@ -56,6 +56,9 @@ class MediaOptions:
     fps: int = 30
     max_bitrate: int = 1_700_000  # the top layer's cap, as LiveKit's 720p preset
     audio: bool = True
+    # Decode the tone's markers at every subscriber: a Goertzel bank per track every 10 ms,
+    # the costliest part of a subscriber; audio loss and jitter come from WebRTC stats anyway.
+    audio_markers: bool = False
     screen_share: bool = False  # the first publisher of each room also shares a screen
     screen_width: int = 1920
     screen_height: int = 1080
