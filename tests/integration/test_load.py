@@ -97,10 +97,18 @@ async def pair(
     # CPU): each switch gets 20 s.
     [
         MediaOptions(
-            width=960, height=540, fps=10, max_bitrate=1_000_000, audio=False, switch_timeout_s=20
+            codec=codec,
+            width=960,
+            height=540,
+            fps=10,
+            max_bitrate=1_000_000,
+            audio=False,
+            switch_timeout_s=20,
         )
+        for codec in (Codec.VP8, Codec.H264)
     ],
     indirect=True,
+    ids=["vp8", "h264"],
 )
 async def test_simulcast_layer_switch_seen_at_receiver(
     pair: tuple[LoadPublisher, LoadSubscriber],
