@@ -3,10 +3,11 @@ progress, tables per room and in total, a JSON report and ``--fail-if`` threshol
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console, Group
@@ -16,6 +17,8 @@ from rich.table import Table
 from talkplatform_agents.config import Settings
 
 __all__ = ["register", "render_summary"]
+
+E = TypeVar("E", bound=enum.Enum)
 
 _COLUMNS: list[tuple[str, str, str]] = [
     # header, summary key, format
@@ -93,6 +96,14 @@ def _parse_size(text: str) -> tuple[int, int]:
     except ValueError as exc:
         raise ValueError(f"bad size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720") from exc
     return width, height
+
+
+def _choice(kind: type[E], value: str, option: str) -> E:
+    try:
+        return kind(value.lower())
+    except ValueError:
+        allowed = " or ".join(str(member.value) for member in kind)
+        raise ValueError(f"{option} must be {allowed}, not {value!r}") from None
 
 
 def register(app: typer.Typer, load_settings: Callable[[], Settings], console: Console) -> None:
@@ -187,7 +198,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
                 room_prefix=room_prefix,
                 connect_timeout_s=connect_timeout,
                 media=MediaOptions(
-                    codec=Codec(codec.lower()),
+                    codec=_choice(Codec, codec, "--codec"),
                     simulcast=simulcast,
                     pre_encoded=pre_encoded,
                     width=width,
@@ -199,7 +210,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
                     screen_share=screen_share,
                     screen_width=screen_w,
                     screen_height=screen_h,
-                    layout=Layout(layout.lower()),
+                    layout=_choice(Layout, layout, "--layout"),
                     switch_layers=switch_layers,
                 ),
             )
