@@ -96,7 +96,7 @@ class NetworkSampler:
         in_before = {s.ssrc: s for s in before[0]}
         out_before = {s.ssrc: s for s in before[1]}
         seconds = after[2] - before[2]
-        lost = expected = sent_bytes = 0
+        lost = expected = sent_bytes = sending = 0
         for stream in after[0]:
             if (then := in_before.get(stream.ssrc)) is not None:
                 got = stream.packets_received - then.packets_received
@@ -107,13 +107,15 @@ class NetworkSampler:
                 lost += max(out.remote_packets_lost - was.remote_packets_lost, 0)
                 expected += out.packets_sent - was.packets_sent
                 sent_bytes += out.bytes_sent - was.bytes_sent
+                sending += 1
         jitters = [s.jitter_s for s in after[0] if s.kind == "audio"]
         jitters += [o.remote_jitter_s for o in after[1] if o.kind == "audio"]
         self.history.add(
             rtt_ms=rtt_s * 1000 if rtt_s else None,
             jitter_ms=max(jitters) * 1000 if jitters else None,
             loss_pct=lost / expected * 100 if expected > 0 else None,
-            bitrate_kbps=sent_bytes * 8 / seconds / 1000 if seconds > 0 and expected else None,
+            # None until a stream is in both readings: a track just published is no 0 kbit/s
+            bitrate_kbps=sent_bytes * 8 / seconds / 1000 if seconds > 0 and sending else None,
         )
 
 

@@ -316,7 +316,10 @@ async def _throughput(
     figures = ", ".join(
         f"{k.kind} {k.kbps:.0f} kbit/s {k.loss_fraction * 100:.1f}% loss" for k in result.kinds
     )
-    detail = f"{verdict.replace('_', '-')}: {figures} (target {result.target_kbps} kbit/s)"
+    estimate = result.available_outgoing_kbps
+    detail = f"{verdict.replace('_', '-')}: {figures} (target {result.target_kbps} kbit/s" + (
+        f", sender's bandwidth estimate {estimate:.0f} kbit/s)" if estimate else ")"
+    )
     if verdict == "poor":
         raise _StepFailed(f"poor throughput: {'; '.join(reasons)} ({figures})", data)
     return detail + (f"; {'; '.join(reasons)}" if reasons else ""), data
