@@ -16,6 +16,7 @@ from talkplatform_agents.lk.quality import (
     worst,
 )
 from talkplatform_agents.lk.stats import outbound_streams, transport
+from talkplatform_agents.synthetic.handshake import HandshakeTimings
 
 
 def test_spread_min_avg_max_skips_missing_readings() -> None:
@@ -139,3 +140,15 @@ def test_outbound_and_transport_stats_are_read() -> None:
     assert state.ice_checks_sent == 4 and state.ice_check_rtt_s == pytest.approx(0.003)
     assert state.rtt_s == 0.002 and state.available_outgoing_kbps == 2500
     assert transport(_stats()[:2]) is None
+
+
+def test_handshake_timings_are_spans_between_marks() -> None:
+    timings = HandshakeTimings()
+    timings._marks.update({"gathering": 1.0, "gathered": 1.25, "checking": 1.3})
+    assert timings.span("gathering", "gathered") == pytest.approx(0.25)
+    assert timings.span("checking", "ice_connected") is None  # never connected
+    timings.mark("gathering")  # the first mark of a stage stands
+    assert timings._marks["gathering"] == 1.0
+    timings.ice_gathering_s = 0.25
+    assert timings.as_ms()["ice_gathering_ms"] == 250.0
+    assert timings.as_ms()["dtls_handshake_ms"] is None
