@@ -236,9 +236,8 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
                 )
         else:
             outcome = run_load(spec, credentials, report, conditions, None, level)
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=200)  # a log file or a pipe: keep the columns readable
+        # Fifteen columns: wider than most terminals, but wrapped lines beat truncated cells.
+        out = Console(width=max(Console().width, 180))
         render_summary(outcome.report, out)
         console.print(f"report written to {report}")
         raise typer.Exit(outcome.exit_code)

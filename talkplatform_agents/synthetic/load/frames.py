@@ -46,6 +46,7 @@ class FrameProbe:
     freezes: int = 0
     freeze_ms: float = 0.0
     max_width: int = 0
+    max_height: int = 0  # of the widest frame
     best_psnr_db: float | None = None
     size_changed: asyncio.Event = field(default_factory=asyncio.Event)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=400))
@@ -81,7 +82,8 @@ class FrameProbe:
         self.frames += 1
         if (width, height) != (self.width, self.height):
             self.width, self.height = width, height
-            self.max_width = max(self.max_width, width)
+            if width > self.max_width:
+                self.max_width, self.max_height = width, height
             self.size_changed.set()
         marker = decode_marker(y[:, :, None])
         if marker is not None:

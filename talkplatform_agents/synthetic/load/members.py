@@ -390,7 +390,7 @@ class LoadSubscriber(LoadMember):
                 result.screen = {
                     "sender": probe.sender,
                     "width": probe.max_width,
-                    "height": probe.height,
+                    "height": probe.max_height,
                     "frames": probe.frames,
                     "psnr_db": probe.best_psnr_db,
                 }

@@ -51,6 +51,9 @@ def worker_main(plan: WorkerPlan, queue: Queue[Any], go: Event, stop: Event, sta
         level=plan.log_level,
         format=f"%(asctime)s w{plan.worker} %(levelname)s %(name)s: %(message)s",
     )
+    if plan.log_level != "DEBUG":
+        # The SDK warns about handles it drops at exit: noise on the load's console.
+        logging.getLogger("livekit").setLevel(logging.ERROR)
     try:
         asyncio.run(_run(plan, queue, go, stop, start_at))
     except BaseException as exc:
