@@ -42,7 +42,7 @@ class StackOptions:
     api_port: int = 8000
     agents: tuple[str, ...] = ("all",)  # agent names for the worker; "all": every bot
     turn: bool = False  # run coturn (config/coturn/turnserver.conf) beside the server
-    start_timeout_s: float = 60.0
+    start_timeout_s: float = 120.0  # a bound, not a wait: a busy 2-core box is slow to spawn
 
 
 def ensure_livekit_server(settings: Settings, root: Path) -> Path:

@@ -43,7 +43,8 @@ def grants_for(role: Role, room: str) -> api.VideoGrants:
 
 def lobby_grants(room: str) -> api.VideoGrants:
     """A waiting participant: no media to publish (nobody would see it), data only to talk
-    to the hosts through the bot."""
+    to the hosts through the bot. Not hidden: livekit-server hides hidden participants from
+    agents too, and the moderator bot must see who knocks."""
     return api.VideoGrants(
         room_join=True,
         room=room,

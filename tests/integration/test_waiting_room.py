@@ -69,7 +69,7 @@ async def _bot(participant: SyntheticParticipant) -> str:
 
 async def _next(participant: SyntheticParticipant, topic: str, **match: Any) -> dict[str, Any]:
     """The next message on ``topic`` whose fields include ``match``."""
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(60):  # the lobby bot's process may still be starting
         while True:
             message = json.loads((await participant.next_data(topic)).payload)
             if all(message.get(k) == v for k, v in match.items()):
@@ -179,6 +179,14 @@ async def test_deny_admit_all_and_message(api: httpx.AsyncClient, user_auth: Aut
         ):
             for g in (g0, g1, g2):
                 await _next(g, proto.TOPIC_STATUS, status="waiting")
+            lobby_bot = await _bot(g1)
+            await g1.send_data(b'{"text": "running late"}', topic=proto.TOPIC_CHAT, to=[lobby_bot])
+            chat = await _next(host_p, proto.TOPIC_CHAT)
+            assert chat == {
+                "identity": guests[1],
+                "name": guests[1].title(),
+                "text": "running late",
+            }
             sent = await api.post(
                 f"/api/v1/meetings/{mid}/waiting-room/message",
                 json={"text": "five minutes"},
