@@ -45,7 +45,7 @@ class WorkerOptions:
     load_mode: Literal["cpu", "jobs"] = "cpu"
     max_jobs: int = 8
     idle_processes: int = 1
-    register_timeout_s: float = 60.0
+    register_timeout_s: float = 110.0  # each server first starts its idle job process
     drain_timeout_s: int = 10
     log_level: str = "INFO"
     bots: BotOptions = field(default_factory=BotOptions)

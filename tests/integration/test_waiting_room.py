@@ -20,6 +20,8 @@ from livekit import rtc
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import waiting as proto
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, WAITING_ROOM_AGENT_NAME
+from talkplatform_agents.lk.server_api import ServerApi
+from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
 from .conftest import post_json, until
@@ -364,3 +366,34 @@ async def test_cli_acts_as_a_host_and_refuses_others(
     assert locked.returncode == 0 and json.loads(locked.stdout) == {"locked": True}
     bad = await asyncio.to_thread(_cli, live_settings, "settings", mid, "{nope", "--as", host)
     assert bad.returncode == 2 and "settings must be JSON" in bad.stderr
+
+
+async def test_a_restarted_bot_loses_nothing(
+    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings
+) -> None:
+    host, guest = _uid("host"), _uid("guest")
+    mid = await _meeting(api, user_auth, host, waiting_room=True)
+    server = ServerApi(
+        live_settings.livekit_http_url,
+        Credentials(
+            live_settings.livekit_api_key, live_settings.livekit_api_secret.get_secret_value()
+        ),
+    )
+    try:
+        async with _joined(await _token(api, user_auth, host, mid)) as host_p:
+            bot = await _bot(host_p)
+            assert (await _token(api, user_auth, guest, mid))["status"] == "waiting"
+            # The bot goes away mid-meeting (its job ends when it leaves the room).
+            assert await server.remove(f"meeting-{mid}", bot)
+            await until(lambda: bot not in host_p.room.remote_participants, 15)
+        # The host comes back; a fresh bot (the token's dispatch, or the reconciler's)
+        # finds the queue where it always was: in the store.
+        async with _joined(await _token(api, user_auth, host, mid)) as host_p:
+            fresh = await _bot(host_p)
+            assert fresh != bot
+            queue = json.loads(await host_p.rpc(fresh, "waiting.list", "{}"))
+            assert [w["identity"] for w in queue["waiting"]] == [guest]
+            admitted = await host_p.rpc(fresh, "waiting.admit", json.dumps({"identity": guest}))
+            assert json.loads(admitted)["changed"] is True
+    finally:
+        await server.aclose()
