@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/echo_rtt.py
 	$(PY) bench/greenroom_capacity.py
 	$(PY) bench/load_cost.py
+	$(PY) bench/chat_relay.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -84,6 +84,7 @@ class TextMessage:
     text: str
     attributes: dict[str, str]
     received_at: float
+    opened_at: float  # when its header arrived: streams are read concurrently
 
 
 class _State(enum.Enum):
@@ -212,13 +213,18 @@ class SyntheticParticipant:
         queue: asyncio.Queue[TextMessage] = asyncio.Queue()
 
         def opened(reader: rtc.TextStreamReader, sender: str) -> None:
-            self._spawn(self._read_text(reader, sender, queue), f"text<-{sender}")
+            reading = self._read_text(reader, sender, queue, time.time())
+            self._spawn(reading, f"text<-{sender}")
 
         self.room.register_text_stream_handler(topic, opened)
         return queue
 
     async def _read_text(
-        self, reader: rtc.TextStreamReader, sender: str, queue: asyncio.Queue[TextMessage]
+        self,
+        reader: rtc.TextStreamReader,
+        sender: str,
+        queue: asyncio.Queue[TextMessage],
+        opened_at: float,
     ) -> None:
         try:
             text = await reader.read_all()
@@ -227,7 +233,13 @@ class SyntheticParticipant:
         info = reader.info
         queue.put_nowait(
             TextMessage(
-                sender, info.topic, info.stream_id, text, dict(info.attributes or {}), time.time()
+                sender,
+                info.topic,
+                info.stream_id,
+                text,
+                dict(info.attributes or {}),
+                time.time(),
+                opened_at,
             )
         )
 

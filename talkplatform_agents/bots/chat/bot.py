@@ -90,20 +90,25 @@ class ChatRelayBot:
 
     async def stop(self) -> None:
         """Store what was accepted, then cancel and await everything."""
+        if self._stopping:
+            return
         self._stopping = True
         self._room.unregister_text_stream_handler(proto.TOPIC_CHAT)
-        self._room.off("data_received", self._on_data)
-        self._room.off("participant_connected", self._on_participant_connected)
+        with contextlib.suppress(Exception):  # never started, or the room already let go
+            self._room.off("data_received", self._on_data)
+            self._room.off("participant_connected", self._on_participant_connected)
         if self._runner is not None and not self._runner.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self._queue.join()  # accepted means stored: drain first
-        for task in (self._runner, *self._tasks):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *(t for t in (self._runner, *self._tasks) if t is not None), return_exceptions=True
-        )
+        # Work in flight (a history being sent, a stream being read) gets a moment to end
+        # on its own, so no query is cut off in the middle; then it is cancelled.
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)
+        pending = [t for t in (self._runner, *self._tasks) if t is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -274,6 +279,9 @@ class ChatRelayBot:
         self._spawn(self._welcome(participant.identity), f"history->{participant.identity}")
 
     async def _welcome(self, identity: str) -> None:
+        # Messages stored from now on are relayed to them live: history stops here, so
+        # each message reaches them once.
+        joined = dt.datetime.now(dt.UTC)
         await self._repo.record_participants(self._meeting, [identity])
         self._moderators = await self._repo.moderators(self._meeting)
         if self._options.history_size == 0:
@@ -284,6 +292,7 @@ class ChatRelayBot:
             all_private=self._hosts_see_private and identity in self._moderators,
             limit=self._options.history_size,
         )
+        history = [m for m in history if m.sent_at <= joined]
         for message in history:
             await self._outbox.message(message, "history", [identity])
         logger.info("[%s] sent %d messages of history to %s", self.tag, len(history), identity)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from livekit import rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
@@ -62,8 +63,21 @@ async def chat_entrypoint(ctx: JobContext) -> None:
     bot = ChatRelayBot(ctx.room, meeting.id, ChatRepository(db), options)
 
     async def cleanup() -> None:
-        await bot.stop()
-        await db.aclose()
+        try:
+            await bot.stop()
+        finally:
+            # Always: an open aiosqlite connection is a non-daemon thread, which would keep
+            # the job process from exiting.
+            await db.aclose()
+            lingering = [
+                t.name for t in threading.enumerate() if not t.daemon and t.name != "MainThread"
+            ]
+            logger.info(
+                "[%s] chat bot closed (%d messages stored; threads left: %s)",
+                room_name,
+                bot.stored,
+                lingering,
+            )
 
     ctx.add_shutdown_callback(cleanup)
 
@@ -76,6 +90,8 @@ async def chat_entrypoint(ctx: JobContext) -> None:
 
     ctx.room.on("participant_connected", check_duplicate)
     check_duplicate()
+    if not ctx.room.isconnected() or _earlier_chat_bot(ctx.room) is not None:
+        return  # leaving already: never start relaying
     await bot.start()
 
 

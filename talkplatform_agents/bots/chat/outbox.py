@@ -61,11 +61,11 @@ class Outbox:
         finally:
             await writer.aclose()
         legacy: dict[str, Any] = {
+            **{key.removeprefix("tp."): value for key, value in attributes.items()},
             "id": message_id,
             "timestamp": timestamp_ms or _ms(time.time()),
             "message": text,
             "ignoreLegacy": True,
-            **{key.removeprefix("tp."): value for key, value in attributes.items()},
         }
         if edit_timestamp_ms is not None:
             legacy["editTimestamp"] = edit_timestamp_ms
