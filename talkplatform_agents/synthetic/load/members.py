@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -37,6 +38,11 @@ _QUALITIES = {
     "high": rtc.VideoQuality.VIDEO_QUALITY_HIGH,
 }
 _AUDIO_FRAME_MS = 10
+_SETTLE_S = 1.5
+_RESEND_S = 4.0
+# Test media must keep its size: under CPU pressure libwebrtc would otherwise scale the
+# source down, and with it drop the top simulcast layer or blur the shared text.
+_KEEP_SIZE = rtc.DegradationPreference.MAINTAIN_RESOLUTION.value
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class LoadPublisher(LoadMember):
             rtc.TrackPublishOptions(
                 source=rtc.TrackSource.SOURCE_CAMERA,
                 simulcast=media.simulcast,
+                degradation_preference=_KEEP_SIZE,
                 video_codec=_CODECS[media.codec],
                 video_encoding=rtc.VideoEncoding(
                     max_bitrate=media.max_bitrate, max_framerate=media.fps
@@ -191,6 +198,7 @@ class LoadPublisher(LoadMember):
             rtc.TrackPublishOptions(
                 source=rtc.TrackSource.SOURCE_SCREENSHARE,
                 simulcast=False,  # one layer: subscribers must get the full resolution
+                degradation_preference=_KEEP_SIZE,
                 video_codec=_CODECS[media.codec],
                 video_encoding=rtc.VideoEncoding(
                     max_bitrate=2_500_000, max_framerate=media.screen_fps
@@ -355,9 +363,10 @@ class LoadSubscriber(LoadMember):
             before = probe.width
             wanted = _smaller_than(before) if quality == "low" else _larger_than(before)
             asked = time.perf_counter()
-            publication.set_video_quality(_QUALITIES[quality])
+            ask = functools.partial(publication.set_video_quality, _QUALITIES[quality])
+            ask()
             try:
-                await _wait_for(probe, wanted, timeout)
+                await _wait_for(probe, wanted, timeout, resend=ask)
             except TimeoutError:
                 self.result.switches.append(
                     LayerSwitch(quality, False, None, probe.width, probe.height)
@@ -367,8 +376,11 @@ class LoadSubscriber(LoadMember):
                     f"layer switch to {quality} not seen in {timeout:.0f}s (still {size})"
                 )
                 break
-            ms = round((time.perf_counter() - asked) * 1000, 2)
-            self.result.switches.append(LayerSwitch(quality, True, ms, probe.width, probe.height))
+            # The SFU may pass through a layer on its way (HIGH to MEDIUM to LOW): the switch
+            # is done when the size has held still for a moment.
+            changed_at, width, height = await _settled(probe, _SETTLE_S, down=quality == "low")
+            ms = round((changed_at - asked) * 1000, 2)
+            self.result.switches.append(LayerSwitch(quality, True, ms, width, height))
         publication.set_video_quality(self._layout_quality(self.plan.speaker))
 
     async def collect(self) -> None:
@@ -414,11 +426,40 @@ def _larger_than(width: int) -> Callable[[int], bool]:
     return lambda w: w > width
 
 
-async def _wait_for(probe: FrameProbe, wanted: Callable[[int], bool], timeout_s: float) -> None:
+async def _settled(probe: FrameProbe, quiet_s: float, *, down: bool) -> tuple[float, int, int]:
+    """The last size the switch reached, and when: further steps the same way count (the
+    SFU may pass through a layer); a step back is the SFU's own later choice (congestion)
+    and ends the switch."""
+    changed_at, width, height = time.perf_counter(), probe.width, probe.height
+    while True:
+        probe.size_changed.clear()
+        try:
+            async with asyncio.timeout(quiet_s):
+                await probe.size_changed.wait()
+        except TimeoutError:
+            return changed_at, width, height
+        if (probe.width < width) != down or probe.width == width:
+            return changed_at, width, height
+        changed_at, width, height = time.perf_counter(), probe.width, probe.height
+
+
+async def _wait_for(
+    probe: FrameProbe,
+    wanted: Callable[[int], bool],
+    timeout_s: float,
+    resend: Callable[[], None] | None = None,
+) -> None:
+    """Until the received width is ``wanted``. A busy SFU or publisher can miss a layer
+    request (its keyframe never comes): ``resend`` it every few seconds, as clients do."""
     async with asyncio.timeout(timeout_s):
         while not wanted(probe.width):
             probe.size_changed.clear()
-            await probe.size_changed.wait()
+            try:
+                async with asyncio.timeout(_RESEND_S):
+                    await probe.size_changed.wait()
+            except TimeoutError:
+                if resend is not None:
+                    resend()
 
 
 async def _ticks(period: float) -> Any:
