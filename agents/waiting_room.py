@@ -27,14 +27,7 @@ from talkplatform_agents.lk.naming import WAITING_ROOM_AGENT_NAME
 # Bots need no local end-of-turn model; preloading it costs 244 MB per job process.
 os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
 settings = Settings()
-options = ModeratorOptions(
-    database_url=settings.database_url,
-    livekit_http_url=settings.livekit_http_url,
-    ws_url=settings.livekit_url,
-    api_key=settings.livekit_api_key,
-    api_secret=settings.livekit_api_secret.get_secret_value(),
-    token_ttl_s=settings.token_ttl_seconds,
-)
+options = ModeratorOptions.from_settings(settings)
 
 server = AgentServer(
     multiprocessing_context="spawn",

@@ -74,10 +74,15 @@ async def _until(probe: Any, timeout_s: float) -> Any:
 
 
 async def _status(p: SyntheticParticipant, status: str) -> dict[str, Any]:
-    while True:
-        message = json.loads((await p.next_data(proto.TOPIC_STATUS)).payload)
-        if message.get("status") == status:
-            return dict(message)
+    async with asyncio.timeout(120):
+        while True:
+            message = json.loads((await p.next_data(proto.TOPIC_STATUS)).payload)
+            if message.get("status") == status:
+                return dict(message)
+
+
+def _progress(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
 
 
 def _first_frame(p: SyntheticParticipant) -> float | None:
@@ -132,9 +137,12 @@ async def _crowd(
     grants = [await api.token(g, mid) for g in guests]
     lobby = [SyntheticParticipant(_config(g)) for g in grants]
     try:
-        for p in lobby:
-            await p.start()
-        await asyncio.gather(*(_status(p, "waiting") for p in lobby))
+        async with asyncio.timeout(300):
+            for p in lobby:
+                await p.start()
+            _progress(f"{n} guests in the lobby")
+            await asyncio.gather(*(_status(p, "waiting") for p in lobby))
+        _progress(f"{n} guests told they wait")
         started = time.perf_counter()
         if all_at_once:
             await host.rpc(bot, "waiting.admit_all", "{}", response_timeout_s=60)
@@ -166,9 +174,10 @@ async def _bench(stack: Stack, rounds: int, crowd: int) -> None:
         bot = await _bot(host)
         await _bot(open_host)
         admitted, direct = [], []
-        for _ in range(rounds):  # interleaved, so drift on a shared machine hits both
+        for i in range(rounds):  # interleaved, so drift on a shared machine hits both
             direct.append(await _direct_round(api, open_mid, host_id))
             admitted.append(await _admitted_round(api, host, bot, mid))
+            _progress(f"round {i + 1}: direct {direct[-1]:.0f} ms, admitted {admitted[-1]:.0f} ms")
         one_by_one = await _crowd(api, host, bot, mid, crowd, all_at_once=False)
         all_at_once = await _crowd(api, host, bot, mid, crowd, all_at_once=True)
     await api.http.aclose()

@@ -126,14 +126,7 @@ def worker(
         if ready_file is not None:
             ready_file.write_text(json.dumps(registered))
 
-    moderator = ModeratorOptions(
-        database_url=settings.database_url,
-        livekit_http_url=settings.livekit_http_url,
-        ws_url=settings.livekit_url,
-        api_key=settings.livekit_api_key,
-        api_secret=settings.livekit_api_secret.get_secret_value(),
-        token_ttl_s=settings.token_ttl_seconds,
-    )
+    moderator = ModeratorOptions.from_settings(settings)
     options = dataclasses.replace(
         options, bots=dataclasses.replace(options.bots, moderator=moderator)
     )

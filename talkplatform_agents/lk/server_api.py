@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from livekit import api
 
@@ -11,6 +13,7 @@ from talkplatform_agents.lk.tokens import Credentials
 __all__ = ["ServerApi"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ServerApi:
@@ -19,22 +22,13 @@ class ServerApi:
 
     async def participants(self, room: str) -> list[api.ParticipantInfo]:
         """Who is in ``room`` now; an empty list when the room does not exist."""
-        try:
-            reply = await self._api.room.list_participants(api.ListParticipantsRequest(room=room))
-        except api.TwirpError as exc:
-            if exc.code == "not_found":
-                return []
-            raise
-        return list(reply.participants)
+        request = api.ListParticipantsRequest(room=room)
+        reply = await _unless_missing(self._api.room.list_participants(request))
+        return list(reply.participants) if reply else []
 
     async def participant(self, room: str, identity: str) -> api.ParticipantInfo | None:
-        try:
-            request = api.RoomParticipantIdentity(room=room, identity=identity)
-            return await self._api.room.get_participant(request)
-        except api.TwirpError as exc:
-            if exc.code == "not_found":
-                return None
-            raise
+        request = api.RoomParticipantIdentity(room=room, identity=identity)
+        return await _unless_missing(self._api.room.get_participant(request))
 
     async def send_data(
         self, room: str, topic: str, payload: str, destinations: list[str] | None = None
@@ -48,11 +42,7 @@ class ServerApi:
             destination_identities=list(destinations or []),
             topic=topic,
         )
-        try:
-            await self._api.room.send_data(request)
-        except api.TwirpError as exc:
-            if exc.code != "not_found":  # nobody there to tell
-                raise
+        await _unless_missing(self._api.room.send_data(request))  # gone: nobody to tell
 
     async def mute_track(self, room: str, identity: str, track_sid: str) -> None:
         request = api.MuteRoomTrackRequest(
@@ -62,14 +52,8 @@ class ServerApi:
 
     async def remove(self, room: str, identity: str) -> bool:
         """Remove ``identity`` from ``room``; False when they were not there."""
-        try:
-            request = api.RoomParticipantIdentity(room=room, identity=identity)
-            await self._api.room.remove_participant(request)
-        except api.TwirpError as exc:
-            if exc.code == "not_found":
-                return False
-            raise
-        return True
+        request = api.RoomParticipantIdentity(room=room, identity=identity)
+        return await _unless_missing(self._api.room.remove_participant(request)) is not None
 
     async def update_role(
         self,
@@ -87,20 +71,10 @@ class ServerApi:
             metadata=metadata,
             permission=permission,
         )
-        try:
-            await self._api.room.update_participant(request)
-        except api.TwirpError as exc:
-            if exc.code == "not_found":
-                return False
-            raise
-        return True
+        return await _unless_missing(self._api.room.update_participant(request)) is not None
 
     async def delete_room(self, room: str) -> None:
-        try:
-            await self._api.room.delete_room(api.DeleteRoomRequest(room=room))
-        except api.TwirpError as exc:
-            if exc.code != "not_found":
-                raise
+        await _unless_missing(self._api.room.delete_room(api.DeleteRoomRequest(room=room)))
 
     async def dispatch(self, room: str, agent_name: str) -> str:
         request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)
@@ -110,3 +84,13 @@ class ServerApi:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+
+async def _unless_missing(call: Awaitable[T]) -> T | None:
+    """The call's answer, or None when the server says the room or participant is not found."""
+    try:
+        return await call
+    except api.TwirpError as exc:
+        if exc.code == "not_found":
+            return None
+        raise

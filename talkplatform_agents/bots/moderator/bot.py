@@ -21,6 +21,7 @@ from livekit import rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from talkplatform_agents.bots.moderator.rpc import register_rpc
+from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import waiting as proto
 from talkplatform_agents.lk.naming import (
     AGENT_NAME_ATTRIBUTE,
@@ -54,6 +55,17 @@ class ModeratorOptions:
     api_key: str = ""
     api_secret: str = field(default="", repr=False)
     token_ttl_s: int = 3600
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModeratorOptions:
+        return cls(
+            database_url=settings.database_url,
+            livekit_http_url=settings.livekit_http_url,
+            ws_url=settings.livekit_url,
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret.get_secret_value(),
+            token_ttl_s=settings.token_ttl_seconds,
+        )
 
 
 class ModeratorBot:
