@@ -127,7 +127,9 @@ def test_cli_check_names_turn_when_it_is_stopped(live_settings: Settings) -> Non
     failed = {name: step for name, step in _steps(body).items() if step["ok"] is not True}
     assert list(failed) == ["turn"], output
     assert "turn:" in failed["turn"]["detail"] and "relay" in failed["turn"]["detail"]
-    assert time.monotonic() - started < 90
+    # Bounded, not fast: twelve steps, each with its own limit, on a busy shared machine
+    # (the handshake alone waits 5 s for the stopped TURN server while gathering).
+    assert time.monotonic() - started < 120
 
 
 def _direct_token(settings: Settings, secret: str) -> str:
