@@ -24,7 +24,7 @@ from talkplatform_agents.store.models import (
     MeetingMember,
 )
 
-__all__ = ["ChatRepository", "ReactionCounts", "SaveOutcome", "StoredMessage"]
+__all__ = ["ChatRepository", "NewMessage", "ReactionCounts", "SaveOutcome", "StoredMessage"]
 
 # Roles that moderate chat; the store keeps roles as plain strings.
 MODERATOR_ROLES = ("host", "cohost")
@@ -105,6 +105,19 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class NewMessage:
+    """A message as received, to store (or to apply as an edit)."""
+
+    id: str
+    sender: str
+    sender_name: str | None
+    text: str
+    sent_at: dt.datetime
+    reply_to: str | None = None
+    recipients: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class ReactionCounts:
     meeting: dict[str, int]  # emoji -> count
     messages: dict[str, dict[str, int]]  # message id -> emoji -> count
@@ -132,55 +145,57 @@ class ChatRepository:
     ) -> tuple[SaveOutcome, StoredMessage]:
         """Store a new message, or apply an edit: the same id from the same sender. A
         redelivery (same id, same text) changes nothing, so delivery may be at least once."""
-        for _ in range(2):  # a concurrent insert of the same id: the second pass sees it
-            try:
-                return await self._save_once(
-                    meeting_id, message_id, sender, sender_name, text, sent_at, reply_to, recipients
-                )
-            except IntegrityError:
-                continue
-        raise RuntimeError(f"meeting {meeting_id}: could not store message {message_id}")
+        message = NewMessage(message_id, sender, sender_name, text, sent_at, reply_to, recipients)
+        [result] = await self.save_many(meeting_id, [message])
+        return result
 
-    async def _save_once(
-        self,
-        meeting_id: str,
-        message_id: str,
-        sender: str,
-        sender_name: str | None,
-        text: str,
-        sent_at: dt.datetime,
-        reply_to: str | None,
-        recipients: Sequence[str],
+    async def save_many(
+        self, meeting_id: str, messages: Sequence[NewMessage]
+    ) -> list[tuple[SaveOutcome, StoredMessage]]:
+        """``save`` for each message in order, in one transaction (one commit is most of a
+        message's cost). Should the batch collide with another writer, each is retried alone."""
+        for attempt in range(3):
+            try:
+                async with self._db.session() as session:
+                    return [await self._apply(session, meeting_id, m) for m in messages]
+            except IntegrityError:
+                if len(messages) > 1:
+                    return [r for m in messages for r in await self.save_many(meeting_id, [m])]
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _apply(
+        self, session: AsyncSession, meeting_id: str, message: NewMessage
     ) -> tuple[SaveOutcome, StoredMessage]:
-        async with self._db.session() as session:
-            row = await self._find(session, meeting_id, message_id)
-            if row is None:
-                row = ChatMessage(
-                    meeting_id=meeting_id,
-                    message_id=message_id,
-                    sender_identity=sender,
-                    sender_name=sender_name,
-                    sent_at=sent_at,
-                    text=text,
-                    reply_to=reply_to,
-                    private=bool(recipients),
-                    edit_count=0,
-                    recipients=[ChatRecipient(identity=r) for r in dict.fromkeys(recipients)],
-                )
-                session.add(row)
-                await session.flush()
-                return SaveOutcome.CREATED, StoredMessage.of(row)
-            if row.sender_identity != sender:
-                return SaveOutcome.NOT_OWNER, StoredMessage.of(row)
-            if row.deleted_at is not None:
-                return SaveOutcome.DELETED, StoredMessage.of(row)
-            if row.text == text:
-                return SaveOutcome.DUPLICATE, StoredMessage.of(row)
-            row.text = text
-            row.edited_at = dt.datetime.now(dt.UTC)
-            row.edit_count += 1
+        row = await self._find(session, meeting_id, message.id)
+        if row is None:
+            row = ChatMessage(
+                meeting_id=meeting_id,
+                message_id=message.id,
+                sender_identity=message.sender,
+                sender_name=message.sender_name,
+                sent_at=message.sent_at,
+                text=message.text,
+                reply_to=message.reply_to,
+                private=bool(message.recipients),
+                edit_count=0,
+                recipients=[ChatRecipient(identity=r) for r in dict.fromkeys(message.recipients)],
+            )
+            session.add(row)
             await session.flush()
-            return SaveOutcome.EDITED, StoredMessage.of(row)
+            return SaveOutcome.CREATED, StoredMessage.of(row)
+        if row.sender_identity != message.sender:
+            return SaveOutcome.NOT_OWNER, StoredMessage.of(row)
+        if row.deleted_at is not None:
+            return SaveOutcome.DELETED, StoredMessage.of(row)
+        if row.text == message.text:
+            return SaveOutcome.DUPLICATE, StoredMessage.of(row)
+        row.text = message.text
+        row.edited_at = dt.datetime.now(dt.UTC)
+        row.edit_count += 1
+        await session.flush()
+        return SaveOutcome.EDITED, StoredMessage.of(row)
 
     async def get(self, meeting_id: str, message_id: str) -> StoredMessage | None:
         async with self._db.session() as session:

@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 
 from talkplatform_agents.store import Database, MeetingRepository
-from talkplatform_agents.store.chat import ChatRepository, SaveOutcome
+from talkplatform_agents.store.chat import ChatRepository, NewMessage, SaveOutcome
 
 
 async def _meeting(db: Database) -> str:
@@ -124,3 +124,29 @@ async def test_mutes_moderators_and_participants(db: Database) -> None:
     assert await chat.has_participated(mid, "ann")
     assert not await chat.has_participated(mid, "eve")
     assert await chat.meeting_exists(mid) and not await chat.meeting_exists("missing")
+
+
+async def test_save_many_in_one_transaction_keeps_order_and_outcomes(db: Database) -> None:
+    chat = ChatRepository(db)
+    mid = await _meeting(db)
+    now = _now()
+    results = await chat.save_many(
+        mid,
+        [
+            NewMessage("a", "ann", None, "one", now),
+            NewMessage("b", "bob", "Bob", "two", now, reply_to="a", recipients=["ann"]),
+            NewMessage("a", "ann", None, "one", now),  # a redelivery within the batch
+            NewMessage("a", "ann", None, "one, edited", now),
+            NewMessage("b", "carl", None, "not carl's", now),
+        ],
+    )
+    assert [o for o, _ in results] == [
+        SaveOutcome.CREATED,
+        SaveOutcome.CREATED,
+        SaveOutcome.DUPLICATE,
+        SaveOutcome.EDITED,
+        SaveOutcome.NOT_OWNER,
+    ]
+    stored = await chat.history(mid, None)
+    assert [(m.id, m.text) for m in stored] == [("a", "one, edited"), ("b", "two")]
+    assert stored[1].reply_to == "a" and stored[1].recipients == ("ann",)

@@ -24,13 +24,19 @@ from talkplatform_agents.bots.chat.notices import NoticeThrottle
 from talkplatform_agents.bots.chat.options import ChatOptions
 from talkplatform_agents.bots.chat.outbox import Outbox
 from talkplatform_agents.lk import chat as proto
-from talkplatform_agents.store.chat import ChatRepository, SaveOutcome, StoredMessage
+from talkplatform_agents.store.chat import (
+    ChatRepository,
+    NewMessage,
+    SaveOutcome,
+    StoredMessage,
+)
 
 __all__ = ["ChatRelayBot"]
 
 logger = logging.getLogger(__name__)
 
 _AGENT = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+_BATCH = 64  # messages stored in one transaction, at most
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,10 @@ class ChatRelayBot:
         self._queue: asyncio.Queue[_Accepted | _Reaction] = asyncio.Queue()
         self._muted: set[str] = set()
         self._moderators: set[str] = set()
+        self._effects: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._stopped = False  # no more effects are queued
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.stored = 0  # messages stored by this bot (tests and logs)
@@ -85,7 +94,8 @@ class ChatRelayBot:
         local.register_rpc_method(proto.RPC_DELETE, self._rpc_delete)
         local.register_rpc_method(proto.RPC_MUTE, self._rpc_mute)
         local.register_rpc_method(proto.RPC_REACTIONS, self._rpc_reactions)
-        self._runner = asyncio.create_task(self._consume(), name=f"{self.tag}:chat")
+        self._runner = asyncio.create_task(self._consume(), name=f"{self.tag}:store")
+        self._sender = asyncio.create_task(self._send_effects(), name=f"{self.tag}:send")
         logger.info("[%s] chat relay ready (%d muted)", self.tag, len(self._muted))
 
     async def stop(self) -> None:
@@ -97,15 +107,20 @@ class ChatRelayBot:
         with contextlib.suppress(Exception):  # never started, or the room already let go
             self._room.off("data_received", self._on_data)
             self._room.off("participant_connected", self._on_participant_connected)
-        if self._runner is not None and not self._runner.done():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                if self._runner is not None and not self._runner.done():
                     await self._queue.join()  # accepted means stored: drain first
+                if self._sender is not None and not self._sender.done():
+                    await self._effects.join()
+        self._stopped = True
+        while not self._effects.empty():
+            self._effects.get_nowait().close()  # never awaited: the room is going
         # Work in flight (a history being sent, a stream being read) gets a moment to end
         # on its own, so no query is cut off in the middle; then it is cancelled.
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=2)
-        pending = [t for t in (self._runner, *self._tasks) if t is not None]
+        pending = [t for t in (self._runner, self._sender, *self._tasks) if t is not None]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -187,65 +202,90 @@ class ChatRelayBot:
             return
         self._queue.put_nowait(_Reaction(sender, reaction))
 
-    # -- storing and relaying (one task, in order) ---------------------------------------
+    # -- storing, then relaying (two tasks, each in arrival order) -----------------------
 
     async def _consume(self) -> None:
+        """Store what was accepted, in arrival order, many to a transaction; what follows
+        (relays, notices, events) goes to the effects task in the same order, so storing
+        the next messages overlaps sending the last ones."""
         while True:
-            item = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                if isinstance(item, _Accepted):
-                    await self._store_message(item)
-                else:
-                    await self._store_reaction(item)
-            except Exception:
-                # One bad item must not stop the chat; it is logged with its context.
-                logger.exception("[%s] could not handle %r", self.tag, item)
+                await self._store_batch(batch)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
-    async def _store_message(self, item: _Accepted) -> None:
+    async def _store_batch(self, batch: list[_Accepted | _Reaction]) -> None:
+        run: list[_Accepted] = []
+        for item in [*batch, None]:
+            if isinstance(item, _Accepted):
+                run.append(item)
+                continue
+            if run:
+                await self._store_messages(run)
+                run = []
+            if isinstance(item, _Reaction):
+                try:
+                    await self._store_reaction(item)
+                except Exception:
+                    logger.exception("[%s] could not store reaction %r", self.tag, item)
+
+    async def _store_messages(self, run: list[_Accepted]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        messages = [
+            NewMessage(i.chat.id, i.chat.sender, i.sender_name, i.verdict.text, now,
+                       i.chat.reply_to, i.chat.to)
+            for i in run
+        ]  # fmt: skip
+        try:
+            results = await self._repo.save_many(self._meeting, messages)
+        except Exception:
+            # Never a silent drop: each sender learns that their message did not make it.
+            logger.exception("[%s] could not store %d messages", self.tag, len(run))
+            for item in run:
+                self._effect(self._refuse(item.chat.sender, Code.UNAVAILABLE, item.chat.id))
+            return
+        for item, (outcome, stored) in zip(run, results, strict=True):
+            self._after_store(item, outcome, stored)
+
+    def _after_store(self, item: _Accepted, outcome: SaveOutcome, stored: StoredMessage) -> None:
         chat = item.chat
-        outcome, stored = await self._repo.save(
-            self._meeting,
-            chat.id,
-            sender=chat.sender,
-            sender_name=item.sender_name,
-            text=item.verdict.text,
-            sent_at=dt.datetime.now(dt.UTC),
-            reply_to=chat.reply_to,
-            recipients=chat.to,
-        )
         if outcome is SaveOutcome.NOT_OWNER:
-            await self._refuse(chat.sender, Code.NOT_YOURS, chat.id)
+            self._effect(self._refuse(chat.sender, Code.NOT_YOURS, chat.id))
+        elif outcome is SaveOutcome.DELETED:
+            self._effect(self._refuse(chat.sender, Code.DELETED, chat.id))
+        elif outcome is SaveOutcome.DUPLICATE:
             return
-        if outcome is SaveOutcome.DELETED:
-            await self._refuse(chat.sender, Code.DELETED, chat.id)
-            return
-        if outcome is SaveOutcome.DUPLICATE:
-            return
-        self.stored += outcome is SaveOutcome.CREATED
-        if chat.relay:
-            to = self._audience(stored, exclude=chat.sender)
-            if to:
-                await self._outbox.message(stored, "message", to)
-        elif item.verdict.masked or outcome is SaveOutcome.EDITED:
-            edited = stored.edited_at or stored.sent_at
-            await self._event(
-                {
+        elif chat.relay:
+            self.stored += outcome is SaveOutcome.CREATED
+            # Who gets it is decided now, as it is stored: whoever joins later gets it as
+            # history instead.
+            if to := self._audience(stored, exclude=chat.sender):
+                self._effect(self._outbox.message(stored, "message", to))
+        else:
+            self.stored += outcome is SaveOutcome.CREATED
+            if item.verdict.masked or outcome is SaveOutcome.EDITED:
+                edited = stored.edited_at or stored.sent_at
+                event = {
                     "type": "edited",
                     "id": stored.id,
                     "message": stored.text,
                     "editTimestamp": int(edited.timestamp() * 1000),
                 }
-            )
+                self._effect(self._event(event))
 
     async def _store_reaction(self, item: _Reaction) -> None:
         reaction = item.reaction
         if reaction.message_id is not None:
             target = await self._repo.get(self._meeting, reaction.message_id)
             if target is None or not target.visible_to(item.sender, all_private=False):
-                await self._refuse(
-                    item.sender, Code.UNKNOWN_MESSAGE, reaction.id, detail=reaction.message_id
+                self._effect(
+                    self._refuse(
+                        item.sender, Code.UNKNOWN_MESSAGE, reaction.id, detail=reaction.message_id
+                    )
                 )
                 return
         now = dt.datetime.now(dt.UTC)
@@ -269,7 +309,24 @@ class ChatRelayBot:
             "counts": counts.messages.get(reaction.message_id or "", {}),
             "meetingCounts": counts.meeting,
         }
-        await self._outbox.data(proto.TOPIC_REACTION, body, None)
+        self._effect(self._outbox.data(proto.TOPIC_REACTION, body, None))
+
+    def _effect(self, effect: Coroutine[Any, Any, None]) -> None:
+        if self._stopped:
+            effect.close()
+            return
+        self._effects.put_nowait(effect)
+
+    async def _send_effects(self) -> None:
+        while True:
+            effect = await self._effects.get()
+            try:
+                await effect
+            except Exception:
+                # One failed send (someone left mid-send) must not stop the others.
+                logger.exception("[%s] a send failed", self.tag)
+            finally:
+                self._effects.task_done()
 
     # -- history -------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class Code(enum.StrEnum):
     NOT_YOURS = "not_yours"
     DELETED = "deleted"
     UNKNOWN_MESSAGE = "unknown_message"
+    UNAVAILABLE = "unavailable"
 
 
 _NOTICES = {
@@ -39,6 +40,7 @@ _NOTICES = {
     Code.NOT_YOURS: "You cannot edit someone else's message.",
     Code.DELETED: "That message was deleted by a host and cannot be edited.",
     Code.UNKNOWN_MESSAGE: "Your reaction was not sent: there is no message {detail}.",
+    Code.UNAVAILABLE: "Your message could not be stored, so it was not sent. Please resend it.",
 }
 
 
