@@ -108,9 +108,18 @@ def stats(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
 
 
 @meeting.command("admit")
-def admit(meeting_id: Meeting, identity: Who, as_: As = None, app_token: Token = None) -> None:
-    """Let one waiting participant in."""
-    run(as_, app_token, "POST", f"/meetings/{meeting_id}/waiting-room/{identity}/admit")
+def admit(
+    meeting_id: Meeting,
+    identities: Annotated[list[str], typer.Argument(help="One or more waiting identities.")],
+    as_: As = None,
+    app_token: Token = None,
+) -> None:
+    """Let one or more waiting participants in."""
+    if len(identities) == 1:
+        run(as_, app_token, "POST", f"/meetings/{meeting_id}/waiting-room/{identities[0]}/admit")
+    else:
+        body = {"identities": identities}
+        run(as_, app_token, "POST", f"/meetings/{meeting_id}/waiting-room/admit", body)
 
 
 @meeting.command("admit-all")

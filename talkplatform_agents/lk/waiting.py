@@ -22,7 +22,8 @@ Data topics (JSON, reliable, targeted):
 RPC methods on the bot in the meeting room (callers must be hosts or co-hosts of the
 meeting in the store; host-only ones say so). Payloads are JSON; answers are JSON:
 - ``waiting.list`` ``{}``; ``waiting.admit`` ``{"identity"}``; ``waiting.admit_all`` ``{}``;
-  ``waiting.deny`` ``{"identity", "reason"?}``; ``waiting.message``
+  ``waiting.admit_many`` ``{"identities": [...]}`` (answers who was admitted and who was
+  not waiting); ``waiting.deny`` ``{"identity", "reason"?}``; ``waiting.message``
   ``{"text", "identity"?}`` (no identity: everyone waiting); ``waiting.return``
   ``{"identity"}``.
 - ``host.mute`` ``{"identity", "trackSid"?, "source"?}`` (default: their microphone);
@@ -51,6 +52,7 @@ __all__ = [
     "TOPIC_STATUS",
     "DenyRequest",
     "EmptyRequest",
+    "IdentitiesRequest",
     "IdentityRequest",
     "LockRequest",
     "MessageRequest",
@@ -76,6 +78,10 @@ class EmptyRequest(Payload):
 
 class IdentityRequest(Payload):
     identity: str = _IDENTITY
+
+
+class IdentitiesRequest(Payload):
+    identities: list[str] = Field(min_length=1, max_length=500)
 
 
 class DenyRequest(Payload):

@@ -118,6 +118,23 @@ class WaitingRoom:
         await self._let_in_all(meeting_id, admitted)
         return {"admitted": [e.user_id for e in admitted]}
 
+    async def admit_many(
+        self, meeting_id: str, caller: str, identities: list[str]
+    ) -> dict[str, Any]:
+        """Admit a chosen few (Jitsi's admit-multiple); those not waiting are listed, not
+        fatal, so one stale pick does not hold up the rest."""
+        await self._deps.require_moderator(meeting_id, caller)
+        admitted: list[WaitingView] = []
+        not_waiting: list[str] = []
+        for identity in dict.fromkeys(identities):
+            outcome = await self._deps.waiting.admit(meeting_id, identity, by=caller)
+            if outcome.changed and outcome.entry is not None:
+                admitted.append(outcome.entry)
+            elif outcome.entry is None or outcome.entry.status is not WaitingStatus.ADMITTED:
+                not_waiting.append(identity)
+        await self._let_in_all(meeting_id, admitted)
+        return {"admitted": [e.user_id for e in admitted], "notWaiting": not_waiting}
+
     async def deny(
         self, meeting_id: str, caller: str, identity: str, reason: str | None
     ) -> dict[str, Any]:

@@ -66,11 +66,15 @@ class Notifier:
     ) -> None:
         if to is not None and not to:
             return  # nobody to tell; an empty list would mean everyone
-        # livekit-server answers data for a room that does not exist (a lobby nobody has
-        # joined yet) with a 503, not a 404: ask first.
-        present = {p.identity for p in await self._deps.server.participants(room)}
-        targets = present if to is None else present & set(to)
-        if not targets:
-            return
-        await self._deps.server.send_data(room, topic, dumps(message), to)
-        logger.debug("[%s] %s → %s", room, topic, to or "everyone")
+        # Best effort: the decision is already in the store, and a client that missed the
+        # message learns its standing from the token endpoint. A failed send must not turn
+        # a done admission into an error.
+        try:
+            # livekit-server answers data for a room that does not exist (a lobby nobody
+            # has joined yet) with a 503, not a 404: ask first.
+            present = {p.identity for p in await self._deps.server.participants(room)}
+            targets = present if to is None else present & set(to)
+            if targets:
+                await self._deps.server.send_data(room, topic, dumps(message), to)
+        except Exception as exc:
+            logger.warning("[%s] could not send %s to %s: %r", room, topic, to or "all", exc)

@@ -42,6 +42,10 @@ class MuteBody(_Body):
     source: Literal["microphone", "camera", "screen_share", "screen_share_audio"] = "microphone"
 
 
+class IdentitiesBody(_Body):
+    identities: list[str] = Field(min_length=1, max_length=500)
+
+
 class IdentityBody(_Body):
     identity: str = Field(min_length=1, max_length=128)
 
@@ -73,6 +77,13 @@ async def waiting_stats(meeting_id: str, user: User, ctx: Context) -> dict[str, 
 @router.post(_WAITING + "/admit-all")
 async def admit_all(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
     return await ctx.door.admit_all(meeting_id, user.user_id)
+
+
+@router.post(_WAITING + "/admit")
+async def admit_many(
+    meeting_id: str, body: IdentitiesBody, user: User, ctx: Context
+) -> dict[str, Any]:
+    return await ctx.door.admit_many(meeting_id, user.user_id, body.identities)
 
 
 @router.post(_WAITING + "/message")

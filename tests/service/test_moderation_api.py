@@ -123,3 +123,28 @@ async def test_locked_meeting_refuses_new_guests(client: httpx.AsyncClient, auth
     assert reply.status_code == 403 and reply.json()["error"]["reason"] == "locked"
     host = await client.post("/api/v1/livekit/token", json={"meetingId": mid}, headers=auth())
     assert host.status_code == 200 and host.json()["status"] == "joined"
+
+
+async def test_admit_lands_in_the_store_even_when_livekit_is_unreachable(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """Messages to the lobby are best effort; the decision is not."""
+    mid = await _meeting(client, auth, waiting_room=True)
+    for guest in ("g1", "g2"):
+        knock = await client.post(
+            "/api/v1/livekit/token", json={"meetingId": mid}, headers=auth(guest, guest)
+        )
+        assert knock.json()["status"] == "waiting"
+    some = await client.post(
+        f"/api/v1/meetings/{mid}/waiting-room/admit",
+        json={"identities": ["g1", "nobody", "g1"]},
+        headers=auth(),
+    )
+    assert some.status_code == 200
+    assert some.json() == {"admitted": ["g1"], "notWaiting": ["nobody"]}
+    joined = await client.post("/api/v1/livekit/token", json={"meetingId": mid}, headers=auth("g1"))
+    assert joined.json()["status"] == "joined" and joined.json()["room"] == f"meeting-{mid}"
+    empty = await client.post(
+        f"/api/v1/meetings/{mid}/waiting-room/admit", json={"identities": []}, headers=auth()
+    )
+    assert empty.status_code == 422

@@ -35,6 +35,10 @@ def _methods(door: WaitingRoom, controls: HostControls) -> dict[str, Handler]:
         parse(proto.EmptyRequest, payload)
         return await door.admit_all(m, caller)
 
+    async def admit_many(m: str, caller: str, payload: str) -> dict[str, Any]:
+        identities = parse(proto.IdentitiesRequest, payload).identities
+        return await door.admit_many(m, caller, identities)
+
     async def deny(m: str, caller: str, payload: str) -> dict[str, Any]:
         request = parse(proto.DenyRequest, payload)
         return await door.deny(m, caller, request.identity, request.reason)
@@ -77,6 +81,7 @@ def _methods(door: WaitingRoom, controls: HostControls) -> dict[str, Handler]:
         "waiting.list": queue,
         "waiting.admit": admit,
         "waiting.admit_all": admit_all,
+        "waiting.admit_many": admit_many,
         "waiting.deny": deny,
         "waiting.message": message,
         "waiting.return": back,
