@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/greenroom_capacity.py
 	$(PY) bench/load_cost.py
 	$(PY) bench/chat_relay.py
+	$(PY) bench/admit_latency.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
