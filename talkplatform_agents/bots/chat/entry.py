@@ -19,10 +19,12 @@ from talkplatform_agents.lk.naming import (
 from talkplatform_agents.store import Database, MeetingRepository
 from talkplatform_agents.store.chat import ChatRepository
 
-__all__ = ["chat_entrypoint", "chat_prewarm"]
+__all__ = ["ACTIVE_ATTRIBUTE", "chat_entrypoint", "chat_prewarm"]
 
 logger = logging.getLogger(__name__)
 
+# Set by a chat bot once it relays, so a later duplicate knows to leave.
+ACTIVE_ATTRIBUTE = "tp.chat.active"
 _OPTIONS_KEY = "chat.options"
 _DATABASE_KEY = "chat.database_url"
 
@@ -81,26 +83,40 @@ async def chat_entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(cleanup)
 
-    def check_duplicate(_: rtc.RemoteParticipant | None = None) -> None:
-        # The service re-dispatches a bot that seems missing; should two chat bots arrive,
-        # the one with the larger identity leaves, so exactly one relays.
-        if (other := _earlier_chat_bot(ctx.room)) is not None:
+    active = False  # relaying, and saying so in the ACTIVE attribute
+
+    def check_duplicate(*_: object) -> None:
+        # The service re-dispatches a bot that seems missing, so a second chat bot may
+        # arrive, even long after the first: it yields to a running one, so the bot people
+        # are talking to stays. Two starting at once: the smaller identity stays.
+        if (other := _yield_to(ctx.room, active=active)) is not None:
             logger.info("[%s] %s is already here; leaving", room_name, other)
             ctx.shutdown("duplicate bot")
 
     ctx.room.on("participant_connected", check_duplicate)
+    ctx.room.on("participant_attributes_changed", check_duplicate)
     check_duplicate()
-    if not ctx.room.isconnected() or _earlier_chat_bot(ctx.room) is not None:
+    if not ctx.room.isconnected() or _yield_to(ctx.room, active=False) is not None:
         return  # leaving already: never start relaying
     await bot.start()
+    active = True
+    try:
+        await ctx.room.local_participant.set_attributes({ACTIVE_ATTRIBUTE: "1"})
+    except Exception as exc:  # then only the identity rule tells duplicates apart
+        logger.warning("[%s] could not mark the chat bot active: %s", room_name, exc)
 
 
-def _earlier_chat_bot(room: rtc.Room) -> str | None:
+def _yield_to(room: rtc.Room, *, active: bool) -> str | None:
+    """The other chat bot this one should leave the room to, if any."""
     mine = room.local_participant.identity
-    bots = sorted(
-        p.identity
+    others = [
+        p
         for p in room.remote_participants.values()
         if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
         and p.attributes.get(AGENT_NAME_ATTRIBUTE) == CHAT_AGENT_NAME
-    )
-    return bots[0] if bots and bots[0] < mine else None
+    ]
+    running = sorted(p.identity for p in others if p.attributes.get(ACTIVE_ATTRIBUTE) == "1")
+    if running and not active:
+        return running[0]
+    rivals = running if active else sorted(p.identity for p in others)
+    return rivals[0] if rivals and rivals[0] < mine else None
