@@ -169,8 +169,16 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         progress: Annotated[
             bool, typer.Option("--progress/--no-progress", help="Live progress view.")
         ] = True,
+        token_service: Annotated[
+            str | None,
+            typer.Option(
+                help="Get tokens from this TalkPlatform token service (one meeting per room; "
+                "app JWTs signed with APP_JWT_SECRET) instead of minting them."
+            ),
+        ] = None,
     ) -> None:
         """Load rooms with synthetic participants and measure what subscribers receive."""
+        from talkplatform_agents.cli.load_tokens import ServiceTokens
         from talkplatform_agents.lk import Credentials
         from talkplatform_agents.synthetic.load import (
             Codec,
@@ -224,18 +232,28 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         )
         # The SDK logs every join at INFO: across hundreds of participants, noise.
         level = "DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING"
-        if progress:
-            with Live(console=console, refresh_per_second=2, transient=True) as live:
-                outcome = run_load(
-                    spec,
-                    credentials,
-                    report,
-                    conditions,
-                    lambda p: live.update(_progress_view(p)),
-                    level,
-                )
-        else:
-            outcome = run_load(spec, credentials, report, conditions, None, level)
+        issuer = (
+            ServiceTokens(token_service, settings.app_jwt_secret.get_secret_value())
+            if token_service
+            else None
+        )
+        try:
+            if progress:
+                with Live(console=console, refresh_per_second=2, transient=True) as live:
+                    outcome = run_load(
+                        spec,
+                        credentials,
+                        report,
+                        conditions,
+                        lambda p: live.update(_progress_view(p)),
+                        level,
+                        issuer,
+                    )
+            else:
+                outcome = run_load(spec, credentials, report, conditions, None, level, issuer)
+        finally:
+            if issuer is not None:
+                issuer.close()
         # Fifteen columns: wider than most terminals, but wrapped lines beat truncated cells.
         out = Console(width=max(Console().width, 180))
         render_summary(outcome.report, out)

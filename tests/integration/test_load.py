@@ -33,7 +33,7 @@ from talkplatform_agents.synthetic.load.members import LoadPublisher, LoadSubscr
 from talkplatform_agents.synthetic.load.spec import Codec, MediaOptions
 from talkplatform_agents.synthetic.probes import MarkerLog, percentile
 from talkplatform_agents.synthetic.screen import READABLE_PSNR_DB
-from tests.integration.conftest import until
+from tests.integration.conftest import APP_SECRET, until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,3 +349,30 @@ async def test_sigint_still_writes_the_report(live_settings: Settings, tmp_path:
     assert all(p["joined"] for p in body["participants"]), body["participants"]
     sub = next(p for p in body["participants"] if p["role"] == "subscriber")
     assert sub["frames"] > 0 and sub["bitrate_kbps"] is not None
+
+
+def test_tokens_from_the_token_service(live_settings: Settings, tmp_path: Path) -> None:
+    """Each load room becomes a meeting of the platform; every participant gets its token as
+    a frontend would (the run then also loads the service and the meeting bots)."""
+    report = tmp_path / "out.json"
+    argv = [
+        sys.executable, "-m", "talkplatform_agents", "load", "--url", live_settings.livekit_url,
+        "--token-service", live_settings.api_url, "--report", str(report), "--no-progress",
+        "--rooms", "1", "--publishers", "1", "--subscribers", "1", *_SMALL, "--no-audio",
+        "--duration", "3s", "--ramp", "0", "--processes", "1", "--fail-if", "errors>0",
+    ]  # fmt: skip
+    env = {**_env(), "APP_JWT_SECRET": APP_SECRET}
+    done = subprocess.run(
+        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = json.loads(report.read_text())
+    assert body["complete"] is True and body["total"]["joined"] == 2
+    assert all(p["room"].startswith("meeting-") for p in body["participants"])
+
+    unreachable = [*argv[:7], "http://10.77.0.1:1", *argv[8:]]
+    down = subprocess.run(
+        unreachable, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert down.returncode == 2, down.stdout + down.stderr
+    assert "token service" in json.loads(report.read_text())["errors"][0]
