@@ -49,9 +49,11 @@ RPC errors: 2400 invalid payload, 2403 not a host, 2404 no such message.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from talkplatform_agents.lk.payloads import BadPayload, Payload, PayloadT, parse
 
 __all__ = [
     "ATTR_CODE",
@@ -114,29 +116,6 @@ FORBIDDEN = 2403
 NOT_FOUND = 2404
 
 _ID = Field(min_length=1, max_length=128)
-
-
-class BadPayload(ValueError):
-    """A payload that is not the JSON its topic or method expects; the message says why."""
-
-
-class Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-PayloadT = TypeVar("PayloadT", bound=Payload)
-
-
-def parse(model: type[PayloadT], payload: str) -> PayloadT:
-    """Parse JSON text; an empty payload means ``{}``."""
-    try:
-        return model.model_validate_json(payload or "{}")
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise BadPayload(problems) from exc
 
 
 def dumps(body: dict[str, Any]) -> str:
