@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from talkplatform_agents.store import (
     WaitingStatus,
     WaitingView,
 )
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["EntryGranted", "WaitingRoom"]
 
@@ -45,7 +47,7 @@ class WaitingRoom:
     def __init__(self, deps: ModerationDeps) -> None:
         self._deps = deps
         self.notify = Notifier(deps)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("waiting-room")
 
     # -- the door -----------------------------------------------------------------------
 
@@ -258,13 +260,8 @@ class WaitingRoom:
         except api.TwirpError as exc:
             logger.warning("[%s] could not remove %s: %s", meeting_id, identity, exc)
 
-    def _later(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.spawn(work, "later")
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()

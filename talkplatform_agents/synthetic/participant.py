@@ -12,7 +12,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from livekit import rtc
 from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGenerator
 from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog, VideoProbe
 from talkplatform_agents.synthetic.video import PatternGenerator
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = [
     "DataMessage",
@@ -104,7 +105,7 @@ class SyntheticParticipant:
         self.join_time_s: float | None = None
         # Linear gain on the published tone; 0 is a silent microphone. Change it any time.
         self.audio_gain = 1.0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(config.label, self._task_failed)
         self._state = _State.NEW
         self._marker_seen = asyncio.Event()
         self.room.on("track_subscribed", self._on_track_subscribed)
@@ -150,10 +151,7 @@ class SyntheticParticipant:
         if self._state is _State.STOPPED:
             return
         self._state = _State.STOPPED
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._tasks.aclose()
         if self.room.isconnected():  # disconnecting a room whose join failed upsets the SDK
             with contextlib.suppress(Exception):
                 await self.room.disconnect()
@@ -363,17 +361,10 @@ class SyntheticParticipant:
         if self._state is not _State.RUNNING:
             coro.close()
             return
-        task = asyncio.create_task(coro, name=f"{self._tag}:{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._reap(what))
+        self._tasks.spawn(coro, what)
 
-    def _reap(self, what: str) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            self._tasks.discard(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                logger.error("[%s] %s failed: %r", self._tag, what, exc)
-
-        return done
+    def _task_failed(self, what: str, exc: BaseException) -> None:
+        logger.error("[%s] %s failed: %r", self._tag, what, exc)
 
 
 async def _ticks(period: float) -> Any:

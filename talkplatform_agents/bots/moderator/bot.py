@@ -9,7 +9,6 @@ messages go through the server API, so the service's REST path sends the same on
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import importlib
 import logging
@@ -39,6 +38,7 @@ from talkplatform_agents.store import (
     MeetingRepository,
     WaitingRepository,
 )
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["ModeratorBot", "ModeratorOptions", "moderator_entrypoint", "moderator_prewarm"]
 
@@ -78,7 +78,7 @@ class ModeratorBot:
         self._deps = deps
         self.door = WaitingRoom(deps)
         self.controls = HostControls(deps, self.door)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(room.name, self._step_failed)
 
     @property
     def tag(self) -> str:
@@ -96,10 +96,7 @@ class ModeratorBot:
         logger.info("[%s] moderating (%s)", self.tag, self._kind.value)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()
         await self.door.aclose()
 
     def _on_joined(self, participant: rtc.RemoteParticipant) -> None:
@@ -142,15 +139,11 @@ class ModeratorBot:
         )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:  # one failed notification must not end the bot
-                logger.exception("[%s] moderation step failed", self.tag)
+        self._tasks.spawn(work, "moderation")
 
-        task = asyncio.create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _step_failed(self, what: str, exc: BaseException) -> None:
+        # One failed step (a notification, a store hiccup) must not end the bot.
+        logger.error("[%s] %s step failed: %r", self.tag, what, exc)
 
 
 def moderator_prewarm(proc: JobProcess, options: ModeratorOptions) -> None:

@@ -26,6 +26,7 @@ from talkplatform_agents.synthetic.load.spec import Codec, Layout, MediaOptions
 from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog
 from talkplatform_agents.synthetic.screen import ScreenPattern
 from talkplatform_agents.synthetic.video import PatternGenerator
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["LoadMember", "LoadPublisher", "LoadSubscriber", "MemberPlan"]
 
@@ -68,7 +69,7 @@ class LoadMember:
         self.room = rtc.Room()
         self.result = ParticipantResult(plan.identity, plan.room, plan.role)
         self._timeout_s = timeout_s
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(plan.identity, self._task_failed)
         self._joined_at = 0.0
         self._started = 0.0
         self._running = False
@@ -107,10 +108,7 @@ class LoadMember:
             await self.collect()
         except Exception as exc:
             self.result.errors.append(f"collecting results failed: {exc!r}")
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._tasks.aclose()
         self.result.left_at = time.time()
         if self.room.isconnected():
             with contextlib.suppress(Exception):
@@ -120,18 +118,11 @@ class LoadMember:
         if not self._running:
             coro.close()
             return
-        task = asyncio.create_task(coro, name=f"{self.plan.identity}:{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._reaper(what))
+        self._tasks.spawn(coro, what)
 
-    def _reaper(self, what: str) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            self._tasks.discard(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                logger.error("[%s/%s] %s failed: %r", self.plan.room, self.plan.identity, what, exc)
-                self.result.errors.append(f"{what} failed: {exc!r}")
-
-        return done
+    def _task_failed(self, what: str, exc: BaseException) -> None:
+        logger.error("[%s/%s] %s failed: %r", self.plan.room, self.plan.identity, what, exc)
+        self.result.errors.append(f"{what} failed: {exc!r}")
 
 
 class LoadPublisher(LoadMember):

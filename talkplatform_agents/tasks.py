@@ -1,0 +1,52 @@
+"""Tasks owned by one object: started by name, each failure reported once, and all of them
+cancelled and awaited by ``aclose`` (which also refuses new ones from then on).
+
+Callbacks from the SDK are synchronous and cannot await; the work they start still needs an
+owner that ends it, or it outlives the room it works on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+__all__ = ["TaskSet"]
+
+OnError = Callable[[str, BaseException], None]
+
+
+class TaskSet:
+    def __init__(self, name: str, on_error: OnError | None = None) -> None:
+        self._name = name
+        self._on_error = on_error
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``work`` as a task of this set; after ``aclose``, close it unrun."""
+        if self._closed:
+            work.close()
+            return
+        task = asyncio.create_task(work, name=f"{self._name}:{what}")
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._reap(done, what))
+
+    def _reap(self, task: asyncio.Task[None], what: str) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or self._on_error is None:
+            return
+        if (exc := task.exception()) is not None:
+            self._on_error(what, exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def aclose(self) -> None:
+        """Cancel every task and wait for all of them to end. Idempotent."""
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
