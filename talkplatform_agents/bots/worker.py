@@ -44,7 +44,9 @@ class WorkerOptions:
     # a busy small machine reaches in CPU spikes that say nothing of a bot's capacity.
     load_mode: Literal["cpu", "jobs"] = "cpu"
     max_jobs: int = 8
-    idle_processes: int = 1
+    # Two warm processes per bot type: a job that finds none waits for a process to start
+    # (seconds on a busy machine), and green rooms and meetings come in bursts.
+    idle_processes: int = 2
     register_timeout_s: float = 110.0  # each server first starts its idle job process
     drain_timeout_s: int = 10
     log_level: str = "INFO"

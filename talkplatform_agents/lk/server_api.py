@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from livekit import api
+from livekit.protocol import agent
 
 from talkplatform_agents.lk.tokens import Credentials
 
@@ -75,6 +76,17 @@ class ServerApi:
 
     async def delete_room(self, room: str) -> None:
         await _unless_missing(self._api.room.delete_room(api.DeleteRoomRequest(room=room)))
+
+    async def agents_in_flight(self, room: str) -> set[str]:
+        """The agent names whose dispatch into ``room`` a worker has taken: a job pending
+        (its process starting) or running. A dispatch no worker took has no such job."""
+        dispatches = await _unless_missing(self._api.agent_dispatch.list_dispatch(room))
+        live = (agent.JobStatus.JS_PENDING, agent.JobStatus.JS_RUNNING)
+        return {
+            d.agent_name
+            for d in dispatches or []
+            if any(job.state.status in live for job in d.state.jobs)
+        }
 
     async def dispatch(self, room: str, agent_name: str) -> str:
         request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)

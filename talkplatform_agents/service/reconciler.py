@@ -6,7 +6,8 @@ its worker cache refreshes (livekit/livekit#4060); it never retries. A user who 
 within the room's departure timeout finds the room still there and gets no dispatch at
 all. So on each participant_joined webhook, after a grace period, the service checks the
 room for each bot it should have (by the ``lk.agent.name`` attribute livekit-agents sets)
-and dispatches the missing ones. Should two dispatches land, the bots keep one.
+and dispatches the ones that are neither there nor on their way (a dispatch whose job a
+worker has taken). Should two dispatches land anyway, the bots keep one.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ class BotReconciler:
             if len(agents) == len(present):
                 return  # the users have already gone
             running = {p.attributes.get(AGENT_NAME_ATTRIBUTE, "") for p in agents}
-            for missing in [a for a in agents_for_room(room) if a not in running]:
+            expected = [a for a in agents_for_room(room) if a not in running]
+            # A bot whose job a worker has taken is on its way (its process may still be
+            # starting on a busy machine): a second dispatch would only make a twin.
+            starting = await self._server.agents_in_flight(room) if expected else set()
+            for missing in [a for a in expected if a not in starting]:
                 logger.warning("[%s] no %s after %.0fs; dispatching it", room, missing,
                                self._grace_s)  # fmt: skip
                 await self._server.dispatch(room, missing)

@@ -108,7 +108,7 @@ async def test_level_meter_tracks_known_steps(
         readings = {}
         for step_db in (0.0, -10.0, -20.0, -6.0):
             user.audio_gain = 10 ** (step_db / 20)
-            await asyncio.sleep(1.0)  # let the codec and the meter settle
+            await asyncio.sleep(2.5)  # let the codec and the meter settle
             while not user.data.empty():
                 user.data.get_nowait()
             levels = []
