@@ -119,3 +119,10 @@ def test_rpc_payload_defaults_and_json_without_infinities() -> None:
     assert (
         proto.dumps({"a": float("-inf"), "b": [float("nan"), 1.5]}) == '{"a":null,"b":[null,1.5]}'
     )
+
+
+def test_camera_rate_is_not_understated_while_it_starts() -> None:
+    """The first report after a camera starts covers less than a window of frames."""
+    rng = np.random.default_rng(1)
+    frames = [rng.uniform(0, 255, (18, 32)) for _ in range(12)]  # 0.73 s at 15 fps
+    assert _camera(frames)["fps"] == pytest.approx(15.0, abs=0.1)

@@ -69,6 +69,7 @@ class MicCheck:
 class CameraCheck:
     _frames: deque[tuple[float, float, float]] = field(default_factory=deque)  # t, luma, diff
     _previous: npt.NDArray[np.float32] | None = None
+    _first_at: float | None = None
     width: int = 0
     height: int = 0
 
@@ -80,6 +81,8 @@ class CameraCheck:
             else math.inf
         )
         self._previous = thumbnail
+        if self._first_at is None:
+            self._first_at = at
         self.width, self.height = width, height
         self._frames.append((at, float(thumbnail.mean()), diff))
         while self._frames and self._frames[0][0] < at - WINDOW_S:
@@ -91,6 +94,11 @@ class CameraCheck:
             status = "frozen" if self._previous is not None else "no_video"
             return {"status": status, "width": self.width, "height": self.height, "fps": 0.0}
         fps = len(recent) / WINDOW_S
+        if self._first_at is not None and self._first_at > now - WINDOW_S:
+            # The camera started inside the window: a camera sending for half a window is
+            # not running at half its rate. Count frame intervals over the time it has sent.
+            sent_for = now - self._first_at
+            fps = (len(recent) - 1) / sent_for if sent_for > 0 else 0.0
         if max(luma for _, luma, _ in recent) < BLACK_LUMA:
             status = "black"
         elif len(recent) >= 3 and max(diff for _, _, diff in recent[1:]) < FROZEN_DIFF:
