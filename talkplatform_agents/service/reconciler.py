@@ -24,6 +24,8 @@ __all__ = ["BotReconciler"]
 
 logger = logging.getLogger(__name__)
 
+_ATTEMPTS = 8
+
 
 class BotReconciler:
     def __init__(self, server: ServerApi, grace_s: float = 4.0) -> None:
@@ -39,12 +41,22 @@ class BotReconciler:
         task.add_done_callback(lambda _: self._checks.pop(room, None))
 
     async def _ensure_bots(self, room: str) -> None:
-        await asyncio.sleep(self._grace_s)
+        # A dispatch can itself be lost the same way, and a job on its way can fail: keep
+        # looking until every bot is there (or the users have gone), a bounded number of times.
+        for _ in range(_ATTEMPTS):
+            await asyncio.sleep(self._grace_s)
+            if await self._dispatch_missing(room) == 0:
+                return
+        logger.error("[%s] bots still missing after %d checks", room, _ATTEMPTS)
+
+    async def _dispatch_missing(self, room: str) -> int:
+        """Dispatch the bots ``room`` lacks that are not on their way; how many bots are not
+        there yet (0 when no user is left, or when the check itself failed)."""
         try:
             present = await self._server.participants(room)
             agents = [p for p in present if p.kind == api.ParticipantInfo.Kind.AGENT]
             if len(agents) == len(present):
-                return  # the users have already gone
+                return 0  # the users have already gone
             running = {p.attributes.get(AGENT_NAME_ATTRIBUTE, "") for p in agents}
             expected = [a for a in agents_for_room(room) if a not in running]
             # A bot whose job a worker has taken is on its way (its process may still be
@@ -56,6 +68,8 @@ class BotReconciler:
                 await self._server.dispatch(room, missing)
         except Exception as exc:  # the webhook already answered: log, never raise
             logger.error("[%s] could not reconcile the bots: %r", room, exc)
+            return 0
+        return len(expected)
 
     async def aclose(self) -> None:
         tasks = list(self._checks.values())

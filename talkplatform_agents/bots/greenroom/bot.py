@@ -55,6 +55,10 @@ class GreenRoomBot:
         self._camera = analysis.CameraCheck()
         self._network = analysis.NetworkSample(None, None, None, None)
         self._history = NetworkHistory()  # every sample since the bot joined: min/avg/max
+        # The camera's frame rate as WebRTC decodes it. The bot's own loop keeps only the
+        # newest frame when it falls behind, so its count says how fast the bot is, not the
+        # camera.
+        self._camera_fps: float | None = None
         self._audio = AudioLoop(self._source, self._on_mic_frame, self._on_phase, room.name)
         self._video = VideoLoop(room, self._camera, options.segmentation_model, room.name)
         self._media: dict[str, asyncio.Task[None]] = {}  # per media kind: the loop reading it
@@ -105,6 +109,8 @@ class GreenRoomBot:
         body = analysis.build_report(
             self._mic.summary(now), self._camera.summary(now), self._network, self._history
         )
+        if self._camera_fps is not None and body["camera"]["status"] != "no_video":
+            body["camera"]["fps"] = round(self._camera_fps, 1)
         body["audio_mode"] = self._audio.mode
         body["blur"] = self._video.blur
         return body
@@ -190,6 +196,8 @@ class GreenRoomBot:
             now = time.monotonic()
             self._network = _network_sample(previous, current, now - previous_at, rtt_ms)
             self._network.add_to(self._history)
+            decoded = [s.frames_per_second for s in current if s.kind == "video"]
+            self._camera_fps = max(decoded) if decoded and max(decoded) > 0 else None
             previous, previous_at = current, now
             self._send(proto.TOPIC_REPORT, self.report(), reliable=True)
 
