@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sys
 import time
 from dataclasses import dataclass
 
@@ -19,6 +21,8 @@ from talkplatform_agents.synthetic.preflight import (
 )
 
 __all__ = ["CheckTarget", "render", "run_check"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,4 +122,11 @@ def render(results: list[StepResult], console: Console, as_json: bool) -> int:
 
 
 def check_sync(target: CheckTarget, console: Console, as_json: bool) -> int:
+    # The SDK's handle destructors can raise while the garbage collector runs (after a
+    # retried join, say); Python prints those as tracebacks a user cannot act on. Log them.
+    sys.unraisablehook = _log_unraisable
     return render(asyncio.run(run_check(target)), console, as_json)
+
+
+def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    logger.debug("ignored in %r: %r", unraisable.object, unraisable.exc_value)
