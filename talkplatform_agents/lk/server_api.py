@@ -78,10 +78,11 @@ class ServerApi:
         await _unless_missing(self._api.room.delete_room(api.DeleteRoomRequest(room=room)))
 
     async def agents_in_flight(self, room: str) -> set[str]:
-        """The agent names whose dispatch into ``room`` a worker has taken: a job pending
-        (its process starting) or running. A dispatch no worker took has no such job."""
+        """The agent names whose dispatch into ``room`` a worker has taken and is starting: a
+        job still pending. A running job whose bot is not in the room is no bot on its way
+        (it was removed, or is leaving), and a dispatch no worker took has no job at all."""
         dispatches = await _unless_missing(self._api.agent_dispatch.list_dispatch(room))
-        live = (agent.JobStatus.JS_PENDING, agent.JobStatus.JS_RUNNING)
+        live = (agent.JobStatus.JS_PENDING,)
         return {
             d.agent_name
             for d in dispatches or []
