@@ -2,28 +2,34 @@
 
 Run it on its own with LiveKit's CLI conventions::
 
-    LIVEKIT_URL=... LIVEKIT_API_KEY=... LIVEKIT_API_SECRET=... DATABASE_URL=... \
+    LIVEKIT_URL=... LIVEKIT_API_KEY=... LIVEKIT_API_SECRET=... DATABASE_URL=... \\
         python agents/chat_relay.py start
 
-or, with every TalkPlatform bot at once, ``talkplatform-agents worker`` (which also applies
-the ``CHAT_*`` settings). The logic lives in ``talkplatform_agents.bots.chat``.
+or, with every TalkPlatform bot at once, ``talkplatform-agents worker``. Both read the same
+settings (``talkplatform_agents.config.Settings``, ``CHAT_*`` included), once, at the edge.
+The logic lives in ``talkplatform_agents.bots.chat``.
 """
 
 import functools
-import os
 
 from livekit.agents import AgentServer, cli
 
-from talkplatform_agents.bots.chat import ChatOptions, chat_entrypoint, chat_prewarm
+from talkplatform_agents.bots import BotOptions
+from talkplatform_agents.bots.chat import chat_entrypoint, chat_prewarm
+from talkplatform_agents.cli.main import bot_settings
 from talkplatform_agents.lk.naming import CHAT_AGENT_NAME
 
-# Bots need no local end-of-turn model; preloading it costs 244 MB per job process.
-os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
-DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///./var/talkplatform.db")
+settings = bot_settings()
+options = BotOptions.from_settings(settings)
 
 server = AgentServer(
+    ws_url=settings.livekit_url,
+    api_key=settings.livekit_api_key,
+    api_secret=settings.livekit_api_secret.get_secret_value(),
     multiprocessing_context="spawn",
-    setup_fnc=functools.partial(chat_prewarm, options=ChatOptions(), database_url=DATABASE_URL),
+    setup_fnc=functools.partial(
+        chat_prewarm, options=options.chat, database_url=options.database_url
+    ),
 )
 server.rtc_session(chat_entrypoint, agent_name=CHAT_AGENT_NAME)
 

@@ -6,32 +6,29 @@ Run it on its own with LiveKit's CLI conventions::
     LIVEKIT_URL=... LIVEKIT_API_KEY=... LIVEKIT_API_SECRET=... DATABASE_URL=... \\
         python agents/waiting_room.py start
 
-or, with every TalkPlatform bot at once, ``talkplatform-agents worker``. It reads the same
-settings as the rest of the platform (``talkplatform_agents.config.Settings``), once, here.
-The logic lives in ``talkplatform_agents.bots.moderator``.
+or, with every TalkPlatform bot at once, ``talkplatform-agents worker``. Both read the same
+settings (``talkplatform_agents.config.Settings``), once, at the edge. The logic lives in
+``talkplatform_agents.bots.moderator``.
 """
 
 import functools
-import os
 
 from livekit.agents import AgentServer, cli
 
-from talkplatform_agents.bots.moderator import (
-    ModeratorOptions,
-    moderator_entrypoint,
-    moderator_prewarm,
-)
-from talkplatform_agents.config import Settings
+from talkplatform_agents.bots import BotOptions
+from talkplatform_agents.bots.moderator import moderator_entrypoint, moderator_prewarm
+from talkplatform_agents.cli.main import bot_settings
 from talkplatform_agents.lk.naming import WAITING_ROOM_AGENT_NAME
 
-# Bots need no local end-of-turn model; preloading it costs 244 MB per job process.
-os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
-settings = Settings()
-options = ModeratorOptions.from_settings(settings)
+settings = bot_settings()
+options = BotOptions.from_settings(settings)
 
 server = AgentServer(
+    ws_url=settings.livekit_url,
+    api_key=settings.livekit_api_key,
+    api_secret=settings.livekit_api_secret.get_secret_value(),
     multiprocessing_context="spawn",
-    setup_fnc=functools.partial(moderator_prewarm, options=options),
+    setup_fnc=functools.partial(moderator_prewarm, options=options.moderator),
 )
 server.rtc_session(moderator_entrypoint, agent_name=WAITING_ROOM_AGENT_NAME)
 

@@ -106,7 +106,7 @@ async def _admitted_round(api: _Api, host: SyntheticParticipant, bot: str, mid: 
     try:
         await _status(lobby, "waiting")
         started = time.time()
-        await host.rpc(bot, "waiting.admit", json.dumps({"identity": guest}))
+        await host.rpc(bot, proto.RPC_WAITING_ADMIT, json.dumps({"identity": guest}))
         admitted = await _status(lobby, "admitted")
         inside = SyntheticParticipant(_config(admitted))
         # As a client would: join the meeting while leaving the lobby.
@@ -145,10 +145,10 @@ async def _crowd(
         _progress(f"{n} guests told they wait")
         started = time.perf_counter()
         if all_at_once:
-            await host.rpc(bot, "waiting.admit_all", "{}", response_timeout_s=60)
+            await host.rpc(bot, proto.RPC_WAITING_ADMIT_ALL, "{}", response_timeout_s=60)
         else:
             for g in guests:
-                await host.rpc(bot, "waiting.admit", json.dumps({"identity": g}))
+                await host.rpc(bot, proto.RPC_WAITING_ADMIT, json.dumps({"identity": g}))
         async with asyncio.timeout(120):
             await asyncio.gather(*(_status(p, "admitted") for p in lobby))
         return (time.perf_counter() - started) * 1000

@@ -10,8 +10,6 @@ from typing import Literal
 
 from pydantic import (
     AliasChoices,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_validator,
@@ -19,22 +17,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings", "TurnServer"]
+__all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings"]
 
 # Development defaults. livekit-server outside --dev mode needs a secret of 32+ characters.
 DEV_API_KEY = "talkplatform-dev"
 DEV_API_SECRET = "talkplatform-dev-secret-change-me-0123456789"
 DEV_APP_JWT_SECRET = "talkplatform-app-dev-secret-change-me"
-
-
-class TurnServer(BaseModel):
-    """An ICE server handed to clients by ``connection-info``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
 
 
 class Settings(BaseSettings):
@@ -75,6 +63,7 @@ class Settings(BaseSettings):
         validation_alias="TOKEN_SERVICE_URL",
         description="How livekit-server reaches the token service (webhooks).",
     )
+    # The ICE servers connection-info hands out (lk/ice.py's configured_ice_servers).
     stun_urls: list[str] = Field(default_factory=list, validation_alias="STUN_URLS")
     turn_server_url: str | None = Field(default=None, validation_alias="TURN_SERVER_URL")
     turn_username: str | None = Field(default=None, validation_alias="TURN_USERNAME")
@@ -169,19 +158,3 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             env[key] = json.dumps(value) if isinstance(value, list) else str(value)
         return env
-
-    def ice_servers(self) -> list[TurnServer]:
-        servers: list[TurnServer] = []
-        if self.stun_urls:
-            servers.append(TurnServer(urls=self.stun_urls))
-        if self.turn_server_url:
-            servers.append(
-                TurnServer(
-                    urls=[self.turn_server_url],
-                    username=self.turn_username,
-                    credential=self.turn_password.get_secret_value()
-                    if self.turn_password
-                    else None,
-                )
-            )
-        return servers

@@ -57,6 +57,12 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    async def settle(self, timeout_s: float) -> None:
+        """Give the running tasks up to ``timeout_s`` to end on their own (so that work in
+        flight, a query say, is not cut off in the middle); ``aclose`` cancels the rest."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
     async def aclose(self) -> None:
         """Cancel every task and wait for all of them to end. Idempotent."""
         self._closed = True

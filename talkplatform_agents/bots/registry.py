@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livekit.agents import JobContext, JobProcess
 
@@ -25,6 +26,9 @@ from talkplatform_agents.lk.naming import (
     WAITING_ROOM_AGENT_NAME,
 )
 
+if TYPE_CHECKING:
+    from talkplatform_agents.config import Settings
+
 __all__ = ["BOTS", "BotOptions", "BotSpec", "resolve"]
 
 
@@ -41,13 +45,27 @@ class BotOptions:
     moderator: ModeratorOptions = field(default_factory=ModeratorOptions)
 
     @classmethod
-    def of(
-        cls, segmentation_model: Path, database_url: str, chat: ChatOptions | None = None
-    ) -> BotOptions:
+    def from_settings(cls, settings: Settings) -> BotOptions:
+        """Every bot's options, as the platform's settings say (``CHAT_*`` included)."""
         return cls(
-            greenroom=GreenRoomOptions(segmentation_model=segmentation_model),
-            database_url=database_url,
-            chat=chat or ChatOptions(),
+            greenroom=GreenRoomOptions(
+                segmentation_model=Path(settings.segmentation_model).resolve()
+            ),
+            database_url=settings.database_url,
+            chat=ChatOptions(
+                history_size=settings.chat_history_size,
+                max_message_chars=settings.chat_max_message_chars,
+                messages_per_second=settings.chat_messages_per_second,
+                message_burst=settings.chat_message_burst,
+                reactions_per_second=settings.chat_reactions_per_second,
+                reaction_burst=settings.chat_reaction_burst,
+                blocked_words=tuple(
+                    w.strip() for w in settings.chat_blocked_words.split(",") if w.strip()
+                ),
+                blocked_action=settings.chat_blocked_action,
+                hosts_see_private=settings.chat_hosts_see_private,
+            ),
+            moderator=ModeratorOptions.from_settings(settings),
         )
 
 

@@ -20,16 +20,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from talkplatform_agents.bots.registry import BotOptions, BotSpec, resolve
+from talkplatform_agents.errors import TalkPlatformError
 
 if TYPE_CHECKING:
     from livekit.agents import AgentServer
+
+    from talkplatform_agents.config import Settings
 
 __all__ = ["WorkerError", "WorkerOptions", "run_workers"]
 
 logger = logging.getLogger(__name__)
 
 
-class WorkerError(RuntimeError):
+class WorkerError(TalkPlatformError, RuntimeError):
     """A bot server failed to start or register."""
 
 
@@ -51,6 +54,20 @@ class WorkerOptions:
     drain_timeout_s: int = 10
     log_level: str = "INFO"
     bots: BotOptions = field(default_factory=BotOptions)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerOptions:
+        """The bot servers and every bot, as the platform's settings say."""
+        return cls(
+            ws_url=settings.livekit_url,
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret.get_secret_value(),
+            load_threshold=settings.worker_load_threshold,
+            load_mode=settings.worker_load_mode,
+            max_jobs=settings.worker_max_jobs,
+            log_level=settings.log_level.upper(),
+            bots=BotOptions.from_settings(settings),
+        )
 
 
 def run_workers(

@@ -13,12 +13,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from talkplatform_agents.synthetic.preflight import (
-    IceServerConfig,
-    PreflightOptions,
-    StepResult,
-    run_preflight,
-)
+from talkplatform_agents.lk.ice import IceServer
+from talkplatform_agents.synthetic.preflight import PreflightOptions, StepResult, run_preflight
 
 __all__ = ["CheckTarget", "render", "run_check"]
 
@@ -33,7 +29,7 @@ class CheckTarget:
     app_token: str | None = None
     url: str | None = None
     token: str | None = None
-    turn: IceServerConfig | None = None
+    turn: IceServer | None = None  # instead of the service's ICE servers
     step_timeout_s: float = 15.0
 
 
@@ -56,7 +52,7 @@ async def run_check(target: CheckTarget) -> list[StepResult]:
         options = PreflightOptions(
             url=target.url,
             token=target.token,
-            turn_servers=[target.turn] if target.turn else [],
+            ice_servers=[target.turn] if target.turn else [],
             step_timeout_s=target.step_timeout_s,
         )
     return results + await run_preflight(options)
@@ -71,16 +67,13 @@ async def _from_api(target: CheckTarget) -> PreflightOptions:
         info = await http.get("/api/v1/livekit/connection-info")
         info.raise_for_status()
     body, ice = grant.json(), info.json()
-    servers = [
-        IceServerConfig(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-        for s in ice.get("iceServers", [])
-    ]
+    servers = [IceServer.from_json(s) for s in ice.get("iceServers", [])]
     if target.turn is not None:
         servers = [target.turn]
     return PreflightOptions(
         url=body["wsUrl"],
         token=body["token"],
-        turn_servers=servers,
+        ice_servers=servers,
         step_timeout_s=target.step_timeout_s,
     )
 

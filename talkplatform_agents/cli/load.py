@@ -6,8 +6,9 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console, Group
@@ -16,7 +17,10 @@ from rich.table import Table
 
 from talkplatform_agents.config import Settings
 
-__all__ = ["register", "render_summary"]
+if TYPE_CHECKING:
+    from talkplatform_agents.lk.tokens import Credentials
+
+__all__ = ["LoadAccess", "register", "render_summary"]
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -71,6 +75,30 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
         console.print("[yellow]interrupted: partial results[/yellow]")
 
 
+@dataclass(frozen=True)
+class LoadAccess:
+    """How a load run gets into the server (its key and secret: the flags', else the
+    platform's), and how much its worker processes log."""
+
+    credentials: Credentials
+    worker_log_level: str = "WARNING"
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, api_key: str | None = None, api_secret: str | None = None
+    ) -> LoadAccess:
+        from talkplatform_agents.lk.tokens import Credentials  # the CLI starts light
+
+        return cls(
+            Credentials(
+                api_key or settings.livekit_api_key,
+                api_secret or settings.livekit_api_secret.get_secret_value(),
+            ),
+            # The SDK logs every join at INFO: across hundreds of participants, noise.
+            "DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING",
+        )
+
+
 def _progress_view(progress: Any) -> Group:
     table = Table(title=f"load: {progress.phase}")
     for column in ("room", "planned", "joined", "failed", "first frame", "done"):
@@ -88,6 +116,25 @@ def _progress_view(progress: Any) -> Group:
     if progress.ends_at is not None:
         left = f"{max(progress.ends_at - time.time(), 0):.0f}s left"
     return Group(table, left)
+
+
+def _progress_lines(console: Console) -> Callable[[Any], None]:
+    """Progress without the live view (a CI log, a pipe): a line whenever a count changes."""
+    last = ""
+
+    def show(progress: Any) -> None:
+        nonlocal last
+        rooms = list(progress.rooms.values())
+        line = (
+            f"load {progress.phase}: joined {sum(r.joined for r in rooms)}"
+            f"/{sum(r.planned for r in rooms)}, failed {sum(r.failed for r in rooms)}, "
+            f"first frames {sum(r.first_frames for r in rooms)}, done {sum(r.done for r in rooms)}"
+        )
+        if line != last:
+            last = line
+            console.print(line, highlight=False, markup=False)
+
+    return show
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -179,7 +226,6 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
     ) -> None:
         """Load rooms with synthetic participants and measure what subscribers receive."""
         from talkplatform_agents.cli.load_tokens import ServiceTokens
-        from talkplatform_agents.lk import Credentials
         from talkplatform_agents.synthetic.load import (
             Codec,
             Layout,
@@ -195,8 +241,9 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         try:
             width, height = _parse_size(size)
             screen_w, screen_h = _parse_size(screen_size)
-            spec = LoadSpec(
-                url=url or settings.livekit_url,
+            spec = LoadSpec.from_settings(
+                settings,
+                url=url,
                 rooms=rooms,
                 publishers=publishers,
                 subscribers=subscribers,
@@ -226,23 +273,15 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         except ValueError as exc:
             console.print(f"[red]load:[/red] {exc}")
             raise typer.Exit(2) from exc
-        credentials = Credentials(
-            api_key or settings.livekit_api_key,
-            api_secret or settings.livekit_api_secret.get_secret_value(),
-        )
-        # The SDK logs every join at INFO: across hundreds of participants, noise.
-        level = "DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING"
-        issuer = (
-            ServiceTokens(token_service, settings.app_jwt_secret.get_secret_value())
-            if token_service
-            else None
-        )
+        access = LoadAccess.from_settings(settings, api_key=api_key, api_secret=api_secret)
+        issuer = ServiceTokens.from_settings(settings, token_service) if token_service else None
+        creds, level = access.credentials, access.worker_log_level
         try:
             if progress:
                 with Live(console=console, refresh_per_second=2, transient=True) as live:
                     outcome = run_load(
                         spec,
-                        credentials,
+                        creds,
                         report,
                         conditions,
                         lambda p: live.update(_progress_view(p)),
@@ -250,7 +289,8 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
                         issuer,
                     )
             else:
-                outcome = run_load(spec, credentials, report, conditions, None, level, issuer)
+                lines = _progress_lines(console)
+                outcome = run_load(spec, creds, report, conditions, lines, level, issuer)
         finally:
             if issuer is not None:
                 issuer.close()

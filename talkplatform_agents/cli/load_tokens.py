@@ -12,6 +12,7 @@ import secrets
 
 import httpx
 
+from talkplatform_agents.config import Settings
 from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.synthetic.load.runner import TokenIssueError
 
@@ -28,6 +29,12 @@ class ServiceTokens:
         self._http = httpx.Client(base_url=self._api_url, timeout=timeout_s)
         self._host = f"load-host-{secrets.token_hex(3)}"  # creates, and so hosts, each meeting
         self._meetings: dict[int, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, api_url: str) -> ServiceTokens:
+        """Tokens from the service at ``api_url``, for app JWTs signed with the platform's
+        ``APP_JWT_SECRET``."""
+        return cls(api_url, settings.app_jwt_secret.get_secret_value())
 
     def __call__(self, room_index: int, identity: str) -> tuple[str, str]:
         meeting_id = self._meetings.get(room_index) or self._create_meeting(room_index)

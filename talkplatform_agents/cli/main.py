@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -41,7 +40,17 @@ def load_settings() -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         console.print(f"[red]configuration error:[/red] {problems}")
-        raise typer.Exit(2) from exc
+        # SystemExit, not typer.Exit: agents/*.py load their settings outside any command.
+        raise SystemExit(2) from exc
+
+
+def bot_settings() -> Settings:
+    """The settings of a process that serves bots (``worker``, and agents/*.py), which is
+    also where its job processes are told their environment: they inherit it."""
+    settings = load_settings()
+    # Bots need no local end-of-turn model; preloading it costs 244 MB per job process.
+    os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
+    return settings
 
 
 def setup_logging(settings: Settings) -> None:
@@ -85,40 +94,15 @@ def worker(
     ] = None,
 ) -> None:
     """Run bots: one agent server per bot type, each in its own process."""
-    from talkplatform_agents.bots import BotOptions, WorkerError, WorkerOptions, run_workers
-    from talkplatform_agents.bots.chat import ChatOptions
-    from talkplatform_agents.bots.moderator import ModeratorOptions
+    from talkplatform_agents.bots import WorkerError, WorkerOptions, run_workers
 
-    settings = load_settings()
+    settings = bot_settings()
     setup_logging(settings)
-    # Job processes inherit this: bots need no local end-of-turn model (244 MB a process).
-    os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
-    options = WorkerOptions(
-        ws_url=settings.livekit_url,
-        api_key=settings.livekit_api_key,
-        api_secret=settings.livekit_api_secret.get_secret_value(),
-        load_threshold=settings.worker_load_threshold,
-        load_mode=settings.worker_load_mode,
-        max_jobs=settings.worker_max_jobs,
-        log_level=settings.log_level.upper(),
-        bots=BotOptions.of(
-            Path(settings.segmentation_model).resolve(),
-            settings.database_url,
-            ChatOptions(
-                history_size=settings.chat_history_size,
-                max_message_chars=settings.chat_max_message_chars,
-                messages_per_second=settings.chat_messages_per_second,
-                message_burst=settings.chat_message_burst,
-                reactions_per_second=settings.chat_reactions_per_second,
-                reaction_burst=settings.chat_reaction_burst,
-                blocked_words=tuple(
-                    w.strip() for w in settings.chat_blocked_words.split(",") if w.strip()
-                ),
-                blocked_action=settings.chat_blocked_action,
-                hosts_see_private=settings.chat_hosts_see_private,
-            ),
-        ),
-    )
+    try:
+        options = WorkerOptions.from_settings(settings)
+    except ValueError as exc:  # a CHAT_* value the chat bot refuses
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
     def on_ready(registered: dict[str, str]) -> None:
         names = ", ".join(f"{name} ({wid})" for name, wid in registered.items())
@@ -126,10 +110,6 @@ def worker(
         if ready_file is not None:
             ready_file.write_text(json.dumps(registered))
 
-    moderator = ModeratorOptions.from_settings(settings)
-    options = dataclasses.replace(
-        options, bots=dataclasses.replace(options.bots, moderator=moderator)
-    )
     try:
         code = run_workers([a.strip() for a in agents.split(",") if a.strip()], options, on_ready)
     except (ValueError, WorkerError) as exc:
@@ -205,8 +185,8 @@ def check(
 ) -> None:
     """Green-room preflight: join, ICE, resume, publish, echo, report, TURN relay."""
     from talkplatform_agents.cli.check import CheckTarget, check_sync
+    from talkplatform_agents.lk.ice import IceServer
     from talkplatform_agents.service import mint_app_token
-    from talkplatform_agents.synthetic.preflight import IceServerConfig
 
     settings = load_settings()
     out = Console()
@@ -222,12 +202,17 @@ def check(
             raise typer.Exit(2)
         secret = settings.app_jwt_secret.get_secret_value()
         app_token = mint_app_token(secret, user, user, 600)
+    try:
+        turn_server = IceServer((turn,), turn_user, turn_password) if turn else None
+    except ValueError as exc:
+        console.print(f"[red]check:[/red] --turn: {exc}")
+        raise typer.Exit(2) from exc
     target = CheckTarget(
         api_url=api.rstrip("/") if api else None,
         app_token=app_token,
         url=url,
         token=token,
-        turn=IceServerConfig([turn], turn_user, turn_password) if turn else None,
+        turn=turn_server,
         step_timeout_s=timeout,
     )
     code = check_sync(target, out, as_json)

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from talkplatform_agents.config import Settings
+from talkplatform_agents.errors import TalkPlatformError
 
 __all__ = ["register"]
 
@@ -52,7 +53,7 @@ class _Caller:
         return document
 
 
-class _Failed(Exception):
+class _Failed(TalkPlatformError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code

@@ -34,7 +34,11 @@ from talkplatform_agents.lk import (
 from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.store import upgrade
 
-__all__ = ["run_up"]
+__all__ = ["APP_JWT_FILE", "PARTICIPANT_TOKEN_FILE", "run_up"]
+
+# In the run directory, named in the "ready" table.
+PARTICIPANT_TOKEN_FILE = "participant.token"
+APP_JWT_FILE = "app.jwt"
 
 
 def run_up(
@@ -68,7 +72,7 @@ def run_up(
         stack = Stack(settings, StackOptions(root=root, run_dir=run_dir, host=host, turn=turn))
         console.print(f"starting the stack on {host} (logs in {run_dir})")
         stack.start()
-        _print_ready(console, stack.child_settings, namespace)
+        _print_ready(console, stack.child_settings, namespace, run_dir)
         if demo:
             ok = _demo(console, stack.child_settings)
             if exit_after_demo:
@@ -110,7 +114,12 @@ def _watch(stack: Stack, console: Console) -> int:
         time.sleep(1)
 
 
-def _print_ready(console: Console, settings: Settings, namespace: NetNamespace | None) -> None:
+def _print_ready(
+    console: Console, settings: Settings, namespace: NetNamespace | None, run_dir: Path
+) -> None:
+    """The addresses, and two tokens to try them with. A table cell would cut a token to
+    the terminal's width: each is printed whole on a line of its own, and written to a
+    file in the run directory."""
     secret = settings.livekit_api_secret.get_secret_value()
     guest = mint_token(
         Credentials(settings.livekit_api_key, secret),
@@ -122,15 +131,48 @@ def _print_ready(console: Console, settings: Settings, namespace: NetNamespace |
         dispatch_agents=(ECHO_AGENT_NAME,),
     )
     app_jwt = mint_app_token(settings.app_jwt_secret.get_secret_value(), "guest", "Guest", 3600)
-    table = Table(title="ready", show_header=False)
+    tokens = [
+        (
+            f"participant token ({guest.room}, echo bot)",
+            run_dir / PARTICIPANT_TOKEN_FILE,
+            guest.jwt,
+        ),
+        ("app JWT for the API (user 'guest')", run_dir / APP_JWT_FILE, app_jwt),
+    ]
+    for _, path, value in tokens:
+        _write_secret(path, value)
+    # Not titled "ready": that word, alone on its line, says that everything is up.
+    table = Table(title="the local stack", show_header=False)
+    table.add_column()
+    table.add_column(overflow="fold")  # an address or a path is folded, never cut
     table.add_row("LiveKit (ws)", settings.livekit_url)
     table.add_row("token service", settings.api_url)
-    table.add_row(f"participant token ({guest.room}, echo bot)", guest.jwt)
-    table.add_row("app JWT for the API (user 'guest')", app_jwt)
+    for label, path, _ in tokens:
+        table.add_row(label, _shown(path))
     if namespace is not None:
         table.add_row("reach it with", f"ip netns exec {namespace.name} <command>")
     console.print(table)
+    for label, path, value in tokens:
+        # soft_wrap: neither cut nor broken at the terminal's width, so it copies whole.
+        console.print(f"{label}, in {_shown(path)}:", soft_wrap=True, markup=False)
+        console.print(value, soft_wrap=True, highlight=False, markup=False)
     console.print("[green]ready[/green]")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (var/app.jwt)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _write_secret(path: Path, value: str) -> None:
+    """``value`` and a newline in ``path``, readable by this user only (it is a credential)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # a file left by an earlier run keeps its old mode otherwise
+    path.write_text(value + "\n")
 
 
 def _demo(console: Console, settings: Settings) -> bool:

@@ -22,6 +22,8 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from talkplatform_agents.errors import TalkPlatformError
+
 __all__ = ["NetNamespace", "NetnsError", "netns_available"]
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ _CLONE_NEWNET = 0x40000000
 PREFIX = "tpa-"
 
 
-class NetnsError(RuntimeError):
+class NetnsError(TalkPlatformError, RuntimeError):
     """The namespace could not be made or entered; says which namespace and why."""
 
 

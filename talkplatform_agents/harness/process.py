@@ -10,12 +10,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from talkplatform_agents.errors import TalkPlatformError
+
 __all__ = ["HarnessError", "ManagedProcess"]
 
 logger = logging.getLogger(__name__)
 
 
-class HarnessError(RuntimeError):
+class HarnessError(TalkPlatformError, RuntimeError):
     """A harness process failed to start or to become healthy; carries its log tail."""
 
     def __init__(self, name: str, message: str, log_tail: str = "") -> None:

@@ -26,6 +26,9 @@ clients show it once and legacy clients show it too). Attributes say what it is:
 ``tp.senderName``, ``tp.timestamp`` (ms), ``tp.edited`` (ms), ``tp.private`` (``"1"``),
 ``tp.replyTo``, and for notices ``tp.code`` and ``tp.ref`` (the message concerned).
 History (the last N messages, oldest first) and notices are addressed to one participant.
+History holds what was stored before the bot learnt that the participant joined (later
+messages reach them live), and never their own messages of the current visit, even those
+written before the bot learnt of them. ``tp.senderName`` is the name in the sender's token.
 
 Other topics (reliable data, JSON):
 

@@ -1,31 +1,31 @@
-"""Least-privilege LiveKit grants for each meeting role.
+"""The LiveKit grants of each meeting role, and of a waiting participant.
 
 No client grant ever carries ``room_admin``: admin actions go through the service, which
 holds the server-API credentials. Nobody may update their own metadata or attributes,
 because the role lives there and a client must not be able to promote itself.
+
+Hosts, co-hosts and participants get the same grants: in a meeting everyone may publish
+camera, microphone and screen share, subscribe and send data. What sets hosts apart (mute
+others, remove, lock, end) is done by the service on their behalf, never by their token.
+The least privileged token is a waiting participant's (``lobby_grants``): no media at all.
 """
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 from livekit import api
 
-__all__ = ["Role", "grants_for", "lobby_grants", "participant_permission", "permissions_document"]
+from talkplatform_agents.roles import Role
+
+__all__ = ["grants_for", "lobby_grants", "participant_permission", "permissions_document"]
 
 _MEDIA_SOURCES = ["camera", "microphone", "screen_share", "screen_share_audio"]
 
 
-class Role(enum.StrEnum):
-    HOST = "host"
-    COHOST = "cohost"
-    PARTICIPANT = "participant"
-
-
 def grants_for(role: Role, room: str) -> api.VideoGrants:
-    # Hosts and participants publish the same media today; what sets hosts apart (mute
-    # others, remove, end) is done by the service on their behalf, never by their token.
+    # ``role`` is taken so that a role with other grants (a webinar's audience, say) needs
+    # no change to the callers; today's three share one set (the module docstring says why).
     return api.VideoGrants(
         room_join=True,
         room=room,

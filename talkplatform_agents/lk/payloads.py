@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from talkplatform_agents.errors import TalkPlatformError
+
 __all__ = ["BadPayload", "Payload", "PayloadT", "dumps", "parse"]
 
 
-class BadPayload(ValueError):
+class BadPayload(TalkPlatformError, ValueError):
     """A payload that is not the JSON its method expects; the message says why."""
 
 

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from livekit import api
 from livekit.protocol import agent
 
 from talkplatform_agents.lk.tokens import Credentials
 
-__all__ = ["ServerApi"]
+__all__ = ["STARTING_S", "AgentDispatchApi", "ServerApi", "job_is_starting"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class AgentDispatchApi(Protocol):
+    """What the service's bot reconciler needs of the server: who is in a room, which bots
+    are on their way, and a dispatch. ``ServerApi`` is one; a unit test's fake is another."""
+
+    async def participants(self, room: str) -> list[api.ParticipantInfo]: ...
+
+    async def agents_in_flight(self, room: str) -> set[str]: ...
+
+    async def dispatch(self, room: str, agent_name: str) -> str: ...
 
 
 class ServerApi:
@@ -79,14 +91,16 @@ class ServerApi:
 
     async def agents_in_flight(self, room: str) -> set[str]:
         """The agent names whose dispatch into ``room`` a worker has taken and is starting: a
-        job still pending. A running job whose bot is not in the room is no bot on its way
-        (it was removed, or is leaving), and a dispatch no worker took has no job at all."""
+        job still pending, or running for less than ``STARTING_S`` (a worker marks the job
+        running when it takes it, and its process may take that long to start and join on a
+        busy machine). A job running for longer whose bot is not in the room is no bot on its
+        way (it was removed, or is leaving), and a dispatch no worker took has no job at all."""
         dispatches = await _unless_missing(self._api.agent_dispatch.list_dispatch(room))
-        live = (agent.JobStatus.JS_PENDING,)
+        now = time.time()
         return {
             d.agent_name
             for d in dispatches or []
-            if any(job.state.status in live for job in d.state.jobs)
+            if any(job_is_starting(job.state, now) for job in d.state.jobs)
         }
 
     async def dispatch(self, room: str, agent_name: str) -> str:
@@ -97,6 +111,27 @@ class ServerApi:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+
+STARTING_S = 60.0  # the worker's process start bound (45 s) and the join after it
+
+
+def job_is_starting(state: agent.JobState, now: float) -> bool:
+    if state.status == agent.JobStatus.JS_PENDING:
+        return True
+    if state.status != agent.JobStatus.JS_RUNNING or not state.started_at:
+        return False
+    return now - _epoch_seconds(state.started_at) < STARTING_S
+
+
+def _epoch_seconds(stamp: int) -> float:
+    """livekit-server stamps jobs in Unix nanoseconds; milliseconds and seconds are read too,
+    so that a server that changed its unit would not make every job look new or old."""
+    if stamp > 10**17:
+        return stamp / 1e9
+    if stamp > 10**11:
+        return stamp / 1e3
+    return float(stamp)
 
 
 async def _unless_missing(call: Awaitable[T]) -> T | None:

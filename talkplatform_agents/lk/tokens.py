@@ -10,10 +10,11 @@ from livekit import api
 from livekit.protocol.agent_dispatch import RoomAgentDispatch
 from livekit.protocol.room import RoomConfiguration
 
-from talkplatform_agents.lk.grants import Role, grants_for
+from talkplatform_agents.lk.grants import grants_for
 from talkplatform_agents.lk.naming import validate_identity
+from talkplatform_agents.roles import Role
 
-__all__ = ["Credentials", "MintedToken", "mint_token"]
+__all__ = ["Credentials", "MintedToken", "mint_token", "role_metadata"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -55,14 +56,13 @@ def mint_token(
     ``grants`` replaces the role's own (a lobby token)."""
     validate_identity(identity)
     grants = grants or grants_for(role, room)
-    metadata = {"role": role.value, "name": name}
     token = (
         api.AccessToken(credentials.api_key, credentials.api_secret)
         .with_identity(identity)
         .with_name(name)
         .with_ttl(ttl)
         .with_grants(grants)
-        .with_metadata(json.dumps(metadata, separators=(",", ":")))
+        .with_metadata(role_metadata(role, name))
         .with_attributes({"role": role.value})
     )
     if dispatch_agents:
@@ -79,5 +79,10 @@ def mint_token(
         role=role,
         grants=grants,
         expires_at=issued + ttl,
-        metadata=metadata,
+        metadata={"role": role.value, "name": name},
     )
+
+
+def role_metadata(role: Role, name: str) -> str:
+    """A participant's metadata, as in their token and after a role change."""
+    return json.dumps({"role": role.value, "name": name}, separators=(",", ":"))

@@ -32,7 +32,8 @@ meeting in the store; host-only ones say so). Payloads are JSON; answers are JSO
   ``{"identity"}``, ``host.add_cohost`` ``{"identity"}``, ``host.end`` ``{}``.
 
 Errors are ``RpcError`` with the HTTP status plus 2000: 2400 invalid payload, 2403 not a
-host, 2404 not waiting / not present, 2409 conflict, 2410 meeting ended.
+host, 2404 not waiting / not present, 2409 conflict, 2410 meeting ended, 2503 the database
+unreachable (try again).
 """
 
 from __future__ import annotations
@@ -46,6 +47,20 @@ from talkplatform_agents.lk.payloads import Payload
 __all__ = [
     "HOST_ONLY_METHODS",
     "RPC_ERROR_BASE",
+    "RPC_HOST_ADD_COHOST",
+    "RPC_HOST_END",
+    "RPC_HOST_LOCK",
+    "RPC_HOST_MUTE",
+    "RPC_HOST_MUTE_ALL",
+    "RPC_HOST_PASS",
+    "RPC_HOST_REMOVE",
+    "RPC_WAITING_ADMIT",
+    "RPC_WAITING_ADMIT_ALL",
+    "RPC_WAITING_ADMIT_MANY",
+    "RPC_WAITING_DENY",
+    "RPC_WAITING_LIST",
+    "RPC_WAITING_MESSAGE",
+    "RPC_WAITING_RETURN",
     "TOPIC_CHAT",
     "TOPIC_MESSAGE",
     "TOPIC_QUEUE",
@@ -65,8 +80,23 @@ TOPIC_STATUS = "tp.waiting.status"
 TOPIC_MESSAGE = "tp.waiting.message"
 TOPIC_CHAT = "tp.waiting.chat"
 
+RPC_WAITING_LIST = "waiting.list"
+RPC_WAITING_ADMIT = "waiting.admit"
+RPC_WAITING_ADMIT_ALL = "waiting.admit_all"
+RPC_WAITING_ADMIT_MANY = "waiting.admit_many"
+RPC_WAITING_DENY = "waiting.deny"
+RPC_WAITING_MESSAGE = "waiting.message"
+RPC_WAITING_RETURN = "waiting.return"
+RPC_HOST_MUTE = "host.mute"
+RPC_HOST_MUTE_ALL = "host.mute_all"
+RPC_HOST_REMOVE = "host.remove"
+RPC_HOST_LOCK = "host.lock"
+RPC_HOST_PASS = "host.pass"
+RPC_HOST_ADD_COHOST = "host.add_cohost"
+RPC_HOST_END = "host.end"
+
 RPC_ERROR_BASE = 2000  # + the HTTP status of the same failure through REST
-HOST_ONLY_METHODS = frozenset({"host.pass", "host.add_cohost", "host.end"})
+HOST_ONLY_METHODS = frozenset({RPC_HOST_PASS, RPC_HOST_ADD_COHOST, RPC_HOST_END})
 
 MAX_TEXT = 2000
 _IDENTITY = Field(min_length=1, max_length=128)

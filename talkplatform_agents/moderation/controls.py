@@ -11,13 +11,15 @@ from typing import Any
 
 from livekit import api
 
-from talkplatform_agents.lk.grants import Role, participant_permission
+from talkplatform_agents.errors import Conflict, NotFound
+from talkplatform_agents.lk.grants import participant_permission
 from talkplatform_agents.lk.naming import lobby_room_name, meeting_room_name
-from talkplatform_agents.moderation.deps import ModerationDeps, role_metadata
-from talkplatform_agents.moderation.door import WaitingRoom
-from talkplatform_agents.moderation.errors import Conflict, NotFound
+from talkplatform_agents.lk.tokens import role_metadata
+from talkplatform_agents.moderation.deps import ModerationDeps
 from talkplatform_agents.moderation.policy import MeetingSettings
-from talkplatform_agents.store import COHOST_ROLE, HOST_ROLE, WaitingStatus
+from talkplatform_agents.moderation.waiting_room import WaitingRoom
+from talkplatform_agents.roles import Role
+from talkplatform_agents.store import WaitingStatus
 
 __all__ = ["HostControls"]
 
@@ -32,9 +34,9 @@ _SOURCES = {
 
 
 class HostControls:
-    def __init__(self, deps: ModerationDeps, door: WaitingRoom) -> None:
+    def __init__(self, deps: ModerationDeps, waiting_room: WaitingRoom) -> None:
         self._deps = deps
-        self._door = door
+        self._waiting_room = waiting_room
 
     async def mute(
         self, meeting_id: str, caller: str, identity: str, track_sid: str | None, source: str
@@ -75,7 +77,7 @@ class HostControls:
         await self._deps.require_moderator(meeting_id, caller)
         if identity == caller:
             raise Conflict("you cannot remove yourself; leave instead")
-        if await self._deps.meetings.role(meeting_id, identity) == HOST_ROLE:
+        if await self._deps.meetings.role(meeting_id, identity) is Role.HOST:
             raise Conflict("the host cannot be removed; pass host first")
         room = meeting_room_name(meeting_id)
         present = await self._present(room, identity)
@@ -100,13 +102,13 @@ class HostControls:
     async def add_cohost(self, meeting_id: str, caller: str, identity: str) -> dict[str, Any]:
         await self._deps.require_moderator(meeting_id, caller, host_only=True)
         role = await self._deps.meetings.role(meeting_id, identity)
-        if role == HOST_ROLE:
+        if role is Role.HOST:
             raise Conflict("the host is already a moderator")
         room = meeting_room_name(meeting_id)
         present = await self._present(room, identity)
-        await self._deps.meetings.set_role(meeting_id, identity, COHOST_ROLE, present.name)
+        await self._deps.meetings.set_role(meeting_id, identity, Role.COHOST, present.name)
         await self._apply_role(room, identity, Role.COHOST)
-        return {"identity": identity, "role": COHOST_ROLE}
+        return {"identity": identity, "role": Role.COHOST.value}
 
     async def set_lock(self, meeting_id: str, caller: str, locked: bool) -> dict[str, Any]:
         await self._deps.require_moderator(meeting_id, caller)
@@ -125,7 +127,7 @@ class HostControls:
             raise NotFound("meeting not found", meetingId=meeting_id)
         was = MeetingSettings.of(meeting.settings)
         if was.waiting_room and not merged.waiting_room:
-            await self._door.waiting_room_opened(meeting_id, caller)
+            await self._waiting_room.waiting_room_opened(meeting_id, caller)
         return updated.settings
 
     async def end(self, meeting_id: str, caller: str) -> dict[str, Any]:
@@ -134,7 +136,7 @@ class HostControls:
         ended = await self._deps.meetings.end(meeting_id)
         if ended is None or ended.ended_at is None:
             raise NotFound("meeting not found", meetingId=meeting_id)
-        await self._door.notify.status(meeting_id, {"status": "ended"}, None)
+        await self._waiting_room.notify.status(meeting_id, {"status": "ended"}, None)
         await self._deps.server.delete_room(meeting_room_name(meeting_id))
         await self._deps.server.delete_room(lobby_room_name(meeting_id))
         logger.info("[%s] ended by %s", meeting_room_name(meeting_id), caller)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
-from talkplatform_agents.lk.grants import Role, lobby_grants
+from talkplatform_agents.errors import Forbidden, Gone, NotFound
+from talkplatform_agents.lk.grants import lobby_grants
 from talkplatform_agents.lk.naming import (
     LOBBY_AGENTS,
     MEETING_AGENTS,
@@ -15,16 +15,10 @@ from talkplatform_agents.lk.naming import (
 )
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials, MintedToken, mint_token
-from talkplatform_agents.moderation.errors import Forbidden, Gone, NotFound
-from talkplatform_agents.store import (
-    HOST_ROLE,
-    MODERATOR_ROLES,
-    MeetingRepository,
-    MeetingView,
-    WaitingRepository,
-)
+from talkplatform_agents.roles import MODERATOR_ROLES, Role
+from talkplatform_agents.store import MeetingRepository, MeetingView, WaitingRepository
 
-__all__ = ["ModerationDeps", "role_metadata", "role_of"]
+__all__ = ["ModerationDeps"]
 
 
 @dataclass(frozen=True)
@@ -51,14 +45,14 @@ class ModerationDeps:
         anything a client says about itself)."""
         meeting = await self.meeting(meeting_id)
         role = await self.meetings.role(meeting_id, caller)
-        allowed = {HOST_ROLE} if host_only else MODERATOR_ROLES
+        allowed = {Role.HOST} if host_only else MODERATOR_ROLES
         if role not in allowed:
             need = "the host" if host_only else "a host or co-host"
             raise Forbidden(f"only {need} may do this", meetingId=meeting_id, caller=caller)
         return meeting
 
     async def meeting_token(self, meeting_id: str, identity: str, name: str) -> MintedToken:
-        role = role_of(await self.meetings.role(meeting_id, identity))
+        role = await self.meetings.role(meeting_id, identity) or Role.PARTICIPANT
         return mint_token(
             self.credentials,
             identity=identity,
@@ -84,15 +78,3 @@ class ModerationDeps:
 
     def token_message(self, status: str, minted: MintedToken) -> dict[str, str]:
         return {"status": status, "token": minted.jwt, "wsUrl": self.ws_url, "room": minted.room}
-
-
-def role_of(stored: str | None) -> Role:
-    """A stored role as a LiveKit role; least privilege for one this version does not know."""
-    try:
-        return Role(stored) if stored else Role.PARTICIPANT
-    except ValueError:
-        return Role.PARTICIPANT
-
-
-def role_metadata(role: Role, name: str) -> str:
-    return json.dumps({"role": role.value, "name": name}, separators=(",", ":"))

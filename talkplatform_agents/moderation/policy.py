@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from talkplatform_agents.moderation.errors import Invalid
+from talkplatform_agents.errors import Invalid
 
 __all__ = ["Entry", "MeetingSettings", "admits_on_host_arrival", "decide_entry"]
 

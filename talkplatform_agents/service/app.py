@@ -11,7 +11,7 @@ from talkplatform_agents import __version__
 from talkplatform_agents.config import Settings
 from talkplatform_agents.service.chat_routes import chat_router
 from talkplatform_agents.service.context import ServiceContext
-from talkplatform_agents.service.errors import install_error_handlers
+from talkplatform_agents.service.error_handlers import install_error_handlers
 from talkplatform_agents.service.moderation_routes import router as moderation_router
 from talkplatform_agents.service.routes import router
 from talkplatform_agents.store import Database

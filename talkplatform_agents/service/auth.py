@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import jwt
 
+from talkplatform_agents.errors import Unauthorized
 from talkplatform_agents.lk.naming import validate_identity
-from talkplatform_agents.service.errors import Unauthorized
 
 __all__ = ["MAX_NAME", "AppTokenVerifier", "AppUser", "mint_app_token"]
 

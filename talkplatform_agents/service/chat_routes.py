@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.service.errors import Forbidden, NotFound
+from talkplatform_agents.errors import Forbidden, NotFound
 from talkplatform_agents.service.routes import NO_STORE, Context, User
 from talkplatform_agents.store import MeetingView
 from talkplatform_agents.store.chat import ChatRepository, StoredMessage
@@ -34,10 +34,9 @@ def chat_router(settings: Settings) -> APIRouter:
         meeting = await ctx.meetings.get(meeting_id)
         if meeting is None:
             raise NotFound("meeting not found", meetingId=meeting_id)
-        chat = ChatRepository(ctx.db)
-        if user_id in await chat.moderators(meeting_id):
+        if user_id in await ctx.meetings.moderators(meeting_id):
             return meeting, True
-        if await chat.has_participated(meeting_id, user_id):
+        if await ChatRepository(ctx.db).has_participated(meeting_id, user_id):
             return meeting, False
         raise Forbidden("only the meeting's participants may read its chat", meetingId=meeting_id)
 

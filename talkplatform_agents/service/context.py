@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import httpx
 from livekit import api
 
-from talkplatform_agents.config import Settings, TurnServer
+from talkplatform_agents.config import Settings
+from talkplatform_agents.lk.ice import IceServer, configured_ice_servers
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
@@ -30,7 +31,7 @@ class ServiceContext:
     livekit_http_url: str
     credentials: Credentials
     token_ttl: dt.timedelta
-    ice_servers: list[TurnServer]
+    ice_servers: list[IceServer]
     verifier: AppTokenVerifier
     webhooks: api.WebhookReceiver
     db: Database
@@ -39,7 +40,7 @@ class ServiceContext:
     server: ServerApi
     reconciler: BotReconciler
     attendance: AttendanceRepository
-    door: WaitingRoom
+    waiting_room: WaitingRoom
     controls: HostControls
 
     @classmethod
@@ -53,13 +54,13 @@ class ServiceContext:
         deps = ModerationDeps(
             meetings, WaitingRepository(db), server, credentials, settings.livekit_url, token_ttl
         )
-        door = WaitingRoom(deps)
+        waiting_room = WaitingRoom(deps)
         return cls(
             ws_url=settings.livekit_url,
             livekit_http_url=settings.livekit_http_url,
             credentials=credentials,
             token_ttl=token_ttl,
-            ice_servers=settings.ice_servers(),
+            ice_servers=configured_ice_servers(settings),
             verifier=AppTokenVerifier(
                 settings.app_jwt_secret.get_secret_value(), issuer=settings.app_jwt_issuer
             ),
@@ -72,13 +73,13 @@ class ServiceContext:
             server=server,
             reconciler=BotReconciler(server),
             attendance=AttendanceRepository(db),
-            door=door,
-            controls=HostControls(deps, door),
+            waiting_room=waiting_room,
+            controls=HostControls(deps, waiting_room),
         )
 
     async def aclose(self) -> None:
         await self.reconciler.aclose()
-        await self.door.aclose()
+        await self.waiting_room.aclose()
         await self.server.aclose()
         await self.http.aclose()
         await self.db.aclose()

@@ -60,12 +60,12 @@ async def patch_settings(
 
 @router.get(_WAITING)
 async def waiting_list(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    return {"waiting": await ctx.door.queue(meeting_id, user.user_id)}
+    return {"waiting": await ctx.waiting_room.queue(meeting_id, user.user_id)}
 
 
 @router.get(_WAITING + "/stats")
 async def waiting_stats(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    stats = await ctx.door.stats(meeting_id, user.user_id)
+    stats = await ctx.waiting_room.stats(meeting_id, user.user_id)
     return {
         "counts": stats.counts,
         "averageWaitSeconds": stats.average_wait_s,
@@ -76,26 +76,26 @@ async def waiting_stats(meeting_id: str, user: User, ctx: Context) -> dict[str, 
 
 @router.post(_WAITING + "/admit-all")
 async def admit_all(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    return await ctx.door.admit_all(meeting_id, user.user_id)
+    return await ctx.waiting_room.admit_all(meeting_id, user.user_id)
 
 
 @router.post(_WAITING + "/admit")
 async def admit_many(
     meeting_id: str, body: IdentitiesBody, user: User, ctx: Context
 ) -> dict[str, Any]:
-    return await ctx.door.admit_many(meeting_id, user.user_id, body.identities)
+    return await ctx.waiting_room.admit_many(meeting_id, user.user_id, body.identities)
 
 
 @router.post(_WAITING + "/message")
 async def message_waiting(
     meeting_id: str, body: MessageBody, user: User, ctx: Context
 ) -> dict[str, Any]:
-    return await ctx.door.message(meeting_id, user.user_id, body.text, body.identity)
+    return await ctx.waiting_room.message(meeting_id, user.user_id, body.text, body.identity)
 
 
 @router.post(_WAITING + "/{identity}/admit")
 async def admit(meeting_id: str, identity: str, user: User, ctx: Context) -> dict[str, Any]:
-    return await ctx.door.admit(meeting_id, user.user_id, identity)
+    return await ctx.waiting_room.admit(meeting_id, user.user_id, identity)
 
 
 @router.post(_WAITING + "/{identity}/deny")
@@ -103,14 +103,14 @@ async def deny(
     meeting_id: str, identity: str, user: User, ctx: Context, body: DenyBody | None = None
 ) -> dict[str, Any]:
     reason = body.reason if body else None
-    return await ctx.door.deny(meeting_id, user.user_id, identity, reason)
+    return await ctx.waiting_room.deny(meeting_id, user.user_id, identity, reason)
 
 
 @router.post(_PARTICIPANT + "/return-to-waiting")
 async def return_to_waiting(
     meeting_id: str, identity: str, user: User, ctx: Context
 ) -> dict[str, Any]:
-    return await ctx.door.return_to_waiting(meeting_id, user.user_id, identity)
+    return await ctx.waiting_room.return_to_waiting(meeting_id, user.user_id, identity)
 
 
 @router.post(_PARTICIPANT + "/mute")
@@ -162,7 +162,7 @@ async def end(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
 
 @router.get(_MEETING + "/attendance")
 async def attendance(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    await ctx.door.queue(meeting_id, user.user_id)  # the same check: hosts and co-hosts
+    await ctx.waiting_room.queue(meeting_id, user.user_id)  # the same check: hosts and co-hosts
     rows = await ctx.attendance.of_meeting(meeting_id)
     return {
         "attendance": [

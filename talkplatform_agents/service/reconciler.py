@@ -7,47 +7,69 @@ within the room's departure timeout finds the room still there and gets no dispa
 all. So on each participant_joined webhook, after a grace period, the service checks the
 room for each bot it should have (by the ``lk.agent.name`` attribute livekit-agents sets)
 and dispatches the ones that are neither there nor on their way (a dispatch whose job a
-worker has taken). Should two dispatches land anyway, the bots keep one.
+worker has taken). Should two dispatches land anyway, the bots keep one
+(``bots/election.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from livekit import api
 
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, agents_for_room
-from talkplatform_agents.lk.server_api import ServerApi
+from talkplatform_agents.lk.server_api import AgentDispatchApi
+from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["BotReconciler"]
+__all__ = ["BotReconciler", "ReconcilerOptions"]
 
 logger = logging.getLogger(__name__)
 
-_ATTEMPTS = 8
+
+@dataclass(frozen=True)
+class ReconcilerOptions:
+    # Before each look at the room: a bot dispatched with the room takes a few seconds to
+    # join on a busy machine, and a fresh dispatch as long again.
+    grace_s: float = 4.0
+    # A dispatch can itself be lost, so a room is looked at again after each one; but not
+    # forever, should no worker ever take the job.
+    attempts: int = 8
+
+    def __post_init__(self) -> None:
+        if self.grace_s < 0:
+            raise ValueError(f"grace_s must be >= 0, not {self.grace_s}")
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, not {self.attempts}")
 
 
 class BotReconciler:
-    def __init__(self, server: ServerApi, grace_s: float = 4.0) -> None:
+    def __init__(self, server: AgentDispatchApi, options: ReconcilerOptions | None = None) -> None:
         self._server = server
-        self._grace_s = grace_s
+        self._options = options or ReconcilerOptions()
+        self._tasks = TaskSet("reconciler")
         self._checks: dict[str, asyncio.Task[None]] = {}  # one pending check per room
 
-    def participant_joined(self, room: str, is_agent: bool) -> None:
+    def participant_joined(self, room: str, is_agent: bool) -> asyncio.Task[None] | None:
+        """Start checking ``room`` for its bots, unless a check is already under way there;
+        the check started, if any (None also once closed)."""
         if is_agent or not agents_for_room(room) or room in self._checks:
-            return
-        task = asyncio.create_task(self._ensure_bots(room), name=f"reconcile:{room}")
-        self._checks[room] = task
-        task.add_done_callback(lambda _: self._checks.pop(room, None))
+            return None
+        task = self._tasks.spawn(self._ensure_bots(room), room)
+        if task is not None:
+            self._checks[room] = task
+            task.add_done_callback(lambda _: self._checks.pop(room, None))
+        return task
 
     async def _ensure_bots(self, room: str) -> None:
         # A dispatch can itself be lost the same way, and a job on its way can fail: keep
         # looking until every bot is there (or the users have gone), a bounded number of times.
-        for _ in range(_ATTEMPTS):
-            await asyncio.sleep(self._grace_s)
+        for _ in range(self._options.attempts):
+            await asyncio.sleep(self._options.grace_s)
             if await self._dispatch_missing(room) == 0:
                 return
-        logger.error("[%s] bots still missing after %d checks", room, _ATTEMPTS)
+        logger.error("[%s] bots still missing after %d checks", room, self._options.attempts)
 
     async def _dispatch_missing(self, room: str) -> int:
         """Dispatch the bots ``room`` lacks that are not on their way; how many bots are not
@@ -64,7 +86,7 @@ class BotReconciler:
             starting = await self._server.agents_in_flight(room) if expected else set()
             for missing in [a for a in expected if a not in starting]:
                 logger.warning("[%s] no %s after %.0fs; dispatching it", room, missing,
-                               self._grace_s)  # fmt: skip
+                               self._options.grace_s)  # fmt: skip
                 await self._server.dispatch(room, missing)
         except Exception as exc:  # the webhook already answered: log, never raise
             logger.error("[%s] could not reconcile the bots: %r", room, exc)
@@ -72,7 +94,7 @@ class BotReconciler:
         return len(expected)
 
     async def aclose(self) -> None:
-        tasks = list(self._checks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Cancel every pending check and wait for them; later arrivals start none.
+        Idempotent."""
+        await self._tasks.aclose()
+        self._checks.clear()

@@ -8,21 +8,21 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from livekit import api
 
-from talkplatform_agents.lk.grants import Role, permissions_document
+from talkplatform_agents.errors import NotFound, Unauthorized
+from talkplatform_agents.lk.grants import permissions_document
 from talkplatform_agents.lk.naming import (
     ECHO_AGENT_NAME,
     greenroom_room_name,
     meeting_room_name,
 )
 from talkplatform_agents.lk.tokens import MintedToken, mint_token
+from talkplatform_agents.roles import Role
 from talkplatform_agents.service.attendance import record_webhook
 from talkplatform_agents.service.auth import AppUser
 from talkplatform_agents.service.context import ServiceContext
-from talkplatform_agents.service.errors import NotFound, Unauthorized
 from talkplatform_agents.service.schemas import (
     ConnectionInfo,
     CreateMeeting,
-    IceServer,
     MeetingOut,
     TokenMetadata,
     TokenRequest,
@@ -84,7 +84,7 @@ async def meeting_token(
     """A meeting token, or a lobby token when the waiting room (or a missing host) holds the
     user at the door; a locked meeting, a denial or a removal is a 403 that says which."""
     response.headers.update(NO_STORE)
-    granted = await ctx.door.request_entry(body.meeting_id, user.user_id, user.name)
+    granted = await ctx.waiting_room.request_entry(body.meeting_id, user.user_id, user.name)
     minted = granted.minted
     logger.info("token for %s in %s as %s (%s)", user.user_id, minted.room, minted.role.value,
                 granted.status)  # fmt: skip
@@ -113,7 +113,7 @@ async def connection_info(_user: User, ctx: Context) -> ConnectionInfo:
     server, detail = await _livekit_health(ctx)
     return ConnectionInfo(
         ws_url=ctx.ws_url,
-        ice_servers=[IceServer(**s.model_dump()) for s in ctx.ice_servers],
+        ice_servers=ctx.ice_servers,
         server=server,
         server_detail=detail,
     )

@@ -9,10 +9,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from talkplatform_agents.lk.ice import IceServer
+
 __all__ = [
     "ConnectionInfo",
     "CreateMeeting",
-    "IceServer",
     "MeetingOut",
     "TokenMetadata",
     "TokenRequest",
@@ -79,14 +80,8 @@ class TokenResponse(Wire):
     metadata: TokenMetadata
 
 
-class IceServer(BaseModel):
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
-
-
 class ConnectionInfo(Wire):
     ws_url: str
-    ice_servers: list[IceServer]
+    ice_servers: list[IceServer]  # the one ICE type: as configured, as clients get it
     server: Literal["ok", "degraded", "unreachable"]
     server_detail: str

@@ -2,14 +2,7 @@
 
 from talkplatform_agents.store.attendance import AttendanceRepository, AttendanceView
 from talkplatform_agents.store.db import Database
-from talkplatform_agents.store.meetings import (
-    COHOST_ROLE,
-    HOST_ROLE,
-    MODERATOR_ROLES,
-    PARTICIPANT_ROLE,
-    MeetingRepository,
-    MeetingView,
-)
+from talkplatform_agents.store.meetings import MODERATOR_ROLES, MeetingRepository, MeetingView
 from talkplatform_agents.store.migrate import upgrade
 from talkplatform_agents.store.waiting import (
     Transition,
@@ -20,10 +13,7 @@ from talkplatform_agents.store.waiting import (
 )
 
 __all__ = [
-    "COHOST_ROLE",
-    "HOST_ROLE",
     "MODERATOR_ROLES",
-    "PARTICIPANT_ROLE",
     "AttendanceRepository",
     "AttendanceView",
     "Database",

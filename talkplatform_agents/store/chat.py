@@ -21,13 +21,9 @@ from talkplatform_agents.store.models import (
     ChatReaction,
     ChatRecipient,
     Meeting,
-    MeetingMember,
 )
 
 __all__ = ["ChatRepository", "NewMessage", "ReactionCounts", "SaveOutcome", "StoredMessage"]
-
-# Roles that moderate chat; the store keeps roles as plain strings.
-MODERATOR_ROLES = ("host", "cohost")
 
 
 class SaveOutcome(enum.Enum):
@@ -303,14 +299,6 @@ class ChatRepository:
 
     async def muted(self, meeting_id: str) -> set[str]:
         query = select(ChatMute.identity).where(ChatMute.meeting_id == meeting_id)
-        async with self._db.session() as session:
-            return set((await session.scalars(query)).all())
-
-    async def moderators(self, meeting_id: str) -> set[str]:
-        """The meeting's hosts and co-hosts, as stored (never as clients claim)."""
-        query = select(MeetingMember.user_id).where(
-            (MeetingMember.meeting_id == meeting_id) & MeetingMember.role.in_(MODERATOR_ROLES)
-        )
         async with self._db.session() as session:
             return set((await session.scalars(query)).all())
 

@@ -6,7 +6,7 @@ import enum
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from talkplatform_agents.errors import Unavailable
+
 __all__ = ["Database"]
+
+# The server is down, gone away, or every pooled connection is busy; not a bad statement.
+_UNREACHABLE = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
 
 
 class _State(enum.Enum):
@@ -34,11 +39,16 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction: committed on success, rolled back on any error."""
+        """A session in a transaction: committed on success, rolled back on any error. A
+        database that cannot be reached (or is closed) is ``Unavailable``: the service
+        answers 503, and the same request may succeed later."""
         if self._state is _State.CLOSED:
-            raise RuntimeError("database is closed")
-        async with self._sessions() as session, session.begin():
-            yield session
+            raise Unavailable("the database is closed")
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except _UNREACHABLE as error:
+            raise Unavailable(f"the database is unavailable: {type(error).__name__}") from error
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -9,17 +9,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from talkplatform_agents.roles import MODERATOR_ROLES, Role
 from talkplatform_agents.store.db import Database
 from talkplatform_agents.store.models import Meeting, MeetingMember
 from talkplatform_agents.store.timeutil import aware
 
-__all__ = ["MeetingRepository", "MeetingView"]
-
-# Roles are stored as plain strings: the store knows nothing of LiveKit's grants.
-HOST_ROLE = "host"
-COHOST_ROLE = "cohost"
-PARTICIPANT_ROLE = "participant"
-MODERATOR_ROLES = frozenset({HOST_ROLE, COHOST_ROLE})
+# MODERATOR_ROLES is defined in talkplatform_agents.roles; the store's users may take it here.
+__all__ = ["MODERATOR_ROLES", "MeetingRepository", "MeetingView"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ class MeetingRepository:
         )
         meeting.members.append(
             MeetingMember(
-                user_id=host_user_id, role=HOST_ROLE, display_name=host_name, created_at=now
+                user_id=host_user_id, role=Role.HOST, display_name=host_name, created_at=now
             )
         )
         async with self._db.session() as session:
@@ -86,7 +82,7 @@ class MeetingRepository:
 
     async def with_role(
         self, meeting_id: str, user_id: str
-    ) -> tuple[MeetingView, str | None] | None:
+    ) -> tuple[MeetingView, Role | None] | None:
         """The meeting and the user's standing role in it, in one query (the token path)."""
         query = (
             select(Meeting, MeetingMember.role)
@@ -100,14 +96,15 @@ class MeetingRepository:
             row = (await session.execute(query)).first()
             if row is None:
                 return None
-            return MeetingView.of(row[0]), row[1]
+            return MeetingView.of(row[0]), Role.stored(row[1]) if row[1] else None
 
-    async def role(self, meeting_id: str, user_id: str) -> str | None:
+    async def role(self, meeting_id: str, user_id: str) -> Role | None:
+        """The user's standing role; None for someone with none (a participant)."""
         async with self._db.session() as session:
             member = await session.get(MeetingMember, (meeting_id, user_id))
-            return member.role if member else None
+            return Role.stored(member.role) if member else None
 
-    async def moderators(self, meeting_id: str) -> dict[str, str]:
+    async def moderators(self, meeting_id: str) -> dict[str, Role]:
         """Hosts and co-hosts: user id → role."""
         query = (
             select(MeetingMember.user_id, MeetingMember.role)
@@ -115,10 +112,11 @@ class MeetingRepository:
             .where(MeetingMember.role.in_(MODERATOR_ROLES))
         )
         async with self._db.session() as session:
-            return {user: role for user, role in (await session.execute(query)).all()}
+            rows = (await session.execute(query)).all()
+            return {user: Role.stored(role) for user, role in rows}
 
     async def set_role(
-        self, meeting_id: str, user_id: str, role: str, display_name: str | None = None
+        self, meeting_id: str, user_id: str, role: Role, display_name: str | None = None
     ) -> None:
         async with self._db.session() as session:
             member = await session.get(MeetingMember, (meeting_id, user_id), with_for_update=True)
@@ -144,13 +142,13 @@ class MeetingRepository:
                 now = dt.datetime.now(dt.UTC)
                 session.add(
                     MeetingMember(
-                        meeting_id=meeting_id, user_id=to_user, role=HOST_ROLE, created_at=now
+                        meeting_id=meeting_id, user_id=to_user, role=Role.HOST, created_at=now
                     )
                 )
             else:
-                new.role = HOST_ROLE
+                new.role = Role.HOST
             if old is not None:
-                old.role = COHOST_ROLE
+                old.role = Role.COHOST
 
     async def update_settings(self, meeting_id: str, changes: dict[str, Any]) -> MeetingView | None:
         """Merge ``changes`` into the settings, under a row lock (no lost update)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from talkplatform_agents.errors import Conflict
 from talkplatform_agents.store.db import Database
 from talkplatform_agents.store.models import WaitingEntry
 from talkplatform_agents.store.timeutil import aware
@@ -104,7 +105,7 @@ class WaitingRepository:
                     row.decided_at = row.decided_by = row.reason = None
                     row.version += 1
                 return WaitingView.of(row)
-        raise RuntimeError(f"knock on {meeting_id} by {user_id} kept conflicting")
+        raise Conflict("the knock kept conflicting with another; try again", meetingId=meeting_id)
 
     async def get(self, meeting_id: str, user_id: str) -> WaitingView | None:
         async with self._db.session() as session:

@@ -31,15 +31,19 @@ from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models as signal_models
 from livekit.protocol import rtc as signal
 
-__all__ = ["HandshakeError", "HandshakeTimings", "IceServer", "measure_handshake"]
+from talkplatform_agents.errors import TalkPlatformError
+from talkplatform_agents.lk.ice import IceServer
+
+__all__ = ["HandshakeError", "HandshakeTimings", "measure_handshake"]
 
 logger = logging.getLogger(__name__)
 
 # The signalling protocol of the dual peer-connection era: publisher offers, server answers.
 _PROTOCOL_VERSION = 15
+_AIORTC_SCHEMES = ("stun:", "turn:")  # gathering through plain STUN and TURN; no TLS variants
 
 
-class HandshakeError(Exception):
+class HandshakeError(TalkPlatformError):
     """The handshake could not complete; the message says at which stage."""
 
 
@@ -77,13 +81,6 @@ class HandshakeTimings:
             "local_candidates": self.local_candidates,
             "remote_candidates": self.remote_candidates,
         }
-
-
-@dataclass(frozen=True)
-class IceServer:
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
 
 
 async def measure_handshake(
@@ -147,13 +144,15 @@ async def _negotiate(
     # Only the ICE servers the platform gives (aiortc would otherwise add a public STUN
     # server of its own): gathering is then what any client of this deployment does. A
     # STUN or TURN server that does not answer holds gathering up to aioice's 5 s limit.
-    given = ice_servers
-    if given is None:
-        given = [IceServer(list(s.urls), s.username, s.credential) for s in join.join.ice_servers]
+    given: list[tuple[list[str], str | None, str | None]]
+    if ice_servers is None:
+        given = [(list(s.urls), s.username, s.credential) for s in join.join.ice_servers]
+    else:
+        given = [(list(s.urls), s.username, s.credential) for s in ice_servers]
     servers = [
-        RTCIceServer(urls=urls, username=s.username or None, credential=s.credential or None)
-        for s in given
-        if (urls := [u for u in s.urls if u.startswith(("stun:", "turn:"))])
+        RTCIceServer(urls=urls, username=username or None, credential=credential or None)
+        for all_urls, username, credential in given
+        if (urls := [u for u in all_urls if u.startswith(_AIORTC_SCHEMES)])
     ]
     logger.debug("handshake: ICE servers %s", [s.urls for s in servers])
     pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))

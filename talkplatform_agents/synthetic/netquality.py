@@ -28,6 +28,7 @@ from talkplatform_agents.lk.stats import (
     outbound_streams,
     transport,
 )
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["NetworkSampler", "ThroughputOptions", "ThroughputResult", "measure_throughput"]
 
@@ -55,18 +56,19 @@ class NetworkSampler:
     room: rtc.Room
     period_s: float = 1.0
     history: NetworkHistory = field(default_factory=NetworkHistory)
-    _task: asyncio.Task[None] | None = None
+    _tasks: TaskSet | None = field(default=None, init=False, repr=False)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="preflight:network-sampler")
+        """Sample from now on, until ``stop``."""
+        if self._tasks is None:
+            self._tasks = TaskSet(self.room.name or "preflight")
+            self._tasks.spawn(self._run(), "network-sampler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Cancel the sampling and await its end. Idempotent; ``start`` samples anew."""
+        if self._tasks is not None:
+            tasks, self._tasks = self._tasks, None
+            await tasks.aclose()
 
     @property
     def samples(self) -> int:
@@ -175,7 +177,9 @@ async def measure_throughput(room: rtc.Room, options: ThroughputOptions) -> Thro
         ),
     )
     publication = await room.local_participant.publish_track(track, publish)
-    pump = asyncio.create_task(_pump_noise(source, options), name="preflight:throughput")
+    failures: list[BaseException] = []
+    pumps = TaskSet(room.name or "preflight", lambda _what, exc: failures.append(exc))
+    pumps.spawn(_pump_noise(source, options), "throughput-noise")
     try:
         await asyncio.sleep(options.warmup_s)
         start_entries = await _all_stats(room)
@@ -184,12 +188,14 @@ async def measure_throughput(room: rtc.Room, options: ThroughputOptions) -> Thro
         end_entries = await _all_stats(room)
         seconds = time.perf_counter() - started
     finally:
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+        await pumps.aclose()
         with contextlib.suppress(Exception):  # the room may be going away
             await room.local_participant.unpublish_track(publication.sid)
         await source.aclose()
+    if failures:
+        # Without its frames the probe measured nothing: no verdict on the network.
+        problem = failures[0]
+        raise RuntimeError(f"the throughput probe's frames stopped: {problem!r}") from problem
     before = {s.ssrc: s for s in outbound_streams(start_entries)}
     for stream in outbound_streams(end_entries):
         logger.info(

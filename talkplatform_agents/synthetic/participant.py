@@ -8,8 +8,6 @@ member. It knows LiveKit and tokens only: nothing of the service, the store or t
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import logging
 import time
 from collections.abc import Coroutine
@@ -19,10 +17,11 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGenerator
+from talkplatform_agents.errors import TalkPlatformError
+from talkplatform_agents.synthetic.audio import ToneConfig
+from talkplatform_agents.synthetic.client import ClientState, Draw, RoomClient
 from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog, VideoProbe
 from talkplatform_agents.synthetic.video import PatternGenerator
-from talkplatform_agents.tasks import TaskSet
 
 __all__ = [
     "DataMessage",
@@ -34,11 +33,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_FRAME_MS = 10
-_MAX_BACKLOG_S = 0.03
 
-
-class SyntheticError(Exception):
+class SyntheticError(TalkPlatformError):
     """A synthetic participant could not do what it was asked; says which participant."""
 
     def __init__(self, identity: str, message: str) -> None:
@@ -88,32 +84,25 @@ class TextMessage:
     opened_at: float  # when its header arrived: streams are read concurrently
 
 
-class _State(enum.Enum):
-    NEW = "new"
-    RUNNING = "running"
-    STOPPED = "stopped"
-
-
 class SyntheticParticipant:
     def __init__(self, config: ParticipantConfig, marker_log: MarkerLog | None = None) -> None:
         self.config = config
         self.marker_log = marker_log or MarkerLog()
-        self.room = rtc.Room()
+        self._client = RoomClient(config.label, self._task_failed)
+        self.room = self._client.room
         self.audio_probes: dict[str, AudioProbe] = {}
         self.video_probes: dict[str, VideoProbe] = {}
         self.data: asyncio.Queue[DataMessage] = asyncio.Queue()
         self.join_time_s: float | None = None
         # Linear gain on the published tone; 0 is a silent microphone. Change it any time.
         self.audio_gain = 1.0
-        self._tasks = TaskSet(config.label, self._task_failed)
-        self._state = _State.NEW
         self._marker_seen = asyncio.Event()
         self.room.on("track_subscribed", self._on_track_subscribed)
         self.room.on("data_received", self._on_data)
 
     @property
     def identity(self) -> str:
-        return self.room.local_participant.identity if self._state is _State.RUNNING else ""
+        return self.room.local_participant.identity if self._client.running else ""
 
     @property
     def _tag(self) -> str:
@@ -121,22 +110,16 @@ class SyntheticParticipant:
 
     async def start(self) -> None:
         """Join, then publish. Returns once connected and published."""
-        if self._state is not _State.NEW:
-            raise SyntheticError(self._tag, f"cannot start a participant that is {self._state}")
-        started = time.perf_counter()
+        state = self._client.state
+        if state is not ClientState.NEW:
+            raise SyntheticError(self._tag, f"cannot start a participant that is {state}")
+        cfg = self.config
         try:
-            # No outer timeout: cancelling a join in flight leaves the native SDK working on
-            # it (and able to panic the process later). Its per-attempt timeout bounds it.
-            await self.room.connect(
-                self.config.url,
-                self.config.token,
-                rtc.RoomOptions(auto_subscribe=True, connect_timeout=self.config.connect_timeout_s),
+            self.join_time_s = await self._client.join(
+                cfg.url, cfg.token, auto_subscribe=True, timeout_s=cfg.connect_timeout_s
             )
         except rtc.ConnectError as exc:
-            self._state = _State.STOPPED
-            raise SyntheticError(self._tag, f"could not join {self.config.url}: {exc}") from exc
-        self.join_time_s = time.perf_counter() - started
-        self._state = _State.RUNNING
+            raise SyntheticError(self._tag, f"could not join {cfg.url}: {exc}") from exc
         logger.info("[%s] joined %s in %.3fs", self._tag, self.room.name, self.join_time_s)
         try:
             await self.publish_media(
@@ -148,13 +131,7 @@ class SyntheticParticipant:
 
     async def stop(self) -> None:
         """Cancel and await every task, then leave. Idempotent."""
-        if self._state is _State.STOPPED:
-            return
-        self._state = _State.STOPPED
-        await self._tasks.aclose()
-        if self.room.isconnected():  # disconnecting a room whose join failed upsets the SDK
-            with contextlib.suppress(Exception):
-                await self.room.disconnect()
+        await self._client.leave()
 
     async def __aenter__(self) -> SyntheticParticipant:
         await self.start()
@@ -278,61 +255,36 @@ class SyntheticParticipant:
 
     async def publish_media(self, *, audio: bool, video: bool) -> None:
         """Publish the marked tone and/or the test pattern (once joined)."""
-        if self._state is not _State.RUNNING:
-            raise SyntheticError(self._tag, f"cannot publish while {self._state}")
+        if not self._client.running:
+            raise SyntheticError(self._tag, f"cannot publish while {self._client.state}")
         if audio:
             await self._publish_audio()
         if video:
             await self._publish_video()
 
     async def _publish_audio(self) -> None:
-        source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=50)
-        track = rtc.LocalAudioTrack.create_audio_track("synthetic-tone", source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await self.room.local_participant.publish_track(track, options)
-        self._spawn(self._pump_audio(source), "audio")
+        await self._client.publish_tone(
+            "synthetic-tone", self.config.tone, self.marker_log, lambda: self.audio_gain
+        )
 
     async def _publish_video(self) -> None:
         cfg = self.config
-        source = rtc.VideoSource(cfg.width, cfg.height)
-        track = rtc.LocalVideoTrack.create_video_track("synthetic-pattern", source)
+        draw: Draw = PatternGenerator(cfg.width, cfg.height).frame
+        if cfg.black_video:
+            black = np.zeros((cfg.height, cfg.width, 4), dtype=np.uint8)
+
+            def draw(_index: int, _ms: int) -> np.ndarray:
+                return black
+
         options = rtc.TrackPublishOptions(
             source=rtc.TrackSource.SOURCE_CAMERA,
             simulcast=False,
             video_encoding=rtc.VideoEncoding(max_bitrate=300_000, max_framerate=cfg.fps),
         )
-        await self.room.local_participant.publish_track(track, options)
-        self._spawn(self._pump_video(source), "video")
-
-    async def _pump_audio(self, source: rtc.AudioSource) -> None:
-        generator = ToneGenerator(self.config.tone)
-        per_frame = SAMPLE_RATE * _FRAME_MS // 1000
-        tag = self.config.tone.tag
-        async for _ in _ticks(_FRAME_MS / 1000):
-            if source.queued_duration > _MAX_BACKLOG_S:
-                # A microphone never bursts: after a stall, let the queue drain rather than
-                # carry the backlog as latency for the rest of the call.
-                continue
-            chunk, starts = generator.next_chunk(per_frame)
-            # When these samples enter WebRTC: after what is already queued.
-            enters_at = time.time() + source.queued_duration
-            for seq, _pos in starts:
-                self.marker_log.record(tag, seq, enters_at)
-            scaled = np.clip(chunk * (32767 * self.audio_gain), -32768, 32767)
-            pcm = scaled.astype("<i2").tobytes()
-            await source.capture_frame(rtc.AudioFrame(pcm, SAMPLE_RATE, 1, per_frame))
-
-    async def _pump_video(self, source: rtc.VideoSource) -> None:
-        cfg = self.config
-        pattern = PatternGenerator(cfg.width, cfg.height)
-        black = np.zeros((cfg.height, cfg.width, 4), dtype=np.uint8)
-        index = 0
-        async for _ in _ticks(1 / cfg.fps):
-            now = time.time()
-            image = black if cfg.black_video else pattern.frame(index, int(now * 1000))
-            frame = rtc.VideoFrame(cfg.width, cfg.height, rtc.VideoBufferType.RGBA, image.tobytes())
-            source.capture_frame(frame, timestamp_us=int(now * 1e6))
-            index += 1
+        source = rtc.VideoSource(cfg.width, cfg.height)
+        await self._client.publish_frames(
+            "synthetic-pattern", source, options, draw, cfg.fps, what="video"
+        )
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -358,24 +310,7 @@ class SyntheticParticipant:
         self.data.put_nowait(DataMessage(sender, packet.topic, packet.data, time.time()))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
-        if self._state is not _State.RUNNING:
-            coro.close()
-            return
-        self._tasks.spawn(coro, what)
+        self._client.spawn(coro, what)
 
     def _task_failed(self, what: str, exc: BaseException) -> None:
         logger.error("[%s] %s failed: %r", self._tag, what, exc)
-
-
-async def _ticks(period: float) -> Any:
-    """Yield on a fixed real-time grid; after a stall, skip ahead instead of bursting."""
-    loop = asyncio.get_running_loop()
-    next_at = loop.time()
-    while True:
-        yield None
-        next_at += period
-        delay = next_at - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif delay < -0.2:
-            next_at = loop.time()

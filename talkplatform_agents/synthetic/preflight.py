@@ -21,10 +21,12 @@ from typing import Any
 
 from livekit import rtc
 
+from talkplatform_agents.errors import TalkPlatformError
 from talkplatform_agents.lk import greenroom as proto
+from talkplatform_agents.lk.ice import IceServer
 from talkplatform_agents.lk.stats import candidates, transport
 from talkplatform_agents.synthetic.audio import ToneConfig
-from talkplatform_agents.synthetic.handshake import HandshakeError, IceServer, measure_handshake
+from talkplatform_agents.synthetic.handshake import HandshakeError, measure_handshake
 from talkplatform_agents.synthetic.netquality import (
     NetworkSampler,
     ThroughputOptions,
@@ -37,7 +39,7 @@ from talkplatform_agents.synthetic.participant import (
 )
 from talkplatform_agents.synthetic.probes import percentile
 
-__all__ = ["IceServerConfig", "PreflightOptions", "StepResult", "run_preflight"]
+__all__ = ["PreflightOptions", "StepResult", "run_preflight"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +51,15 @@ _NEEDS_JOIN = ("ice", "resume", "publish", "echo", "report", "throughput", "netw
 
 
 @dataclass(frozen=True)
-class IceServerConfig:
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
-
-
-@dataclass(frozen=True)
 class PreflightOptions:
     url: str
     token: str
     # Another token for the relay-only join, or the same one (the bot waits for a user who
     # comes back within seconds).
     relay_token: str | None = None
-    turn_servers: list[IceServerConfig] = field(default_factory=list)
+    # The platform's STUN and TURN servers (connection-info); the TURN ones get a relay-only
+    # join of their own.
+    ice_servers: list[IceServer] = field(default_factory=list)
     step_timeout_s: float = 15.0
     echo_markers: int = 4
     throughput: ThroughputOptions = field(default_factory=ThroughputOptions)
@@ -80,7 +77,7 @@ class StepResult:
         return asdict(self)
 
 
-class _StepFailed(Exception):
+class _StepFailed(TalkPlatformError):
     """A step's readable cause, with whatever figures it measured before failing."""
 
     def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
@@ -130,7 +127,7 @@ async def run_preflight(options: PreflightOptions) -> list[StepResult]:
     finally:
         await sampler.stop()
         await participant.stop()
-    urls = ", ".join(u for s in options.turn_servers for u in s.urls if u.startswith("turn"))
+    urls = ", ".join(u for s in options.ice_servers if s.relays for u in s.urls)
     await _step(
         results,
         "turn",
@@ -351,9 +348,8 @@ async def _handshake(options: PreflightOptions) -> tuple[str, dict[str, Any]]:
     try:
         # The platform's own STUN/TURN servers (connection-info, or --turn), never the
         # public defaults some servers hand out: gathering shows what this deployment gives.
-        servers = [IceServer(s.urls, s.username, s.credential) for s in options.turn_servers]
         timings = await measure_handshake(
-            options.url, options.relay_token or options.token, servers
+            options.url, options.relay_token or options.token, options.ice_servers
         )
     except HandshakeError as exc:
         raise _StepFailed(_explain_connect(str(exc))) from exc
@@ -367,11 +363,11 @@ async def _handshake(options: PreflightOptions) -> tuple[str, dict[str, Any]]:
 
 
 async def _relay(options: PreflightOptions) -> tuple[str, dict[str, Any]] | None:
-    turn = [s for s in options.turn_servers if any(u.startswith("turn") for u in s.urls)]
+    turn = [s for s in options.ice_servers if s.relays]
     if not turn:
         return None
     servers = [
-        rtc.IceServer(urls=s.urls, username=s.username or "", password=s.credential or "")
+        rtc.IceServer(urls=list(s.urls), username=s.username or "", password=s.credential or "")
         for s in turn
     ]
     room = rtc.Room()

@@ -12,15 +12,25 @@ import time
 from pathlib import Path
 
 import pytest
+from livekit import api
+
+from talkplatform_agents.cli.up import APP_JWT_FILE, PARTICIPANT_TOKEN_FILE
+from talkplatform_agents.lk import ECHO_AGENT_NAME, greenroom_room_name
+from talkplatform_agents.service import AppTokenVerifier
 
 ROOT = Path(__file__).resolve().parents[2]
+# The stack's own keys, so that the test can check what `up` signs with them.
+API_KEY, API_SECRET = "up-test-key", "up-test-secret-0123456789abcdef0123"
+APP_SECRET = "up-test-app-secret-0123456789abcdef"
 
 pytestmark = pytest.mark.integration
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "DATABASE_"))}
+    prefixes = ("LIVEKIT_", "DATABASE_", "APP_JWT_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'up.db'}"
+    env.update(LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET, APP_JWT_SECRET=APP_SECRET)
     return env
 
 
@@ -100,11 +110,31 @@ def test_up_runs_the_echo_demo_and_cleans_up(tmp_path: Path) -> None:
     assert _leftovers(tmp_path, up.pid) == ""
 
 
+def _check_tokens(run_dir: Path, printed: list[str]) -> None:
+    """Each token is in its file, printed whole on a line of its own, and valid."""
+    lines = {line.strip() for line in printed}
+    participant = (run_dir / PARTICIPANT_TOKEN_FILE).read_text().strip()
+    app_jwt = (run_dir / APP_JWT_FILE).read_text().strip()
+    assert participant in lines and app_jwt in lines, "".join(printed)
+    text = "".join(printed)
+    assert PARTICIPANT_TOKEN_FILE in text and APP_JWT_FILE in text  # the table names them
+    claims = api.TokenVerifier(API_KEY, API_SECRET).verify(participant)
+    assert claims.identity == "guest"
+    assert claims.video is not None and claims.video.room_join
+    assert claims.video.room == greenroom_room_name("guest")
+    assert claims.room_config is not None
+    assert [a.agent_name for a in claims.room_config.agents] == [ECHO_AGENT_NAME]
+    assert AppTokenVerifier(APP_SECRET).verify(app_jwt).user_id == "guest"
+    for path in (run_dir / PARTICIPANT_TOKEN_FILE, run_dir / APP_JWT_FILE):
+        assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)  # a credential
+
+
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     up = _up(tmp_path)
     try:
         seen = _read_until_ready(up, timeout_s=180)
         assert any(line.strip() == "ready" for line in seen), "".join(seen)
+        _check_tokens(tmp_path / "run", seen)
         up.send_signal(signal.SIGINT)
         rest, _ = up.communicate(timeout=60)
     finally:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
-import time
 
 import pytest
 
 from talkplatform_agents.harness import NetNamespace
 from talkplatform_agents.harness.netns import PREFIX, sweep_stale
+from tests.integration.conftest import until
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +34,8 @@ def test_destroy_kills_everything_inside_and_removes_the_namespace() -> None:
     namespace._build()
     sleeper = subprocess.Popen([*namespace.exec_prefix(), "sleep", "300"])
     try:
-        time.sleep(0.2)
-        assert sleeper.pid in namespace.pids()
+        # `ip netns exec` enters the namespace, then execs sleep under the same pid.
+        asyncio.run(until(lambda: sleeper.pid in namespace.pids(), 10))
         namespace.destroy()
         assert sleeper.wait(5) != 0  # killed, not finished
         assert namespace.name not in _run("ip", "netns", "list")

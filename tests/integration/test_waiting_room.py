@@ -120,11 +120,11 @@ async def test_knock_admit_and_a_waiting_guest_sees_nothing_of_the_meeting(
             )
             assert unknown.status_code == 404
             with pytest.raises(rtc.RpcError) as bad:
-                await host_p.rpc(bot, "waiting.admit", "{not json")
+                await host_p.rpc(bot, proto.RPC_WAITING_ADMIT, "{not json")
             assert bad.value.code == 2400
 
             answer = json.loads(
-                await host_p.rpc(bot, "waiting.admit", json.dumps({"identity": guest}))
+                await host_p.rpc(bot, proto.RPC_WAITING_ADMIT, json.dumps({"identity": guest}))
             )
             assert answer == {"identity": guest, "status": "admitted", "changed": True}
             admitted = await _next(guest_p, proto.TOPIC_STATUS, status="admitted")
@@ -219,7 +219,7 @@ async def test_deny_admit_all_and_message(api: httpx.AsyncClient, user_auth: Aut
             )
             assert some.json() == {"admitted": [guests[1]], "notWaiting": ["nobody"]}
             await _next(g1, proto.TOPIC_STATUS, status="admitted")
-            answer = json.loads(await host_p.rpc(bot, "waiting.admit_all", "{}"))
+            answer = json.loads(await host_p.rpc(bot, proto.RPC_WAITING_ADMIT_ALL, "{}"))
             assert answer["admitted"] == [guests[2]]
             await _next(g2, proto.TOPIC_STATUS, status="admitted")
 
@@ -300,11 +300,11 @@ async def test_host_controls(api: httpx.AsyncClient, user_auth: Auth) -> None:
         muted = await api.post(f"{base}/participants/{talker}/mute", headers=user_auth(host))
         assert muted.status_code == 200, muted.text
         await until(lambda: mic_muted(talker), 15)
-        answer = json.loads(await host_p.rpc(bot, "host.mute_all", "{}"))
+        answer = json.loads(await host_p.rpc(bot, proto.RPC_HOST_MUTE_ALL, "{}"))
         assert other in answer["muted"] and host not in answer["muted"]
         await until(lambda: mic_muted(other), 15)
         with pytest.raises(rtc.RpcError) as not_host:
-            await talker_p.rpc(bot, "host.mute_all", "{}")
+            await talker_p.rpc(bot, proto.RPC_HOST_MUTE_ALL, "{}")
         assert not_host.value.code == 2403
 
         # Co-host and pass host: the store, the attributes, the permissions.
@@ -333,7 +333,7 @@ async def test_host_controls(api: httpx.AsyncClient, user_auth: Auth) -> None:
         )
         assert barred.status_code == 403 and barred.json()["error"]["reason"] == "removed"
 
-        passed = await host_p.rpc(bot, "host.pass", json.dumps({"identity": third}))
+        passed = await host_p.rpc(bot, proto.RPC_HOST_PASS, json.dumps({"identity": third}))
         assert json.loads(passed)["host"] == third
         await until(lambda: third_p.room.local_participant.attributes.get("role") == "host", 15)
         await until(lambda: host_p.room.local_participant.attributes.get("role") == "cohost", 15)
@@ -397,9 +397,11 @@ async def test_a_restarted_bot_loses_nothing(
         async with _joined(await _token(api, user_auth, host, mid)) as host_p:
             fresh = await _bot(host_p)
             assert fresh != bot
-            queue = json.loads(await host_p.rpc(fresh, "waiting.list", "{}"))
+            queue = json.loads(await host_p.rpc(fresh, proto.RPC_WAITING_LIST, "{}"))
             assert [w["identity"] for w in queue["waiting"]] == [guest]
-            admitted = await host_p.rpc(fresh, "waiting.admit", json.dumps({"identity": guest}))
+            admitted = await host_p.rpc(
+                fresh, proto.RPC_WAITING_ADMIT, json.dumps({"identity": guest})
+            )
             assert json.loads(admitted)["changed"] is True
     finally:
         await server.aclose()

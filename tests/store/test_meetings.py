@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
+from talkplatform_agents.errors import Unavailable
+from talkplatform_agents.roles import Role
 from talkplatform_agents.store import Database, MeetingRepository, upgrade
 from talkplatform_agents.store.migrate import downgrade
 
@@ -30,9 +33,32 @@ async def test_creator_is_host_and_others_have_no_row(db: Database) -> None:
     repo = MeetingRepository(db)
     meeting = await repo.create(title="t", settings={}, host_user_id="host", host_name=None)
     assert await repo.get("missing") is None
-    assert await repo.with_role(meeting.id, "host") == (meeting, "host")
+    assert await repo.with_role(meeting.id, "host") == (meeting, Role.HOST)
     assert await repo.with_role(meeting.id, "someone") == (meeting, None)
     assert await repo.with_role("missing", "host") is None
+
+
+async def test_a_role_this_version_does_not_know_is_the_least_privilege(db: Database) -> None:
+    repo = MeetingRepository(db)
+    meeting = await repo.create(title="t", settings={}, host_user_id="h", host_name=None)
+    from talkplatform_agents.store.models import MeetingMember
+
+    async with db.session() as session:  # as a newer version might have written it
+        session.add(MeetingMember(meeting_id=meeting.id, user_id="p", role="presenter"))
+    assert await repo.role(meeting.id, "p") is Role.PARTICIPANT
+    assert await repo.moderators(meeting.id) == {"h": Role.HOST}
+
+
+async def test_an_unreachable_database_is_unavailable(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    try:
+        with pytest.raises(Unavailable, match="database is unavailable") as caught:
+            await MeetingRepository(database).get("m1")
+        assert caught.value.status == 503
+    finally:
+        await database.aclose()
+    with pytest.raises(Unavailable, match="closed"):
+        await MeetingRepository(database).get("m1")
 
 
 async def test_concurrent_creates_are_all_kept(db: Database) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from talkplatform_agents.roles import Role
 from talkplatform_agents.store import (
     AttendanceRepository,
     AttendanceView,
@@ -116,10 +117,16 @@ async def test_stats(db: Database) -> None:
 async def test_roles_settings_and_end(db: Database) -> None:
     meetings = MeetingRepository(db)
     mid = await _meeting(db)
-    await meetings.set_role(mid, "c1", "cohost", "Co")
-    assert await meetings.moderators(mid) == {"host": "host", "c1": "cohost"}
+    await meetings.set_role(mid, "c1", Role.COHOST, "Co")
+    assert await meetings.moderators(mid) == {"host": Role.HOST, "c1": Role.COHOST}
+    assert await meetings.role(mid, "c1") is Role.COHOST
+    assert await meetings.role(mid, "nobody") is None
     await meetings.pass_host(mid, "host", "g9")
-    assert await meetings.moderators(mid) == {"host": "cohost", "c1": "cohost", "g9": "host"}
+    assert await meetings.moderators(mid) == {
+        "host": Role.COHOST,
+        "c1": Role.COHOST,
+        "g9": Role.HOST,
+    }
     await meetings.update_settings(mid, {"locked": True})
     updated = await meetings.update_settings(mid, {"waiting_room": True})
     assert updated is not None and updated.settings == {"locked": True, "waiting_room": True}

@@ -1,19 +1,29 @@
 """The chat bot's pure logic: token buckets, the word filter, moderation order, notice
-throttling, both wire forms' parsing, and a meeting's chat policy."""
+throttling, both wire forms' parsing, a meeting's chat policy, what a newcomer gets as
+history, and the roster that waits for a sender the SDK does not know yet."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import itertools
 import json
+from dataclasses import dataclass, field
+from typing import cast
 
 import pytest
+from livekit import rtc
 
+from talkplatform_agents.bots.chat.bot import due_history
 from talkplatform_agents.bots.chat.inbound import from_legacy, from_text_stream
 from talkplatform_agents.bots.chat.moderation import Code, Moderator
 from talkplatform_agents.bots.chat.notices import NoticeThrottle
 from talkplatform_agents.bots.chat.options import ChatOptions
 from talkplatform_agents.bots.chat.ratelimit import RateLimiter, TokenBucket
+from talkplatform_agents.bots.chat.roster import Roster, StrictClock, name_of
 from talkplatform_agents.bots.chat.wordfilter import WordFilter
 from talkplatform_agents.lk import chat as proto
+from talkplatform_agents.store.chat import StoredMessage
 
 
 class Clock:
@@ -163,3 +173,105 @@ def test_meeting_policy_overrides_and_errors() -> None:
             base.for_meeting(bad)
     with pytest.raises(ValueError, match="blank"):
         ChatOptions(blocked_words=(" ",))
+
+
+T0 = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
+
+
+def _at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def _stored(message_id: str, sender: str, at: float) -> StoredMessage:
+    return StoredMessage(
+        seq=0, meeting_id="m", id=message_id, sender=sender, sender_name=None, sent_at=_at(at),
+        text="t", reply_to=None, private=False, recipients=(), edited_at=None, edit_count=0,
+        deleted_at=None, deleted_by=None,
+    )  # fmt: skip
+
+
+def test_history_stops_when_the_bot_learns_of_the_newcomer() -> None:
+    history = [_stored("a", "ann", 1), _stored("b", "bob", 5), _stored("c", "ann", 10)]
+    due = due_history(history, "carl", joined=_at(6), session_start=_at(4))
+    assert [m.id for m in due] == ["a", "b"]  # "c" reached carl live
+
+
+def test_history_never_holds_the_newcomers_own_messages_of_this_session() -> None:
+    # Carl wrote at 5, after joining (4) but before the bot learnt of him (6); his message
+    # from an earlier visit (2) is history like anyone's.
+    history = [_stored("old", "carl", 2), _stored("a", "ann", 3), _stored("mine", "carl", 5)]
+    due = due_history(history, "carl", joined=_at(6), session_start=_at(4))
+    assert [m.id for m in due] == ["old", "a"]
+    # Without the server's join time, the bot's own instant is the bound.
+    due = due_history(history, "carl", joined=_at(6), session_start=None)
+    assert [m.id for m in due] == ["old", "a", "mine"]
+
+
+def test_strict_clock_never_repeats() -> None:
+    clock = StrictClock()
+    stamps = [clock.now() for _ in range(1000)]
+    assert all(a < b for a, b in itertools.pairwise(stamps))
+
+
+@dataclass
+class FakeParticipant:
+    identity: str
+    name: str = ""
+    metadata: str = ""
+    kind: int = rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD
+
+
+@dataclass
+class FakeRoom:
+    name: str = "meeting-x"
+    remote_participants: dict[str, FakeParticipant] = field(default_factory=dict)
+
+    def join(self, participant: FakeParticipant) -> rtc.RemoteParticipant:
+        self.remote_participants[participant.identity] = participant
+        return cast(rtc.RemoteParticipant, participant)
+
+
+def _roster(room: FakeRoom, wait_s: float = 10) -> Roster:
+    return Roster(cast(rtc.Room, room), wait_s)
+
+
+def test_a_name_comes_from_the_token() -> None:
+    assert name_of(cast(rtc.RemoteParticipant, FakeParticipant("a", name="Ann"))) == "Ann"
+    from_metadata = FakeParticipant("a", metadata='{"role":"participant","name":"Ann"}')
+    assert name_of(cast(rtc.RemoteParticipant, from_metadata)) == "Ann"
+    for metadata in ("", "not json", "[]", '{"name": 3}'):
+        assert name_of(cast(rtc.RemoteParticipant, FakeParticipant("a", metadata=metadata))) is None
+
+
+async def test_a_message_waits_for_its_sender_to_be_known() -> None:
+    room = FakeRoom()
+    roster = _roster(room)
+    waiting = [asyncio.create_task(roster.sender_name("carl")) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert not any(task.done() for task in waiting)
+    roster.arrived(room.join(FakeParticipant("carl", name="Carl")))
+    assert await asyncio.gather(*waiting) == ["Carl", "Carl"]
+    assert await roster.sender_name("carl") == "Carl"  # known: no wait at all
+    assert roster.humans() == ["carl"] and roster.here("carl")
+
+
+async def test_a_sender_who_never_appears_is_waited_for_a_bounded_time() -> None:
+    room = FakeRoom()
+    roster = _roster(room, wait_s=0.05)
+    assert await roster.sender_name("ghost") is None
+    # Stopping wakes whoever still waits, and nobody waits after that.
+    roster = _roster(room)
+    waiting = asyncio.create_task(roster.sender_name("ghost"))
+    await asyncio.sleep(0)
+    roster.close()
+    assert await waiting is None
+    assert await roster.sender_name("other") is None
+
+
+def test_agents_are_not_people() -> None:
+    room = FakeRoom()
+    room.join(FakeParticipant("bot", kind=rtc.ParticipantKind.PARTICIPANT_KIND_AGENT))
+    room.join(FakeParticipant("ann"))
+    roster = _roster(room)
+    assert roster.humans() == ["ann"]
+    assert roster.is_agent("bot") and not roster.is_agent("ann") and not roster.is_agent("x")

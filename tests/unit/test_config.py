@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from talkplatform_agents.config import Settings
+from talkplatform_agents.lk.ice import IceServer, configured_ice_servers
 
 
 def test_environment_names_and_the_seed_alias(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -14,8 +15,9 @@ def test_environment_names_and_the_seed_alias(monkeypatch: pytest.MonkeyPatch) -
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.livekit_url == "wss://lk.example.test"
     assert settings.livekit_http_url == "https://lk.example.test"
-    [turn] = settings.ice_servers()
-    assert turn.urls == ["turn:turn.example.test:3478"] and turn.credential == "pw"
+    [turn] = configured_ice_servers(settings)
+    assert turn == IceServer(("turn:turn.example.test:3478",), "livekit", "pw")
+    assert turn.relays
 
 
 def test_bad_values_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,5 +57,26 @@ def test_short_secrets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ice_servers_ignore_unrelated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERNAME", "leaked")
     monkeypatch.setenv("STUN_URLS", '["stun:a"]')
-    [stun] = Settings(_env_file=None).ice_servers()  # type: ignore[call-arg]
-    assert stun.username is None
+    [stun] = configured_ice_servers(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert stun.username is None and not stun.relays
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("STUN_URLS", '["stun:ok", "http://not-ice"]'), ("TURN_SERVER_URL", "turn.example.test:3478")],
+)
+def test_a_malformed_ice_url_names_its_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=f"{variable}: .*must start with stun:"):
+        configured_ice_servers(settings)
+
+
+def test_ice_servers_read_back_from_connection_info() -> None:
+    document = {"urls": ["turn:t:3478?transport=tcp"], "username": "u", "credential": "c"}
+    assert IceServer.from_json(document) == IceServer(("turn:t:3478?transport=tcp",), "u", "c")
+    for bad in [[], {"urls": "stun:a"}, {"urls": []}, {"urls": ["stun:a"], "username": 1}]:
+        with pytest.raises(ValueError, match="ICE server"):
+            IceServer.from_json(bad)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from talkplatform_agents.moderation import Invalid, MeetingSettings
+from talkplatform_agents.errors import Invalid
+from talkplatform_agents.moderation import MeetingSettings
 from talkplatform_agents.moderation.policy import Entry, admits_on_host_arrival, decide_entry
 
 

@@ -5,8 +5,10 @@ import datetime as dt
 import pytest
 from livekit import api
 
-from talkplatform_agents.lk import Credentials, Role, grants_for, mint_token
+from talkplatform_agents.lk import Credentials, grants_for, mint_token, permissions_document
+from talkplatform_agents.lk.grants import lobby_grants
 from talkplatform_agents.lk.naming import greenroom_room_name, validate_identity
+from talkplatform_agents.roles import Role
 
 CREDS = Credentials("key", "s" * 40)
 
@@ -18,6 +20,23 @@ def test_no_role_gets_admin_or_self_promotion(role: Role) -> None:
     assert grants.can_update_own_metadata is False
     assert grants.room == "meeting-x" and grants.room_join is True
     assert not grants.room_create and not grants.room_list and not grants.room_record
+
+
+def test_meeting_roles_share_their_grants_and_the_lobby_publishes_nothing() -> None:
+    """What the README's "grants per role" says: the same media for every meeting role (a
+    host's powers are the service's, not the token's); a waiting participant gets none."""
+    documents = {role: permissions_document(grants_for(role, "meeting-x")) for role in Role}
+    assert documents[Role.HOST] == documents[Role.COHOST] == documents[Role.PARTICIPANT]
+    assert documents[Role.PARTICIPANT]["canPublishSources"] == [
+        "camera",
+        "microphone",
+        "screen_share",
+        "screen_share_audio",
+    ]
+    lobby = permissions_document(lobby_grants("meeting-x-lobby"))
+    assert lobby["canPublish"] is False and lobby["canPublishSources"] == []
+    assert lobby["canSubscribe"] and lobby["canPublishData"]  # to hear from the hosts' bot
+    assert not lobby["roomAdmin"] and not lobby["canUpdateOwnMetadata"]
 
 
 def test_minted_token_verifies_with_role_name_and_ttl() -> None:

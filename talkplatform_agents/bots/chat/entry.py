@@ -5,26 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 
-from livekit import rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
-from talkplatform_agents.bots.chat.bot import ChatRelayBot
+from talkplatform_agents.bots.chat.bot import ChatRelayBot, ChatStore
 from talkplatform_agents.bots.chat.options import ChatOptions
-from talkplatform_agents.lk.naming import (
-    AGENT_NAME_ATTRIBUTE,
-    CHAT_AGENT_NAME,
-    RoomKind,
-    parse_room,
-)
+from talkplatform_agents.bots.election import ACTIVE_ATTRIBUTE, Election
+from talkplatform_agents.lk.naming import CHAT_AGENT_NAME, RoomKind, parse_room
 from talkplatform_agents.store import Database, MeetingRepository
-from talkplatform_agents.store.chat import ChatRepository
 
 __all__ = ["ACTIVE_ATTRIBUTE", "chat_entrypoint", "chat_prewarm"]
 
 logger = logging.getLogger(__name__)
 
-# Set by a chat bot once it relays, so a later duplicate knows to leave.
-ACTIVE_ATTRIBUTE = "tp.chat.active"
 _OPTIONS_KEY = "chat.options"
 _DATABASE_KEY = "chat.database_url"
 
@@ -62,7 +54,7 @@ async def chat_entrypoint(ctx: JobContext) -> None:
         # The meeting still gets a chat: with the worker's policy, and a log line saying why.
         logger.warning("[%s] %s; using the default chat policy", room_name, exc)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
-    bot = ChatRelayBot(ctx.room, meeting.id, ChatRepository(db), options)
+    bot = ChatRelayBot(ctx.room, meeting.id, ChatStore.of(db), options)
 
     async def cleanup() -> None:
         try:
@@ -83,40 +75,10 @@ async def chat_entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(cleanup)
 
-    active = False  # relaying, and saying so in the ACTIVE attribute
-
-    def check_duplicate(*_: object) -> None:
-        # The service re-dispatches a bot that seems missing, so a second chat bot may
-        # arrive, even long after the first: it yields to a running one, so the bot people
-        # are talking to stays. Two starting at once: the smaller identity stays.
-        if (other := _yield_to(ctx.room, active=active)) is not None:
-            logger.info("[%s] %s is already here; leaving", room_name, other)
-            ctx.shutdown("duplicate bot")
-
-    ctx.room.on("participant_connected", check_duplicate)
-    ctx.room.on("participant_attributes_changed", check_duplicate)
-    check_duplicate()
-    if not ctx.room.isconnected() or _yield_to(ctx.room, active=False) is not None:
+    # The service re-dispatches a bot that seems missing, so a second chat bot may arrive,
+    # even long after the first: of two, one stays, the one people talk to if any.
+    election = Election(ctx.room, CHAT_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
+    if not election.start() or not ctx.room.isconnected():
         return  # leaving already: never start relaying
     await bot.start()
-    active = True
-    try:
-        await ctx.room.local_participant.set_attributes({ACTIVE_ATTRIBUTE: "1"})
-    except Exception as exc:  # then only the identity rule tells duplicates apart
-        logger.warning("[%s] could not mark the chat bot active: %s", room_name, exc)
-
-
-def _yield_to(room: rtc.Room, *, active: bool) -> str | None:
-    """The other chat bot this one should leave the room to, if any."""
-    mine = room.local_participant.identity
-    others = [
-        p
-        for p in room.remote_participants.values()
-        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-        and p.attributes.get(AGENT_NAME_ATTRIBUTE) == CHAT_AGENT_NAME
-    ]
-    running = sorted(p.identity for p in others if p.attributes.get(ACTIVE_ATTRIBUTE) == "1")
-    if running and not active:
-        return running[0]
-    rivals = running if active else sorted(p.identity for p in others)
-    return rivals[0] if rivals and rivals[0] < mine else None
+    await election.mark_active()

@@ -19,15 +19,11 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
+from talkplatform_agents.bots.election import Election
 from talkplatform_agents.bots.moderator.rpc import register_rpc
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import waiting as proto
-from talkplatform_agents.lk.naming import (
-    AGENT_NAME_ATTRIBUTE,
-    WAITING_ROOM_AGENT_NAME,
-    RoomKind,
-    parse_room,
-)
+from talkplatform_agents.lk.naming import WAITING_ROOM_AGENT_NAME, RoomKind, parse_room
 from talkplatform_agents.lk.payloads import BadPayload, parse
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
@@ -172,34 +168,22 @@ async def moderator_entrypoint(ctx: JobContext) -> None:
         dt.timedelta(seconds=options.token_ttl_s),
     )
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
-    if _twin_here(ctx.room):
-        # The service re-dispatches a bot that seems missing; the later twin leaves.
-        logger.info("[%s] another moderator is here; leaving", ctx.room.name)
-        await server.aclose()
-        await db.aclose()
-        ctx.shutdown("duplicate bot")
-        return
+    # The service re-dispatches a bot that seems missing: of two moderators, one stays.
+    election = Election(ctx.room, WAITING_ROOM_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
     bot = ModeratorBot(ctx.room, ref.key, ref.kind, deps)
 
     async def cleanup() -> None:
+        election.close()
         await bot.stop()
         await server.aclose()
         await db.aclose()
 
     ctx.add_shutdown_callback(cleanup)
+    if not election.start() or not ctx.room.isconnected():
+        return  # leaving already: never greet or answer anyone
     await bot.start()
+    await election.mark_active()
 
 
 def _is_agent(participant: rtc.RemoteParticipant) -> bool:
     return participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-
-
-def _twin_here(room: rtc.Room) -> bool:
-    """Another moderator with a smaller identity: of two, exactly one stays."""
-    mine = room.local_participant.identity
-    return any(
-        _is_agent(p)
-        and p.attributes.get(AGENT_NAME_ATTRIBUTE) == WAITING_ROOM_AGENT_NAME
-        and p.identity < mine
-        for p in room.remote_participants.values()
-    )

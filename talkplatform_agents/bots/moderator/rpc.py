@@ -12,9 +12,10 @@ from typing import Any
 
 from livekit import rtc
 
+from talkplatform_agents.errors import ApiError
 from talkplatform_agents.lk import waiting as proto
 from talkplatform_agents.lk.payloads import BadPayload, dumps, parse
-from talkplatform_agents.moderation import HostControls, ModerationError, WaitingRoom
+from talkplatform_agents.moderation import HostControls, WaitingRoom
 
 __all__ = ["register_rpc"]
 
@@ -78,20 +79,20 @@ def _methods(door: WaitingRoom, controls: HostControls) -> dict[str, Handler]:
         return await controls.end(m, caller)
 
     return {
-        "waiting.list": queue,
-        "waiting.admit": admit,
-        "waiting.admit_all": admit_all,
-        "waiting.admit_many": admit_many,
-        "waiting.deny": deny,
-        "waiting.message": message,
-        "waiting.return": back,
-        "host.mute": mute,
-        "host.mute_all": mute_all,
-        "host.remove": remove,
-        "host.pass": pass_host,
-        "host.add_cohost": add_cohost,
-        "host.lock": lock,
-        "host.end": end,
+        proto.RPC_WAITING_LIST: queue,
+        proto.RPC_WAITING_ADMIT: admit,
+        proto.RPC_WAITING_ADMIT_ALL: admit_all,
+        proto.RPC_WAITING_ADMIT_MANY: admit_many,
+        proto.RPC_WAITING_DENY: deny,
+        proto.RPC_WAITING_MESSAGE: message,
+        proto.RPC_WAITING_RETURN: back,
+        proto.RPC_HOST_MUTE: mute,
+        proto.RPC_HOST_MUTE_ALL: mute_all,
+        proto.RPC_HOST_REMOVE: remove,
+        proto.RPC_HOST_PASS: pass_host,
+        proto.RPC_HOST_ADD_COHOST: add_cohost,
+        proto.RPC_HOST_LOCK: lock,
+        proto.RPC_HOST_END: end,
     }
 
 
@@ -115,7 +116,7 @@ def _answer(
             result = await handler(meeting_id, data.caller_identity, data.payload)
         except BadPayload as exc:
             raise rtc.RpcError(proto.RPC_ERROR_BASE + 400, f"invalid payload: {exc}") from exc
-        except ModerationError as exc:
+        except ApiError as exc:
             logger.info("[%s] %s by %s refused: %s", room, method, data.caller_identity, exc)
             raise rtc.RpcError(proto.RPC_ERROR_BASE + exc.status, exc.message) from exc
         except Exception as exc:

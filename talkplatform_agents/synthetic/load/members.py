@@ -14,11 +14,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from livekit import rtc
 
 from talkplatform_agents.lk.stats import inbound_streams
-from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGenerator
+from talkplatform_agents.synthetic.audio import ToneConfig
+from talkplatform_agents.synthetic.client import RoomClient, ticks
 from talkplatform_agents.synthetic.encoded import EncodedClip
 from talkplatform_agents.synthetic.load.frames import FrameProbe
 from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, LayerSwitch, ParticipantResult
@@ -26,7 +26,6 @@ from talkplatform_agents.synthetic.load.spec import Codec, Layout, MediaOptions
 from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog
 from talkplatform_agents.synthetic.screen import ScreenPattern
 from talkplatform_agents.synthetic.video import PatternGenerator
-from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["LoadMember", "LoadPublisher", "LoadSubscriber", "MemberPlan"]
 
@@ -38,7 +37,6 @@ _QUALITIES = {
     "medium": rtc.VideoQuality.VIDEO_QUALITY_MEDIUM,
     "high": rtc.VideoQuality.VIDEO_QUALITY_HIGH,
 }
-_AUDIO_FRAME_MS = 10
 _SETTLE_S = 1.5
 _RESEND_S = 4.0
 # Test media must keep its size: under CPU pressure libwebrtc would otherwise scale the
@@ -66,28 +64,25 @@ class LoadMember:
 
     def __init__(self, url: str, plan: MemberPlan, media: MediaOptions, timeout_s: float) -> None:
         self.url, self.plan, self.media = url, plan, media
-        self.room = rtc.Room()
+        self._client = RoomClient(plan.identity, self._task_failed)
+        self.room = self._client.room
         self.result = ParticipantResult(plan.identity, plan.room, plan.role)
         self._timeout_s = timeout_s
-        self._tasks = TaskSet(plan.identity, self._task_failed)
         self._joined_at = 0.0
         self._started = 0.0
-        self._running = False
 
     async def start(self) -> None:
         """Join and set up; raises on a failed join (never cancels one in flight)."""
         self._started = time.perf_counter()
-        await self.room.connect(
+        join_s = await self._client.join(
             self.url,
             self.plan.token,
-            rtc.RoomOptions(
-                auto_subscribe=self.plan.role == "subscriber", connect_timeout=self._timeout_s
-            ),
+            auto_subscribe=self.plan.role == "subscriber",
+            timeout_s=self._timeout_s,
         )
         self._joined_at = time.perf_counter()
-        self._running = True
         self.result.joined = True
-        self.result.join_ms = round((self._joined_at - self._started) * 1000, 2)
+        self.result.join_ms = round(join_s * 1000, 2)
         logger.info(
             "[%s/%s] joined in %.0f ms", self.plan.room, self.plan.identity, self.result.join_ms
         )
@@ -101,24 +96,19 @@ class LoadMember:
 
     async def stop(self) -> None:
         """Measure, cancel and await every task, then leave. Idempotent."""
-        if not self._running:
+        if not self._client.running:
             return
-        self._running = False
+        await self._client.leave(self._collect)
+        self.result.left_at = time.time()
+
+    async def _collect(self) -> None:
         try:
             await self.collect()
         except Exception as exc:
             self.result.errors.append(f"collecting results failed: {exc!r}")
-        await self._tasks.aclose()
-        self.result.left_at = time.time()
-        if self.room.isconnected():
-            with contextlib.suppress(Exception):
-                await self.room.disconnect()
 
     def spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
-        if not self._running:
-            coro.close()
-            return
-        self._tasks.spawn(coro, what)
+        self._client.spawn(coro, what)
 
     def _task_failed(self, what: str, exc: BaseException) -> None:
         logger.error("[%s/%s] %s failed: %r", self.plan.room, self.plan.identity, what, exc)
@@ -148,25 +138,16 @@ class LoadPublisher(LoadMember):
         else:
             await self._publish_camera()
         if media.audio:
-            source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=50)
-            track = rtc.LocalAudioTrack.create_audio_track("load-tone", source)
-            await self._publish(
-                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-            )
-            self.spawn(self._pump_audio(source), "audio")
+            await self._client.publish_tone("load-tone", ToneConfig(tag=self.plan.tag), self._log)
+            self.result.tracks_published += 1
         if self.plan.screen:
             await self._publish_screen()
 
-    async def _publish(self, track: rtc.LocalTrack, options: rtc.TrackPublishOptions) -> None:
-        await self.room.local_participant.publish_track(track, options)
-        self.result.tracks_published += 1
-
     async def _publish_camera(self) -> None:
         media = self.media
-        source = rtc.VideoSource(media.width, media.height)
-        track = rtc.LocalVideoTrack.create_video_track("load-camera", source)
-        await self._publish(
-            track,
+        await self._client.publish_frames(
+            "load-camera",
+            rtc.VideoSource(media.width, media.height),
             rtc.TrackPublishOptions(
                 source=rtc.TrackSource.SOURCE_CAMERA,
                 simulcast=media.simulcast,
@@ -176,16 +157,18 @@ class LoadPublisher(LoadMember):
                     max_bitrate=media.max_bitrate, max_framerate=media.fps
                 ),
             ),
+            PatternGenerator(media.width, media.height).frame,
+            media.fps,
+            what="camera",
+            on_frame=self._frame_sent,
         )
-        pattern = PatternGenerator(media.width, media.height)
-        self.spawn(self._pump_raw(source, pattern.frame, media.fps), "camera")
+        self.result.tracks_published += 1
 
     async def _publish_screen(self) -> None:
         media = self.media
-        source = rtc.VideoSource(media.screen_width, media.screen_height, is_screencast=True)
-        track = rtc.LocalVideoTrack.create_video_track("load-screen", source)
-        await self._publish(
-            track,
+        await self._client.publish_frames(
+            "load-screen",
+            rtc.VideoSource(media.screen_width, media.screen_height, is_screencast=True),
             rtc.TrackPublishOptions(
                 source=rtc.TrackSource.SOURCE_SCREENSHARE,
                 simulcast=False,  # one layer: subscribers must get the full resolution
@@ -195,14 +178,20 @@ class LoadPublisher(LoadMember):
                     max_bitrate=2_500_000, max_framerate=media.screen_fps
                 ),
             ),
+            ScreenPattern(media.screen_width, media.screen_height).frame,
+            media.screen_fps,
+            what="screen",
+            on_frame=self._frame_sent,
         )
-        page = ScreenPattern(media.screen_width, media.screen_height)
-        self.spawn(self._pump_raw(source, page.frame, media.screen_fps), "screen")
+        self.result.tracks_published += 1
+
+    def _frame_sent(self) -> None:
+        self.result.frames_sent += 1
 
     async def _publish_encoded(self, clip: EncodedClip) -> None:
         source = rtc.EncodedVideoSource(clip.width, clip.height)
         track = rtc.LocalVideoTrack.create_video_track("load-camera", source)
-        await self._publish(
+        await self.room.local_participant.publish_track(
             track,
             rtc.TrackPublishOptions(
                 source=rtc.TrackSource.SOURCE_CAMERA,
@@ -214,24 +203,13 @@ class LoadPublisher(LoadMember):
                 ),
             ),
         )
+        self.result.tracks_published += 1
         self.spawn(self._pump_encoded(source, clip), "camera")
-
-    async def _pump_raw(
-        self, source: rtc.VideoSource, draw: Callable[[int, int], np.ndarray], fps: int
-    ) -> None:
-        index = 0
-        async for now in _ticks(1 / fps):
-            image = draw(index, int(now * 1000))
-            height, width = image.shape[:2]
-            frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, image.tobytes())
-            source.capture_frame(frame, timestamp_us=int(now * 1e6))
-            index += 1
-            self.result.frames_sent += 1
 
     async def _pump_encoded(self, source: rtc.EncodedVideoSource, clip: EncodedClip) -> None:
         codec = _CODECS[Codec(clip.codec)]
         index = 0
-        async for now in _ticks(1 / clip.fps):
+        async for now in ticks(1 / clip.fps):
             i = index % len(clip.frames)
             frame = clip.frames[i]
             data, key = frame.data, frame.keyframe
@@ -248,19 +226,6 @@ class LoadPublisher(LoadMember):
             )
             index += 1
             self.result.frames_sent += 1
-
-    async def _pump_audio(self, source: rtc.AudioSource) -> None:
-        tone = ToneConfig(tag=self.plan.tag)
-        generator = ToneGenerator(tone)
-        per_frame = SAMPLE_RATE * _AUDIO_FRAME_MS // 1000
-        async for now in _ticks(_AUDIO_FRAME_MS / 1000):
-            if source.queued_duration > 0.03:
-                continue  # after a stall, drain rather than carry the backlog as latency
-            chunk, starts = generator.next_chunk(per_frame)
-            for seq, _pos in starts:
-                self._log.record(tone.tag, seq, now + source.queued_duration)
-            pcm = np.clip(chunk * 32767, -32768, 32767).astype("<i2").tobytes()
-            await source.capture_frame(rtc.AudioFrame(pcm, SAMPLE_RATE, 1, per_frame))
 
 
 class LoadSubscriber(LoadMember):
@@ -451,18 +416,3 @@ async def _wait_for(
             except TimeoutError:
                 if resend is not None:
                     resend()
-
-
-async def _ticks(period: float) -> Any:
-    """Yield the wall time on a fixed real-time grid; after a stall, skip ahead instead of
-    bursting (a camera never sends a backlog)."""
-    loop = asyncio.get_running_loop()
-    next_at = loop.time()
-    while True:
-        yield time.time()
-        next_at += period
-        delay = next_at - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif delay < -0.2:
-            next_at = loop.time()

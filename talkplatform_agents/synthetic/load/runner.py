@@ -23,8 +23,9 @@ from typing import Any
 import httpx
 from livekit import api
 
-from talkplatform_agents.lk.grants import Role
+from talkplatform_agents.errors import TalkPlatformError
 from talkplatform_agents.lk.tokens import Credentials, mint_token
+from talkplatform_agents.roles import Role
 from talkplatform_agents.synthetic.encoded import EncodedClip, encode_pattern_clip
 from talkplatform_agents.synthetic.load.members import MemberPlan
 from talkplatform_agents.synthetic.load.report import (
@@ -138,7 +139,7 @@ async def preflight(
 TokenIssuer = Callable[[int, str], tuple[str, str]]
 
 
-class TokenIssueError(Exception):
+class TokenIssueError(TalkPlatformError):
     """A token could not be had; the message says from where and why."""
 
 

@@ -25,6 +25,7 @@ from talkplatform_agents.synthetic.load.members import (
 )
 from talkplatform_agents.synthetic.load.spec import MediaOptions
 from talkplatform_agents.synthetic.probes import MarkerLog
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["WorkerPlan", "worker_main"]
 
@@ -80,15 +81,18 @@ async def _run(plan: WorkerPlan, queue: Queue[Any], go: Event, stop: Event, star
         await _released(stop)
         loop.call_soon_threadsafe(stopping.set)
 
-    watcher = asyncio.create_task(watch_stop())
+    watchers = TaskSet(f"w{plan.worker}")
+    watchers.spawn(watch_stop(), "stop-watcher")
     log = MarkerLog()
     try:
         async with asyncio.TaskGroup() as group:
             for member in plan.members:
                 group.create_task(_one(plan, member, queue, log, t0, end_at, stopping))
     finally:
-        stop.set()  # releases the watcher's thread when the run ended on its own
-        await watcher
+        # Cancelling the watcher leaves its thread blocked in ``stop.wait``: setting the
+        # event releases it when the run ended on its own.
+        stop.set()
+        await watchers.aclose()
 
 
 async def _sleep_until(at: float, stopping: asyncio.Event) -> bool:

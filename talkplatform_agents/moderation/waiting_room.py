@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from livekit import api
 
+from talkplatform_agents.errors import Conflict, Forbidden, NotFound
 from talkplatform_agents.lk.naming import lobby_room_name, meeting_room_name
 from talkplatform_agents.lk.tokens import MintedToken
 from talkplatform_agents.moderation.deps import ModerationDeps
-from talkplatform_agents.moderation.errors import Conflict, Forbidden, NotFound
 from talkplatform_agents.moderation.notify import Notifier, entry_document
 from talkplatform_agents.moderation.policy import (
     Entry,
@@ -21,12 +21,8 @@ from talkplatform_agents.moderation.policy import (
     admits_on_host_arrival,
     decide_entry,
 )
-from talkplatform_agents.store import (
-    MODERATOR_ROLES,
-    WaitingStats,
-    WaitingStatus,
-    WaitingView,
-)
+from talkplatform_agents.roles import MODERATOR_ROLES
+from talkplatform_agents.store import WaitingStats, WaitingStatus, WaitingView
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["EntryGranted", "WaitingRoom"]

@@ -1,0 +1,84 @@
+"""The package's error tree. Every exception the package raises on purpose derives from
+``TalkPlatformError``, so a caller can tell "ours, with a readable message" from a bug.
+
+``ApiError`` and its subclasses are the failures a caller of the platform's API sees: each
+carries its HTTP status, a machine code, a message and context. The service answers them
+as ``{"error": {"code", "message", ...context}}`` with that status (one handler,
+``service/error_handlers.py``); the moderator bot answers the same errors to an RPC with
+the status plus 2000 (``lk/waiting.py``). So REST and RPC say the same thing.
+
+This module imports nothing from the package: every layer, the store included, may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ApiError",
+    "BadGateway",
+    "Conflict",
+    "Forbidden",
+    "Gone",
+    "Invalid",
+    "NotFound",
+    "TalkPlatformError",
+    "Unauthorized",
+    "Unavailable",
+]
+
+
+class TalkPlatformError(Exception):
+    """The root of the package's own errors."""
+
+
+class ApiError(TalkPlatformError):
+    """A request that cannot be done, and why, as an API caller should see it."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.context}}
+
+
+class Invalid(ApiError):
+    status, code = 400, "invalid_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class Gone(ApiError):
+    status, code = 410, "gone"
+
+
+class Unavailable(ApiError):
+    """Something the request needs (the database, livekit-server) cannot be reached now; the
+    same request may succeed later."""
+
+    status, code = 503, "unavailable"
+
+
+class BadGateway(ApiError):
+    """A server the request needs (livekit-server) answered with an error of its own."""
+
+    status, code = 502, "bad_gateway"

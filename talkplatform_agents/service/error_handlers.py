@@ -1,0 +1,78 @@
+"""Every failure of a request as JSON: ``{"error": {"code": ..., "message": ..., ...}}``.
+
+One handler for the package's ``ApiError`` tree (``talkplatform_agents.errors``), which the
+store, moderation and the routes raise; livekit-server's failures are translated into the
+same tree here, where the service meets them. What is left is a bug: a logged 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from livekit import api
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from talkplatform_agents.errors import ApiError, BadGateway, Unauthorized, Unavailable
+
+__all__ = ["install_error_handlers"]
+
+logger = logging.getLogger(__name__)
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _as_api_error(exc: Exception) -> ApiError | None:
+    """The failure as the API tells it; None for a bug."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, api.TwirpError):  # the server API's answer to the service
+        return BadGateway(f"livekit-server refused: {exc.code}: {exc.message}")
+    if isinstance(exc, aiohttp.ClientError):  # the server API's transport
+        return Unavailable(f"livekit-server is unreachable: {type(exc).__name__}")
+    if isinstance(exc, TimeoutError):
+        return Unavailable("a server this request needs did not answer in time")
+    return None
+
+
+async def _error(request: Request, exc: Exception) -> JSONResponse:
+    error = _as_api_error(exc)
+    if error is None:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path,
+                         exc_info=exc)  # fmt: skip
+        return _json(500, {"error": {"code": "internal", "message": "internal server error"}})
+    if error.status >= 500:
+        logger.warning("%s %s: %s", request.method, request.url.path, error.message)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    return _json(error.status, error.body(), headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    error = {"code": "invalid_request", "message": "request is invalid", "details": details}
+    return _json(422, {"error": error})
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _json(exc.status_code, {"error": {"code": code, "message": str(exc.detail)}})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    # The framework's own refusals (a body that does not validate, no such route) get the
+    # same body shape; everything else goes through the one handler.
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for kind in (ApiError, api.TwirpError, aiohttp.ClientError, TimeoutError, Exception):
+        app.add_exception_handler(kind, _error)

@@ -1,0 +1,113 @@
+"""The service's error contract across every route: a login everywhere but where the design
+says otherwise, and a JSON error body with a clear status when the database or
+livekit-server is down, never a 500."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from talkplatform_agents.config import Settings
+from talkplatform_agents.service import create_app
+
+Auth = Callable[..., dict[str, str]]
+
+# Public by design: health for load balancers, the webhook (livekit-server signs it;
+# test_token_service checks the signature), and FastAPI's own API documentation.
+_PUBLIC = {
+    "/healthz",
+    "/api/v1/livekit/webhook",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
+
+
+def _routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) the app serves, with its path parameters filled in."""
+    found: list[tuple[str, str]] = []
+    for route in iter_route_contexts(app.routes):
+        if route.path is None or route.path in _PUBLIC:
+            continue
+        path = re.sub(r"\{[^}]+\}", "x1", route.path)
+        found += [(method, path) for method in sorted(route.methods or ()) if method != "HEAD"]
+    return found
+
+
+async def test_every_route_but_the_public_ones_needs_a_login(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    routes = _routes(create_app(settings))
+    # One route of each router: the list is the whole API, not one that lost a router.
+    assert {("POST", "/api/v1/livekit/token"), ("POST", "/api/v1/meetings/x1/end")} <= set(routes)
+    assert ("GET", "/api/v1/meetings/x1/chat") in routes
+    for method, path in routes:
+        reply = await client.request(method, path)
+        assert reply.status_code == 401, (method, path, reply.text)
+        assert reply.json()["error"]["code"] == "unauthorized"
+        assert reply.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.fixture
+async def database_down(settings: Settings, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The service with a database it cannot open."""
+    unreachable = f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"
+    app = create_app(settings.model_copy(update={"database_url": unreachable}))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://service.test") as http,
+    ):
+        yield http
+
+
+async def test_healthz_is_503_with_the_database_down(database_down: httpx.AsyncClient) -> None:
+    reply = await database_down.get("/healthz")
+    assert reply.status_code == 503
+    assert reply.json() == {"status": "unavailable", "database": "unreachable"}
+
+
+async def test_a_database_outage_is_a_503_with_the_error_body(
+    database_down: httpx.AsyncClient, auth: Auth
+) -> None:
+    for method, path, body in [
+        ("POST", "/api/v1/meetings", {"title": "t"}),
+        ("GET", "/api/v1/meetings/m1", None),
+        ("POST", "/api/v1/livekit/token", {"meetingId": "m1"}),
+        ("GET", "/api/v1/meetings/m1/waiting-room", None),
+        ("GET", "/api/v1/meetings/m1/chat", None),
+    ]:
+        reply = await database_down.request(method, path, json=body, headers=auth())
+        assert reply.status_code == 503, (path, reply.text)
+        error = reply.json()["error"]
+        assert error["code"] == "unavailable"
+        assert "database is unavailable" in error["message"]
+
+
+async def test_livekit_unreachable_is_a_503_with_the_error_body(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """The test service's livekit-server URL has nothing listening."""
+    created = await client.post(
+        "/api/v1/meetings",
+        json={"title": "t", "settings": {"join_before_host": False}},
+        headers=auth("alice"),
+    )
+    mid = created.json()["id"]
+    for user, path, body in [
+        ("alice", f"/api/v1/meetings/{mid}/participants/g1/mute", None),
+        ("alice", f"/api/v1/meetings/{mid}/mute-all", None),
+        ("guest", "/api/v1/livekit/token", {"meetingId": mid}),  # is a host in the room?
+    ]:
+        reply = await client.post(path, json=body, headers=auth(user))
+        assert reply.status_code == 503, (path, reply.text)
+        error = reply.json()["error"]
+        assert error["code"] == "unavailable"
+        assert "livekit-server is unreachable" in error["message"]
