@@ -18,8 +18,9 @@ RPC methods (on the bot; payload and response are JSON):
   2 s window; ``network_summary`` has, for each of those four figures, ``{"min", "avg",
   "max", "samples"}`` over every 2 s sample since the bot joined (``null``s and 0 samples
   for a figure not yet measured). See ``bots.greenroom.analysis.build_report``.
-The bot calls ``greenroom.ping`` on the user to time the round trip; any answer, even
-"unsupported method", counts, so frontends need not implement it.
+The bot answers these once it has published its audio track (``echo``); a call before then
+may get "unsupported method". The bot calls ``greenroom.ping`` on the user to time the round
+trip; any answer, even "unsupported method", counts, so frontends need not implement it.
 
 Malformed payloads get ``RpcError`` 2400 (invalid payload) with a readable message; 2403 is
 a caller other than the room's user, 2503 a feature that is unavailable (no blur model).

@@ -11,8 +11,9 @@ from livekit import api as lkapi
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant, ToneConfig
+from talkplatform_agents.synthetic.probes import ReceivedMarker
 
-from .conftest import post_json
+from .conftest import post_json, until
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +34,12 @@ async def test_participant_hears_its_own_tone_through_the_echo_bot(
             probe = await participant.wait_for_audio_marker(tag=13)
         bot = participant.room.remote_participants[probe.sender]
         assert bot.kind == lkapi.ParticipantInfo.Kind.AGENT  # the echo came from the bot
-        await asyncio.sleep(3)  # a few more markers
 
-        echoed = [m for m in probe.markers if m.tag == 13]
-        assert len(echoed) >= 4
+        def a_few_echoed() -> list[ReceivedMarker] | None:
+            echoed = [m for m in probe.markers if m.tag == 13]
+            return echoed if len(echoed) >= 4 else None
+
+        echoed = await until(a_few_echoed, timeout_s=30)
         seqs = [m.seq for m in echoed]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         rtts = probe.latencies_ms(tag=13)
@@ -55,12 +58,14 @@ async def test_participant_hears_its_own_tone_through_the_echo_bot(
     )
     try:
 
-        async def room_names() -> set[str]:
-            reply = await room_api.room.list_rooms(lkapi.ListRoomsRequest())
-            return {room.name for room in reply.rooms}
+        async def room_exists() -> bool:
+            reply = await room_api.room.list_rooms(lkapi.ListRoomsRequest(names=["greenroom-erin"]))
+            return bool(reply.rooms)
 
-        async with asyncio.timeout(8):
-            while "greenroom-erin" in await room_names():  # noqa: ASYNC110 (server state)
+        # Until the room is gone. A generous bound, yet below the server's own 20 s: the room
+        # must not merely have timed out.
+        async with asyncio.timeout(15):
+            while await room_exists():  # noqa: ASYNC110 (server state: nothing to await)
                 await asyncio.sleep(0.2)
     finally:
         await room_api.aclose()

@@ -37,10 +37,13 @@ def test_mic_level_is_average_power() -> None:
     assert summary["rms_dbfs"] == pytest.approx(-20 - 10 * math.log10(2), abs=0.1)
 
 
-def _camera(frames: list[np.ndarray], fps: float = 15) -> dict[str, object]:
+def _camera(frames: list[np.ndarray], fps: float = 15, every: int = 1) -> dict[str, object]:
+    """Every frame arrives; every ``every``-th is sampled, as the bot's worker does."""
     camera = CameraCheck()
     for i, frame in enumerate(frames):
-        camera.add(i / fps, frame.astype(np.float32), 320, 180)
+        camera.frame(i / fps, 320, 180)
+        if i % every == 0:
+            camera.sample(i / fps, frame.astype(np.float32))
     return camera.summary((len(frames) - 1) / fps)
 
 
@@ -53,9 +56,25 @@ def test_camera_black_frozen_ok_and_stalled() -> None:
     assert _camera(still)["status"] == "frozen"
     assert _camera(black)["status"] == "black"
     camera = CameraCheck()
-    camera.add(0.0, moving[0].astype(np.float32), 320, 180)
+    camera.frame(0.0, 320, 180)
+    camera.sample(0.0, moving[0].astype(np.float32))
     assert camera.summary(10.0)["status"] == "frozen"  # frames stopped coming
     assert CameraCheck().summary(10.0)["status"] == "no_video"
+
+
+def test_camera_rate_counts_every_frame_while_a_few_are_sampled() -> None:
+    rng = np.random.default_rng(1)
+    moving = [rng.uniform(0, 255, (18, 32)) for _ in range(30)]
+    still = [moving[0]] * 30
+    black = [np.full((18, 32), 5.0)] * 30
+    assert _camera(moving, every=5) == {"status": "ok", "width": 320, "height": 180, "fps": 15.0}
+    assert _camera(still, every=5)["status"] == "frozen"
+    assert _camera(black, every=5)["status"] == "black"
+    # Frames arrive but none has been sampled yet: nothing says the camera is broken.
+    camera = CameraCheck()
+    for i in range(10):
+        camera.frame(i / 15, 320, 180)
+    assert camera.summary(9 / 15)["status"] == "ok"
 
 
 @pytest.mark.parametrize(

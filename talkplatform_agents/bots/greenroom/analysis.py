@@ -67,31 +67,41 @@ class MicCheck:
 
 @dataclass
 class CameraCheck:
-    _frames: deque[tuple[float, float, float]] = field(default_factory=deque)  # t, luma, diff
+    """Every frame counts towards the rate; sampled thumbnails (a few a second suffice)
+    tell a black or frozen camera from a working one."""
+
+    _arrivals: deque[float] = field(default_factory=deque)
+    _samples: deque[tuple[float, float, float]] = field(default_factory=deque)  # t, luma, diff
     _previous: npt.NDArray[np.float32] | None = None
     _first_at: float | None = None
     width: int = 0
     height: int = 0
 
-    def add(self, at: float, thumbnail: npt.NDArray[np.float32], width: int, height: int) -> None:
-        """``thumbnail``: a small grayscale copy of the frame (any fixed size)."""
+    def frame(self, at: float, width: int, height: int) -> None:
+        """A frame arrived (cheap: called for each one)."""
+        if self._first_at is None:
+            self._first_at = at
+        self.width, self.height = width, height
+        self._arrivals.append(at)
+        while self._arrivals and self._arrivals[0] < at - WINDOW_S:
+            self._arrivals.popleft()
+
+    def sample(self, at: float, thumbnail: npt.NDArray[np.float32]) -> None:
+        """``thumbnail``: a small full-range luma copy (0-255) of a frame, any fixed size."""
         diff = (
             float(np.mean(np.abs(thumbnail - self._previous)))
             if self._previous is not None and self._previous.shape == thumbnail.shape
             else math.inf
         )
         self._previous = thumbnail
-        if self._first_at is None:
-            self._first_at = at
-        self.width, self.height = width, height
-        self._frames.append((at, float(thumbnail.mean()), diff))
-        while self._frames and self._frames[0][0] < at - WINDOW_S:
-            self._frames.popleft()
+        self._samples.append((at, float(thumbnail.mean()), diff))
+        while self._samples and self._samples[0][0] < at - WINDOW_S:
+            self._samples.popleft()
 
     def summary(self, now: float) -> dict[str, Any]:
-        recent = [f for f in self._frames if f[0] >= now - WINDOW_S]
+        recent = [t for t in self._arrivals if t >= now - WINDOW_S]
         if not recent:
-            status = "frozen" if self._previous is not None else "no_video"
+            status = "frozen" if self._first_at is not None else "no_video"
             return {"status": status, "width": self.width, "height": self.height, "fps": 0.0}
         fps = len(recent) / WINDOW_S
         if self._first_at is not None and self._first_at > now - WINDOW_S:
@@ -99,9 +109,10 @@ class CameraCheck:
             # not running at half its rate. Count frame intervals over the time it has sent.
             sent_for = now - self._first_at
             fps = (len(recent) - 1) / sent_for if sent_for > 0 else 0.0
-        if max(luma for _, luma, _ in recent) < BLACK_LUMA:
+        samples = [s for s in self._samples if s[0] >= now - WINDOW_S]
+        if samples and max(luma for _, luma, _ in samples) < BLACK_LUMA:
             status = "black"
-        elif len(recent) >= 3 and max(diff for _, _, diff in recent[1:]) < FROZEN_DIFF:
+        elif len(samples) >= 3 and max(diff for _, _, diff in samples[1:]) < FROZEN_DIFF:
             status = "frozen"
         else:
             status = "ok"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -15,6 +14,7 @@ import numpy as np
 from livekit import rtc
 
 from talkplatform_agents.dsp import level_dbfs
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["SAMPLE_RATE", "AudioLoop", "LevelMeter"]
 
@@ -69,6 +69,7 @@ class AudioLoop:
         self.dropped_frames = 0
         self._recording: list[rtc.AudioFrame] = []
         self._recorded_s = 0.0
+        self._tasks = TaskSet(tag)  # the player; stop() cancels and awaits it
         self._player: asyncio.Task[None] | None = None
         self._generation = 0  # bumped by every mode change; a stale player stops
 
@@ -79,7 +80,7 @@ class AudioLoop:
         self._generation += 1
         player, self._player = self._player, None
         if player is not None:
-            await player
+            await asyncio.wait([player])  # it ends, fails or was cancelled: all the same here
         self.mode, self.seconds = mode, seconds
         self._recording.clear()
         self._recorded_s = 0.0
@@ -101,10 +102,9 @@ class AudioLoop:
             await stream.aclose()
 
     async def stop(self) -> None:
-        player = self._cancel_player()
-        if player is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await player
+        """Cancel a playback and wait for it to end. Idempotent."""
+        self._player = None
+        await self._tasks.aclose()
 
     async def _echo(self, frame: rtc.AudioFrame) -> None:
         if self._source.queued_duration > MAX_BACKLOG_S:
@@ -119,9 +119,7 @@ class AudioLoop:
             recording, self._recording = self._recording, []
             self._recorded_s = 0.0
             self._set_phase("playing")
-            self._player = asyncio.create_task(
-                self._play(recording, self._generation), name=f"{self._tag}:play"
-            )
+            self._player = self._tasks.spawn(self._play(recording, self._generation), "play")
 
     async def _play(self, recording: list[rtc.AudioFrame], generation: int) -> None:
         started = time.monotonic()
@@ -138,11 +136,10 @@ class AudioLoop:
         if self.mode == "playback":
             self._set_phase("recording")
 
-    def _cancel_player(self) -> asyncio.Task[None] | None:
+    def _cancel_player(self) -> None:
         player, self._player = self._player, None
-        if player is not None and not player.done():
+        if player is not None:
             player.cancel()
-        return player
 
     def _set_phase(self, phase: Phase) -> None:
         if phase != self.phase:

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from talkplatform_agents.errors import TalkPlatformError
+
 __all__ = ["MODEL_SHA256", "BlurUnavailable", "Segmenter", "blur_background"]
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ Image = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.float32]
 
 
-class BlurUnavailable(RuntimeError):
+class BlurUnavailable(TalkPlatformError, RuntimeError):
     """The segmentation model is missing or unreadable; the message says which file."""
 
 

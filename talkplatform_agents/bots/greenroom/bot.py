@@ -10,22 +10,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from livekit import api, rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
+from talkplatform_agents.bots.election import Election
 from talkplatform_agents.bots.greenroom import analysis
 from talkplatform_agents.bots.greenroom.audio import SAMPLE_RATE, AudioLoop, LevelMeter, Phase
 from talkplatform_agents.bots.greenroom.blur import BlurUnavailable
-from talkplatform_agents.bots.greenroom.video import VideoLoop
+from talkplatform_agents.bots.greenroom.video import BlurPacing, VideoLoop
 from talkplatform_agents.dsp import level_dbfs
 from talkplatform_agents.lk import greenroom as proto
+from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
 from talkplatform_agents.lk.quality import NetworkHistory
 from talkplatform_agents.lk.stats import InboundSummary, inbound_streams, rates
+from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["GreenRoomBot", "GreenRoomOptions", "greenroom_entrypoint", "greenroom_prewarm"]
 
@@ -44,6 +48,7 @@ _NOT_ECHOED = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREEN
 @dataclass(frozen=True)
 class GreenRoomOptions:
     segmentation_model: Path = Path("models/selfie_segmentation.tflite")
+    blur_pacing: BlurPacing = field(default_factory=BlurPacing)
 
 
 class GreenRoomBot:
@@ -60,11 +65,12 @@ class GreenRoomBot:
         # camera.
         self._camera_fps: float | None = None
         self._audio = AudioLoop(self._source, self._on_mic_frame, self._on_phase, room.name)
-        self._video = VideoLoop(room, self._camera, options.segmentation_model, room.name)
+        self._video = VideoLoop(
+            room, self._camera, options.segmentation_model, room.name, options.blur_pacing
+        )
+        # The periodic work, the media loops and data in flight: stop() ends them all.
+        self._tasks = TaskSet(room.name)
         self._media: dict[str, asyncio.Task[None]] = {}  # per media kind: the loop reading it
-        self._runner: asyncio.Task[None] | None = None
-        self._sends: set[asyncio.Task[None]] = set()  # data in flight, awaited by stop()
-        self._retired: set[asyncio.Task[None]] = set()  # replaced media loops, ending
 
     @property
     def tag(self) -> str:
@@ -79,26 +85,27 @@ class GreenRoomBot:
         return None
 
     async def start(self) -> None:
-        track = rtc.LocalAudioTrack.create_audio_track("echo", self._source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await self._room.local_participant.publish_track(track, options)
+        # RPCs first: the protocol promises that once the echo track is published, the bot
+        # answers them (a call in between would get "unsupported method").
         local = self._room.local_participant
         local.register_rpc_method(proto.RPC_SET_AUDIO_MODE, self._rpc_set_audio_mode)
         local.register_rpc_method(proto.RPC_SET_BLUR, self._rpc_set_blur)
         local.register_rpc_method(proto.RPC_GET_REPORT, self._rpc_get_report)
+        track = rtc.LocalAudioTrack.create_audio_track("echo", self._source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await local.publish_track(track, options)
         self._room.on("track_subscribed", self._on_track_subscribed)
         for participant in self._room.remote_participants.values():
             for publication in participant.track_publications.values():
                 if publication.track is not None:
                     self._on_track_subscribed(publication.track, publication, participant)
-        self._runner = asyncio.create_task(self._run_periodic(), name=f"{self.tag}:periodic")
+        self._tasks.spawn(self._run_periodic(), "periodic")
         logger.info("[%s] green-room bot ready", self.tag)
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._runner, *self._media.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, *self._sends, *self._retired, return_exceptions=True)
+        """Cancel and await every task of the bot, then close its audio. Idempotent."""
+        self._media.clear()
+        await self._tasks.aclose()
         await self._audio.stop()
         if self._audio.dropped_frames:
             logger.info("[%s] dropped %d late frames", self.tag, self._audio.dropped_frames)
@@ -135,14 +142,16 @@ class GreenRoomBot:
             kind = "video"
         else:
             return
-        # The newest track of a kind replaces the previous one (a device switch).
+        # The newest track of a kind replaces the previous one (a device switch); the task
+        # set still owns the old loop until it has ended.
         previous = self._media.pop(kind, None)
         if previous is not None:
             previous.cancel()
-            self._retired.add(previous)  # stop() awaits it
-            previous.add_done_callback(self._retired.discard)
+        task = self._tasks.spawn(loop, kind)
+        if task is None:
+            return  # stopping
         logger.info("[%s] looping %s %s back", self.tag, participant.identity, kind)
-        self._media[kind] = asyncio.create_task(loop, name=f"{self.tag}:{kind}")
+        self._media[kind] = task
 
     def _on_mic_frame(self, samples: np.ndarray) -> None:
         self._meter.feed(samples)
@@ -228,9 +237,7 @@ class GreenRoomBot:
                     payload, reliable=reliable, destination_identities=[user], topic=topic
                 )
 
-        task = asyncio.create_task(send(), name=f"{self.tag}:send:{topic}")
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
+        self._tasks.spawn(send(), f"send:{topic}")
 
     # -- RPC -----------------------------------------------------------------------------
 
@@ -290,6 +297,10 @@ def greenroom_prewarm(proc: JobProcess, options: GreenRoomOptions) -> None:
 
 
 async def greenroom_entrypoint(ctx: JobContext) -> None:
+    # OpenCV's default pool (a thread per core, which spin while waiting for work) would
+    # take both cores of a small machine from the event loop that answers the user's RPCs.
+    # Blur runs on a worker thread of its own, paced by its cost: one OpenCV thread is all.
+    cv2.setNumThreads(1)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
     options = ctx.proc.userdata.get(_OPTIONS_KEY, GreenRoomOptions())
     bot = GreenRoomBot(ctx.room, options)
@@ -305,7 +316,7 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(cleanup)
 
-    timers: list[asyncio.Task[None]] = []  # pending closes, cancelled at shutdown
+    timers = TaskSet(ctx.room.name)  # pending closes, cancelled at shutdown
 
     async def close_if_alone_after(delay_s: float, reason: str) -> None:
         # A reconnect, a second tab or the preflight's next session brings the user back
@@ -318,46 +329,21 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
             ctx.shutdown(reason)
 
     def start_timer(delay_s: float, reason: str) -> None:
-        timers[:] = [t for t in timers if not t.done()]
-        timers.append(asyncio.create_task(close_if_alone_after(delay_s, reason)))
+        timers.spawn(close_if_alone_after(delay_s, reason), "close-if-alone")
 
     def on_participant_left(participant: rtc.RemoteParticipant) -> None:
         if participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and bot.user is None:
             start_timer(_LEFT_GRACE_S, f"{participant.identity} left")
 
-    async def cancel_timers() -> None:
-        for task in timers:
-            await _cancel(task)
-
-    ctx.add_shutdown_callback(cancel_timers)
-
-    def check_duplicate(_: rtc.RemoteParticipant | None = None) -> None:
-        # The service re-dispatches a bot that seems missing; should two arrive, the one
-        # with the larger identity leaves, so exactly one stays.
-        if (other := _earlier_bot(ctx.room)) is not None:
-            logger.info("[%s] %s is already here; leaving", ctx.room.name, other)
-            ctx.shutdown("duplicate bot")
+    ctx.add_shutdown_callback(timers.aclose)
 
     ctx.room.on("participant_disconnected", on_participant_left)
-    ctx.room.on("participant_connected", check_duplicate)
-    check_duplicate()
+    # The service re-dispatches a bot that seems missing: of two, one stays.
+    election = Election(ctx.room, ECHO_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
+    if not election.start() or not ctx.room.isconnected():
+        return  # leaving already: never echo
     await bot.start()
+    await election.mark_active()
     if bot.user is None:
         # Dispatched into a room whose user has already gone: do not wait forever.
         start_timer(_NOBODY_CAME_S, "nobody came")
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def _earlier_bot(room: rtc.Room) -> str | None:
-    mine = room.local_participant.identity
-    agents = sorted(
-        p.identity
-        for p in room.remote_participants.values()
-        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-    )
-    return agents[0] if agents and agents[0] < mine else None
