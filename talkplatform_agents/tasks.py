@@ -50,10 +50,6 @@ class TaskSet:
     def _log(self, what: str, exc: BaseException) -> None:
         logger.error("[%s] task %s failed", self._name, what, exc_info=exc)
 
-    @property
-    def name(self) -> str:
-        return self._name
-
     def __len__(self) -> int:
         return len(self._tasks)
 

@@ -8,6 +8,8 @@ every child process inherit it. A run that selects no integration tests skips th
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from talkplatform_agents.harness.stack import ensure_livekit_server
 
 _NAMESPACE = pytest.StashKey[NetNamespace | None]()
 _REASON = pytest.StashKey[str | None]()
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 def _wants_integration(config: pytest.Config) -> bool:
@@ -42,10 +45,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_NAMESPACE] = namespace
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     namespace = config.stash.get(_NAMESPACE, None)
-    if namespace is not None:
-        namespace.destroy()
+    if namespace is None:
+        return
+    namespace.destroy()
+    # Every test has reported by now. The LiveKit SDK's native runtime can panic while the
+    # interpreter finalises ("panic in a function that cannot unwind", seen on a loaded
+    # machine), which would turn a green run red; leave with pytest's own status instead.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(config.stash.get(_EXIT_STATUS, 1))
 
 
 @pytest.fixture(scope="session")

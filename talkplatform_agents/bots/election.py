@@ -22,15 +22,13 @@ from collections.abc import Callable, Mapping
 
 from livekit import rtc
 
-from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE
+from talkplatform_agents.lk.naming import ACTIVE_ATTRIBUTE, AGENT_NAME_ATTRIBUTE
 
-__all__ = ["ACTIVE_ATTRIBUTE", "Election", "yield_to"]
+__all__ = ["Election", "yield_to"]
 
 logger = logging.getLogger(__name__)
 
-# Set to "1" by a bot once it serves its room: a later duplicate yields to it.
-ACTIVE_ATTRIBUTE = "tp.bot.active"
-_ACTIVE = "1"
+_ACTIVE = "1"  # the value of ACTIVE_ATTRIBUTE on a bot that serves its room
 
 
 def yield_to(
@@ -83,14 +81,23 @@ class Election:
         once the bot has started; a bot that yielded meanwhile stays silent."""
         if self.yielded:
             return
-        # Active from now on in this bot's own decisions, even before the others see it.
+        # Active in this bot's own decisions while the others learn it: a rival arriving
+        # meanwhile must not make it yield.
         self._active = True
         try:
             await self._room.local_participant.set_attributes({ACTIVE_ATTRIBUTE: _ACTIVE})
-        except Exception as exc:  # then only the identity rule tells duplicates apart
+        except Exception as exc:
+            # The others never saw it active: were it to keep counting itself active, it
+            # and a not-yet-active rival with a smaller identity would both stay. Back to
+            # the identity rule, decided again now.
+            self._active = False
             logger.warning(
-                "[%s] could not mark the %s bot active: %r", self._room.name, self._agent_name, exc
+                "[%s] could not mark the %s bot active (%r); deciding by identity",
+                self._room.name,
+                self._agent_name,
+                exc,
             )
+            self._check()
 
     def close(self) -> None:
         """Stop watching the room. Idempotent."""

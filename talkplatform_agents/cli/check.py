@@ -64,12 +64,13 @@ async def _from_api(target: CheckTarget) -> PreflightOptions:
     async with httpx.AsyncClient(base_url=target.api_url, timeout=10, headers=headers) as http:
         grant = await http.post("/api/v1/greenroom/token")
         grant.raise_for_status()
-        info = await http.get("/api/v1/livekit/connection-info")
-        info.raise_for_status()
-    body, ice = grant.json(), info.json()
-    servers = [IceServer.from_json(s) for s in ice.get("iceServers", [])]
-    if target.turn is not None:
-        servers = [target.turn]
+        if target.turn is not None:  # --turn replaces the service's ICE servers: not asked
+            servers = [target.turn]
+        else:
+            info = await http.get("/api/v1/livekit/connection-info")
+            info.raise_for_status()
+            servers = [IceServer.from_json(s) for s in info.json().get("iceServers", [])]
+    body = grant.json()
     return PreflightOptions(
         url=body["wsUrl"],
         token=body["token"],

@@ -19,8 +19,9 @@ from talkplatform_agents.config import Settings
 
 if TYPE_CHECKING:
     from talkplatform_agents.lk.tokens import Credentials
+    from talkplatform_agents.synthetic.load import LoadSpec
 
-__all__ = ["LoadAccess", "register", "render_summary"]
+__all__ = ["LoadAccess", "load_spec_from_settings", "register", "render_summary"]
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -97,6 +98,17 @@ class LoadAccess:
             # The SDK logs every join at INFO: across hundreds of participants, noise.
             "DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING",
         )
+
+
+def load_spec_from_settings(
+    settings: Settings, *, url: str | None = None, **fields: Any
+) -> LoadSpec:
+    """A run against ``url``, else against the platform's own server (``LIVEKIT_URL``);
+    ``fields`` are the rest of the spec, as the command line gives them. Here, not in
+    synthetic/, which knows LiveKit and tokens but not the platform's settings."""
+    from talkplatform_agents.synthetic.load import LoadSpec  # the CLI starts light
+
+    return LoadSpec(url=url or settings.livekit_url, **fields)
 
 
 def _progress_view(progress: Any) -> Group:
@@ -229,7 +241,6 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         from talkplatform_agents.synthetic.load import (
             Codec,
             Layout,
-            LoadSpec,
             MediaOptions,
             parse_duration,
             parse_fail_if,
@@ -241,7 +252,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         try:
             width, height = _parse_size(size)
             screen_w, screen_h = _parse_size(screen_size)
-            spec = LoadSpec.from_settings(
+            spec = load_spec_from_settings(
                 settings,
                 url=url,
                 rooms=rooms,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from talkplatform_agents.config import Settings
+if TYPE_CHECKING:  # only the service reads settings; clients must not load pydantic-settings
+    from talkplatform_agents.config import Settings
 
 __all__ = ["ICE_SCHEMES", "IceServer", "configured_ice_servers"]
 
@@ -33,9 +34,14 @@ class IceServer:
                 raise ValueError(f"ICE server URL {url!r} must start with {', '.join(ICE_SCHEMES)}")
 
     @property
+    def relay_urls(self) -> tuple[str, ...]:
+        """The TURN URLs among ``urls`` (an entry may list a STUN URL of the same host)."""
+        return tuple(url for url in self.urls if url.startswith(_RELAY_SCHEMES))
+
+    @property
     def relays(self) -> bool:
         """A TURN server: media can be relayed through it."""
-        return any(url.startswith(_RELAY_SCHEMES) for url in self.urls)
+        return bool(self.relay_urls)
 
     @classmethod
     def from_json(cls, document: Any) -> IceServer:

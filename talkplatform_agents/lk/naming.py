@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "ACTIVE_ATTRIBUTE",
     "AGENT_NAME_ATTRIBUTE",
     "CHAT_AGENT_NAME",
     "ECHO_AGENT_NAME",
@@ -34,6 +35,9 @@ LOBBY_AGENTS: tuple[str, ...] = (WAITING_ROOM_AGENT_NAME,)
 
 # livekit-agents sets this attribute on each bot's participant to the bot's agent name.
 AGENT_NAME_ATTRIBUTE = "lk.agent.name"
+# Set to "1" by a bot once it serves its room: a later duplicate of it yields to it, and a
+# client may take it as "this is the bot to talk to" (bots/election.py).
+ACTIVE_ATTRIBUTE = "tp.bot.active"
 
 # LiveKit accepts most strings; we keep identities to a set that is safe in room names,
 # log lines and URLs.

@@ -1,4 +1,5 @@
-"""A thin wrapper over livekit-server's API, for what the service does on users' behalf."""
+"""A thin wrapper over livekit-server's API, for what the service does on users' behalf,
+and ``as_api_error``: how its failures read to an API caller, the same through REST and RPC."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import time
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 
+import aiohttp
 from livekit import api
 from livekit.protocol import agent
 
+from talkplatform_agents.errors import ApiError, BadGateway, Unavailable
 from talkplatform_agents.lk.tokens import Credentials
 
-__all__ = ["STARTING_S", "AgentDispatchApi", "ServerApi", "job_is_starting"]
+__all__ = ["STARTING_S", "AgentDispatchApi", "ServerApi", "as_api_error", "job_is_starting"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,6 +114,22 @@ class ServerApi:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+
+def as_api_error(exc: BaseException) -> ApiError | None:
+    """``exc`` as an API caller should see it: an ``ApiError`` as it is; livekit-server's
+    answer with an error of its own a ``BadGateway`` (502); a server that cannot be reached
+    or did not answer in time ``Unavailable`` (503, try again). None for anything else: a
+    bug. The service's error handler and the moderator bot's RPC answers both use it."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, api.TwirpError):
+        return BadGateway(f"livekit-server refused: {exc.code}: {exc.message}")
+    if isinstance(exc, aiohttp.ClientError):  # the server API's transport
+        return Unavailable(f"livekit-server is unreachable: {type(exc).__name__}")
+    if isinstance(exc, TimeoutError):
+        return Unavailable("a server this request needs did not answer in time")
+    return None
 
 
 STARTING_S = 60.0  # the worker's process start bound (45 s) and the join after it

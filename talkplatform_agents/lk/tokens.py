@@ -56,13 +56,14 @@ def mint_token(
     ``grants`` replaces the role's own (a lobby token)."""
     validate_identity(identity)
     grants = grants or grants_for(role, room)
+    metadata = _role_fields(role, name)
     token = (
         api.AccessToken(credentials.api_key, credentials.api_secret)
         .with_identity(identity)
         .with_name(name)
         .with_ttl(ttl)
         .with_grants(grants)
-        .with_metadata(role_metadata(role, name))
+        .with_metadata(_encode(metadata))
         .with_attributes({"role": role.value})
     )
     if dispatch_agents:
@@ -79,10 +80,18 @@ def mint_token(
         role=role,
         grants=grants,
         expires_at=issued + ttl,
-        metadata={"role": role.value, "name": name},
+        metadata=metadata,
     )
 
 
 def role_metadata(role: Role, name: str) -> str:
     """A participant's metadata, as in their token and after a role change."""
-    return json.dumps({"role": role.value, "name": name}, separators=(",", ":"))
+    return _encode(_role_fields(role, name))
+
+
+def _role_fields(role: Role, name: str) -> dict[str, str]:
+    return {"role": role.value, "name": name}
+
+
+def _encode(metadata: dict[str, str]) -> str:
+    return json.dumps(metadata, separators=(",", ":"))

@@ -32,8 +32,8 @@ meeting in the store; host-only ones say so). Payloads are JSON; answers are JSO
   ``{"identity"}``, ``host.add_cohost`` ``{"identity"}``, ``host.end`` ``{}``.
 
 Errors are ``RpcError`` with the HTTP status plus 2000: 2400 invalid payload, 2403 not a
-host, 2404 not waiting / not present, 2409 conflict, 2410 meeting ended, 2503 the database
-unreachable (try again).
+host, 2404 not waiting / not present, 2409 conflict, 2410 meeting ended, 2502 livekit-server
+answered with an error, 2503 the database or livekit-server unreachable (try again).
 """
 
 from __future__ import annotations

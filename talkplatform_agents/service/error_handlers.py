@@ -2,7 +2,8 @@
 
 One handler for the package's ``ApiError`` tree (``talkplatform_agents.errors``), which the
 store, moderation and the routes raise; livekit-server's failures are translated into the
-same tree here, where the service meets them. What is left is a bug: a logged 500.
+same tree by ``lk.server_api.as_api_error``, which the moderator bot's RPC answers use too.
+What is left is a bug: a 500, logged with its traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from fastapi.responses import JSONResponse
 from livekit import api
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from talkplatform_agents.errors import ApiError, BadGateway, Unauthorized, Unavailable
+from talkplatform_agents.errors import ApiError, Unauthorized
+from talkplatform_agents.lk.server_api import as_api_error
 
 __all__ = ["install_error_handlers"]
 
@@ -28,21 +30,8 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def _as_api_error(exc: Exception) -> ApiError | None:
-    """The failure as the API tells it; None for a bug."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, api.TwirpError):  # the server API's answer to the service
-        return BadGateway(f"livekit-server refused: {exc.code}: {exc.message}")
-    if isinstance(exc, aiohttp.ClientError):  # the server API's transport
-        return Unavailable(f"livekit-server is unreachable: {type(exc).__name__}")
-    if isinstance(exc, TimeoutError):
-        return Unavailable("a server this request needs did not answer in time")
-    return None
-
-
 async def _error(request: Request, exc: Exception) -> JSONResponse:
-    error = _as_api_error(exc)
+    error = as_api_error(exc)
     if error is None:
         logger.exception("unhandled error on %s %s", request.method, request.url.path,
                          exc_info=exc)  # fmt: skip

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from livekit import api
 
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, agents_for_room
-from talkplatform_agents.lk.server_api import AgentDispatchApi
+from talkplatform_agents.lk.server_api import STARTING_S, AgentDispatchApi
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["BotReconciler", "ReconcilerOptions"]
@@ -36,6 +36,10 @@ class ReconcilerOptions:
     # A dispatch can itself be lost, so a room is looked at again after each one; but not
     # forever, should no worker ever take the job.
     attempts: int = 8
+    # A job a worker has taken counts as on its way for this long (its process may take
+    # that long to start on a busy machine): until then, a look that finds every missing bot
+    # on its way uses up no attempt, so that a slow start is waited for, not given up on.
+    starting_s: float = STARTING_S
 
     def __post_init__(self) -> None:
         if self.grace_s < 0:
@@ -65,33 +69,41 @@ class BotReconciler:
     async def _ensure_bots(self, room: str) -> None:
         # A dispatch can itself be lost the same way, and a job on its way can fail: keep
         # looking until every bot is there (or the users have gone), a bounded number of times.
-        for _ in range(self._options.attempts):
+        loop = asyncio.get_running_loop()
+        patient_until = loop.time() + self._options.starting_s
+        attempts = 0
+        while attempts < self._options.attempts:
             await asyncio.sleep(self._options.grace_s)
-            if await self._dispatch_missing(room) == 0:
+            missing, dispatched = await self._dispatch_missing(room)
+            if missing == 0:
                 return
+            if dispatched or loop.time() >= patient_until:
+                attempts += 1
         logger.error("[%s] bots still missing after %d checks", room, self._options.attempts)
 
-    async def _dispatch_missing(self, room: str) -> int:
+    async def _dispatch_missing(self, room: str) -> tuple[int, int]:
         """Dispatch the bots ``room`` lacks that are not on their way; how many bots are not
-        there yet (0 when no user is left, or when the check itself failed)."""
+        there yet (0 when no user is left, or when the check itself failed), and how many of
+        them were dispatched now."""
         try:
             present = await self._server.participants(room)
             agents = [p for p in present if p.kind == api.ParticipantInfo.Kind.AGENT]
             if len(agents) == len(present):
-                return 0  # the users have already gone
+                return 0, 0  # the users have already gone
             running = {p.attributes.get(AGENT_NAME_ATTRIBUTE, "") for p in agents}
             expected = [a for a in agents_for_room(room) if a not in running]
             # A bot whose job a worker has taken is on its way (its process may still be
             # starting on a busy machine): a second dispatch would only make a twin.
             starting = await self._server.agents_in_flight(room) if expected else set()
-            for missing in [a for a in expected if a not in starting]:
+            dispatching = [a for a in expected if a not in starting]
+            for missing in dispatching:
                 logger.warning("[%s] no %s after %.0fs; dispatching it", room, missing,
                                self._options.grace_s)  # fmt: skip
                 await self._server.dispatch(room, missing)
         except Exception as exc:  # the webhook already answered: log, never raise
             logger.error("[%s] could not reconcile the bots: %r", room, exc)
-            return 0
-        return len(expected)
+            return 0, 0
+        return len(expected), len(dispatching)
 
     async def aclose(self) -> None:
         """Cancel every pending check and wait for them; later arrivals start none.

@@ -2,7 +2,7 @@
 
 from talkplatform_agents.store.attendance import AttendanceRepository, AttendanceView
 from talkplatform_agents.store.db import Database
-from talkplatform_agents.store.meetings import MODERATOR_ROLES, MeetingRepository, MeetingView
+from talkplatform_agents.store.meetings import MeetingRepository, MeetingView
 from talkplatform_agents.store.migrate import upgrade
 from talkplatform_agents.store.waiting import (
     Transition,
@@ -13,7 +13,6 @@ from talkplatform_agents.store.waiting import (
 )
 
 __all__ = [
-    "MODERATOR_ROLES",
     "AttendanceRepository",
     "AttendanceView",
     "Database",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,10 +18,17 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from talkplatform_agents.errors import Unavailable
 
-__all__ = ["Database"]
+__all__ = ["Database", "is_unreachable"]
 
-# The server is down, gone away, or every pooled connection is busy; not a bad statement.
-_UNREACHABLE = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
+logger = logging.getLogger(__name__)
+
+# The MySQL client's codes for a server it cannot reach: cannot connect through the socket
+# (2002) or TCP (2003), the server has gone away (2006), the connection was lost mid-query
+# (2013). Other OperationalErrors (an unknown column, a lock wait) are bugs or contention.
+_MYSQL_UNREACHABLE = frozenset({2002, 2003, 2006, 2013})
+# SQLite says so in words: a file that cannot be opened, or a writer that outlasted the
+# busy timeout (another may finish, so the same request may succeed later).
+_SQLITE_UNREACHABLE = ("unable to open database file", "database is locked")
 
 
 class _State(enum.Enum):
@@ -47,7 +55,11 @@ class Database:
         try:
             async with self._sessions() as session, session.begin():
                 yield session
-        except _UNREACHABLE as error:
+        except exc.SQLAlchemyError as error:
+            if not is_unreachable(error):
+                raise  # a bug (no such table, a bad statement): the service's logged 500
+            cause = error.orig if isinstance(error, exc.DBAPIError) else error
+            logger.warning("database unavailable: %s: %s", type(cause).__name__, cause)
             raise Unavailable(f"the database is unavailable: {type(error).__name__}") from error
 
     async def ping(self) -> None:
@@ -59,6 +71,22 @@ class Database:
             return
         self._state = _State.CLOSED
         await self.engine.dispose()
+
+
+def is_unreachable(error: exc.SQLAlchemyError) -> bool:
+    """Whether ``error`` says the database cannot be reached now (down, gone away, every
+    pooled connection busy), rather than that the statement or the schema is wrong."""
+    if isinstance(error, exc.DisconnectionError | exc.TimeoutError):
+        return True
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, exc.OperationalError):
+        return False
+    args = getattr(error.orig, "args", ())
+    if args and isinstance(args[0], int):  # pymysql and aiomysql: (code, message)
+        return args[0] in _MYSQL_UNREACHABLE
+    message = str(error.orig).lower()
+    return any(words in message for words in _SQLITE_UNREACHABLE)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> None:

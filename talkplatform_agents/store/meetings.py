@@ -14,8 +14,7 @@ from talkplatform_agents.store.db import Database
 from talkplatform_agents.store.models import Meeting, MeetingMember
 from talkplatform_agents.store.timeutil import aware
 
-# MODERATOR_ROLES is defined in talkplatform_agents.roles; the store's users may take it here.
-__all__ = ["MODERATOR_ROLES", "MeetingRepository", "MeetingView"]
+__all__ = ["MeetingRepository", "MeetingView"]
 
 
 @dataclass(frozen=True)

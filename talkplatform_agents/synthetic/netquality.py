@@ -28,6 +28,7 @@ from talkplatform_agents.lk.stats import (
     outbound_streams,
     transport,
 )
+from talkplatform_agents.synthetic.client import pump_frames
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["NetworkSampler", "ThroughputOptions", "ThroughputResult", "measure_throughput"]
@@ -245,20 +246,11 @@ async def _pump_noise(source: rtc.VideoSource, options: ThroughputOptions) -> No
     rng = np.random.default_rng()
     # A few distinct frames, cycled: each differs wholly from the last, so nothing compresses.
     frames = [
-        rng.integers(0, 256, (options.height, options.width, 4), dtype=np.uint8).tobytes()
-        for _ in range(5)
+        rng.integers(0, 256, (options.height, options.width, 4), dtype=np.uint8) for _ in range(5)
     ]
-    period = 1 / options.fps
-    index = 0
-    next_at = time.perf_counter()
-    while True:
-        frame = rtc.VideoFrame(
-            options.width, options.height, rtc.VideoBufferType.RGBA, frames[index % len(frames)]
-        )
-        source.capture_frame(frame)
-        index += 1
-        next_at += period
-        await asyncio.sleep(max(next_at - time.perf_counter(), 0.0))
+    # The shared camera pacing: after a stall it skips ahead, never bursts a backlog that
+    # would read as throughput the network does not have.
+    await pump_frames(source, lambda index, _ms: frames[index % len(frames)], options.fps)
 
 
 def _rtt_s(entries: list[Any], outbound: list[OutboundSummary]) -> float | None:

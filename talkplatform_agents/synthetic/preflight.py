@@ -374,7 +374,7 @@ async def _relay(options: PreflightOptions) -> tuple[str, dict[str, Any]] | None
     config = rtc.RtcConfiguration(
         ice_transport_type=rtc.IceTransportType.TRANSPORT_RELAY, ice_servers=servers
     )
-    urls = ", ".join(u for s in turn for u in s.urls)
+    urls = ", ".join(u for s in turn for u in s.relay_urls)  # its STUN URLs relay nothing
     try:
         # Never cancel a join in flight: the native SDK goes on with it and can panic
         # later. Its own per-attempt timeout and retries bound the wait instead.

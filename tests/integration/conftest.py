@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
+from livekit import rtc
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
+from talkplatform_agents.lk.naming import ACTIVE_ATTRIBUTE, AGENT_NAME_ATTRIBUTE
 from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.store import upgrade
 
@@ -72,3 +74,32 @@ async def until(predicate: Callable[[], T | None], timeout_s: float, every: floa
         while not (value := predicate()):  # noqa: ASYNC110
             await asyncio.sleep(every)
     return value
+
+
+class Participant(Protocol):
+    """What a room's participant list says of one, whether the SDK's (``rtc``) or the
+    server API's (``api.ParticipantInfo``)."""
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+
+
+def settled_bot(participants: Iterable[Participant], agent_name: str) -> str | None:
+    """The bot of ``agent_name`` that stays, once there is one: exactly one such bot, and it
+    marked active. Before that, a bot seen may still yield to a duplicate and leave
+    (bots/election.py); a duplicate dispatched after it finds it active and leaves."""
+    bots = [p for p in participants if p.attributes.get(AGENT_NAME_ATTRIBUTE) == agent_name]
+    if len(bots) == 1 and bots[0].attributes.get(ACTIVE_ATTRIBUTE) == "1":
+        return bots[0].identity
+    return None
+
+
+async def bot_in(room: rtc.Room, agent_name: str, timeout_s: float = 60) -> str:
+    """The identity of ``settled_bot`` as ``room``'s participant sees the room, waiting for it.
+    A bot's job process may still be starting on a busy machine: be patient."""
+    return await until(
+        lambda: settled_bot(room.remote_participants.values(), agent_name), timeout_s
+    )

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from livekit import rtc
 
-from talkplatform_agents.bots.election import ACTIVE_ATTRIBUTE
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import chat as proto
 from talkplatform_agents.lk import waiting as waiting_proto
@@ -26,7 +25,7 @@ from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 from talkplatform_agents.synthetic.participant import TextMessage
 
-from .conftest import post_json, until
+from .conftest import post_json, settled_bot, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -180,16 +179,9 @@ class Meeting:
             return await _eventually(self.settled_bot, 120)
 
     async def settled_bot(self) -> str | None:
-        """The chat bot that stays, once there is one: the server lists exactly one chat
-        bot, marked active. A bot dispatched after that finds it active and leaves
-        (bots/election.py), so this is the one to talk to."""
+        """The chat bot to talk to, as the server lists the room (nobody may be in it)."""
         participants = await self.server.participants(meeting_room_name(self.id))
-        bots = [
-            p for p in participants if p.attributes.get(AGENT_NAME_ATTRIBUTE) == CHAT_AGENT_NAME
-        ]
-        if len(bots) == 1 and bots[0].attributes.get(ACTIVE_ATTRIBUTE) == "1":
-            return bots[0].identity
-        return None
+        return settled_bot(participants, CHAT_AGENT_NAME)
 
     async def dispatch(self) -> None:
         await self.server.dispatch(meeting_room_name(self.id), CHAT_AGENT_NAME)

@@ -7,18 +7,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from talkplatform_agents.cli.check import CheckTarget, run_check
 from talkplatform_agents.config import Settings
 from talkplatform_agents.harness import Stack
 from talkplatform_agents.lk import Credentials, Role, greenroom_room_name, mint_token
-from talkplatform_agents.service import mint_app_token
 
 from .conftest import APP_SECRET, ROOT
 
@@ -43,24 +40,6 @@ FIGURES = ("rtt_ms", "jitter_ms", "loss_pct", "bitrate_kbps")
 
 def _user() -> str:
     return f"pre-{uuid.uuid4().hex[:6]}"
-
-
-async def test_preflight_passes_against_the_stack(live_settings: Settings) -> None:
-    token = mint_app_token(APP_SECRET, _user(), "Preflight", 600)
-    results = await run_check(CheckTarget(api_url=live_settings.api_url, app_token=token))
-    by_name = {r.name: r for r in results}
-    assert [r.name for r in results] == STEPS
-    assert all(r.ok is True for r in results), "\n".join(
-        f"{r.name} {r.ok}: {r.detail}" for r in results
-    )
-    assert "host" in by_name["ice"].data["local_types"]
-    assert by_name["ice"].data["protocol"] == "udp"
-    assert by_name["echo"].data["markers"] >= 4
-    assert by_name["report"].data["verdict"] in ("good", "fair")
-    assert by_name["report"].data["camera"]["status"] == "ok"
-    assert "turn:" in by_name["turn"].data["turn"]
-    assert by_name["tcp"].data["tcp_switch_s"] > 0
-    _assert_quality_figures({r.name: r.as_dict() for r in results})
 
 
 def _assert_quality_figures(steps: dict[str, dict[str, Any]]) -> None:
@@ -113,23 +92,31 @@ def _steps(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_cli_check_passes_with_json(live_settings: Settings) -> None:
+    # One full preflight, as a user runs it: the CLI runs the same run_check, and --json
+    # carries every figure, so this covers the in-process path as well.
     code, body, output = _cli("--api", live_settings.api_url, "--user", _user())
     assert code == 0, output
-    assert body["ok"] is True and list(_steps(body)) == STEPS
-    _assert_quality_figures(_steps(body))
+    steps = _steps(body)
+    assert body["ok"] is True and list(steps) == STEPS
+    assert all(step["ok"] is True for step in steps.values()), output
+    assert "host" in steps["ice"]["data"]["local_types"]
+    assert steps["ice"]["data"]["protocol"] == "udp"
+    assert steps["echo"]["data"]["markers"] >= 4
+    assert steps["report"]["data"]["verdict"] in ("good", "fair")
+    assert steps["report"]["data"]["camera"]["status"] == "ok"
+    assert "turn:" in steps["turn"]["data"]["turn"]
+    assert steps["tcp"]["data"]["tcp_switch_s"] > 0
+    _assert_quality_figures(steps)
 
 
 @pytest.mark.usefixtures("turn_stopped")
 def test_cli_check_names_turn_when_it_is_stopped(live_settings: Settings) -> None:
-    started = time.monotonic()
+    # Bounded by _cli's timeout, not timed: twelve steps, each with its own limit.
     code, body, output = _cli("--api", live_settings.api_url, "--user", _user())
     assert code == 1, output
     failed = {name: step for name, step in _steps(body).items() if step["ok"] is not True}
     assert list(failed) == ["turn"], output
     assert "turn:" in failed["turn"]["detail"] and "relay" in failed["turn"]["detail"]
-    # Bounded, not fast: twelve steps, each with its own limit, on a busy shared machine
-    # (the handshake alone waits 5 s for the stopped TURN server while gathering).
-    assert time.monotonic() - started < 120
 
 
 def _direct_token(settings: Settings, secret: str) -> str:
@@ -162,9 +149,8 @@ def test_bad_server_or_keys_fail_fast_with_a_cause(
             "--token",
             _direct_token(live_settings, secret),
         )
-    started = time.monotonic()
-    code, body, output = _cli(*args, "--timeout", "10")
-    assert time.monotonic() - started < 60
+    # Failing fast is bounded by the subprocess's timeout, not timed.
+    code, body, output = _cli(*args, "--timeout", "10", timeout_s=90)
     assert code == 1, output
     steps = _steps(body)
     assert steps["websocket"]["ok"] is False

@@ -15,9 +15,10 @@ import pytest
 from livekit import rtc
 
 from talkplatform_agents.lk import greenroom as proto
+from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant, ToneConfig
 
-from .conftest import post_json, until
+from .conftest import bot_in, post_json, until
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +34,8 @@ async def green_room(
         ParticipantConfig(url=grant["wsUrl"], token=grant["token"], **config)
     )
     async with participant:
-        bots = await until(lambda: _bots(participant), timeout_s=45)
-        yield participant, bots[0]
-
-
-def _bots(participant: SyntheticParticipant) -> list[str]:
-    """Bots that are ready: the protocol says a bot answers RPCs once its echo track is out."""
-    return [
-        p.identity
-        for p in participant.room.remote_participants.values()
-        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and p.track_publications
-    ]
+        # Active comes after the echo track, whereupon the bot answers RPCs (the protocol).
+        yield participant, await bot_in(participant.room, ECHO_AGENT_NAME, timeout_s=45)
 
 
 async def _report(participant: SyntheticParticipant, bot: str) -> dict[str, Any]:

@@ -19,12 +19,12 @@ from livekit import rtc
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import waiting as proto
-from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, WAITING_ROOM_AGENT_NAME
+from talkplatform_agents.lk.naming import WAITING_ROOM_AGENT_NAME
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
-from .conftest import post_json, until
+from .conftest import bot_in, post_json, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -59,14 +59,7 @@ async def _joined(
 
 
 async def _bot(participant: SyntheticParticipant) -> str:
-    def find() -> str | None:
-        for p in participant.room.remote_participants.values():
-            if p.attributes.get(AGENT_NAME_ATTRIBUTE) == WAITING_ROOM_AGENT_NAME:
-                return p.identity
-        return None
-
-    # A bot's job process may still be starting on a busy machine: be patient.
-    return await until(find, 60)
+    return await bot_in(participant.room, WAITING_ROOM_AGENT_NAME)
 
 
 async def _next(participant: SyntheticParticipant, topic: str, **match: Any) -> dict[str, Any]:
@@ -134,7 +127,9 @@ async def test_knock_admit_and_a_waiting_guest_sees_nothing_of_the_meeting(
             )
             assert again.status_code == 200 and again.json()["changed"] is False
 
-            await asyncio.sleep(1.0)
+            # The broadcast went out before several round trips through the server (the
+            # listing, the RPCs, the admission the guest has read since): had the server
+            # misdirected it to the lobby, it would be queued here by now.
             assert all(
                 p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
                 for p in guest_p.room.remote_participants.values()

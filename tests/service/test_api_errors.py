@@ -1,9 +1,10 @@
 """The service's error contract across every route: a login everywhere but where the design
 says otherwise, and a JSON error body with a clear status when the database or
-livekit-server is down, never a 500."""
+livekit-server is down (503) or livekit-server refuses (502); a 500 only for a bug."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from livekit import api
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.service import create_app
@@ -111,3 +113,55 @@ async def test_livekit_unreachable_is_a_503_with_the_error_body(
         error = reply.json()["error"]
         assert error["code"] == "unavailable"
         assert "livekit-server is unreachable" in error["message"]
+
+
+@pytest.fixture
+async def app_and_client(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(settings)
+    # A bug's exception reaches the test client after the 500 is sent; the body is the test.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://service.test") as http,
+    ):
+        yield app, http
+
+
+async def test_livekit_refusing_is_a_502_with_the_error_body(
+    app_and_client: tuple[FastAPI, httpx.AsyncClient], auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """livekit-server answers, with an error of its own: a bad gateway, the same verdict the
+    moderator bot's RPC gives (2502), never a 500 nor a "try again"."""
+    app, client = app_and_client
+
+    async def refuse(room: str) -> list[api.ParticipantInfo]:
+        raise api.TwirpError("internal", "the room service failed", status=500)
+
+    monkeypatch.setattr(app.state.context.server, "participants", refuse)
+    created = await client.post("/api/v1/meetings", json={"title": "t"}, headers=auth("alice"))
+    reply = await client.post(
+        f"/api/v1/meetings/{created.json()['id']}/mute-all", headers=auth("alice")
+    )
+    assert reply.status_code == 502, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "bad_gateway"
+    assert error["message"] == "livekit-server refused: internal: the room service failed"
+
+
+async def test_a_schema_bug_is_a_logged_500_not_an_outage(
+    settings: Settings, tmp_path: Path, auth: Auth, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database the service reaches but whose schema is wrong (never migrated) is a bug:
+    a 500, logged with the driver's traceback, not a 503 that says "try again"."""
+    unmigrated = f"sqlite+aiosqlite:///{tmp_path / 'unmigrated.db'}"
+    app = create_app(settings.model_copy(update={"database_url": unmigrated}))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://service.test") as http,
+    ):
+        reply = await http.get("/api/v1/meetings/m1", headers=auth())
+    assert reply.status_code == 500, reply.text
+    assert reply.json() == {"error": {"code": "internal", "message": "internal server error"}}
+    [logged] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged.exc_info is not None and "no such table" in str(logged.exc_info[1])

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
+import pymysql
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import exc, inspect
 
 from talkplatform_agents.errors import Unavailable
 from talkplatform_agents.roles import Role
 from talkplatform_agents.store import Database, MeetingRepository, upgrade
+from talkplatform_agents.store.db import is_unreachable
 from talkplatform_agents.store.migrate import downgrade
 
 
@@ -59,6 +62,55 @@ async def test_an_unreachable_database_is_unavailable(tmp_path: Path) -> None:
         await database.aclose()
     with pytest.raises(Unavailable, match="closed"):
         await MeetingRepository(database).get("m1")
+
+
+async def test_a_schema_bug_is_no_outage(database_url: str) -> None:
+    """No such table (a schema that was never migrated) is a bug to fix, not a "try again":
+    the error propagates as it is (the service's logged 500), never as ``Unavailable``."""
+    database = Database(database_url)  # not upgraded
+    try:
+        with pytest.raises(exc.DBAPIError, match=r"(?i)no such table|doesn't exist"):
+            await MeetingRepository(database).get("m1")
+    finally:
+        await database.aclose()
+
+
+def _operational(driver_error: Exception) -> exc.OperationalError:
+    return exc.OperationalError("SELECT 1", None, driver_error)
+
+
+@pytest.mark.parametrize(
+    ("error", "unreachable"),
+    [
+        (_operational(pymysql.err.OperationalError(2003, "Can't connect to MySQL server")), True),
+        (_operational(pymysql.err.OperationalError(2002, "Can't connect through socket")), True),
+        (_operational(pymysql.err.OperationalError(2006, "MySQL server has gone away")), True),
+        (_operational(pymysql.err.OperationalError(2013, "Lost connection during query")), True),
+        (_operational(pymysql.err.OperationalError(1054, "Unknown column 'x'")), False),
+        (_operational(pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")), False),
+        (_operational(sqlite3.OperationalError("unable to open database file")), True),
+        (_operational(sqlite3.OperationalError("database is locked")), True),
+        (_operational(sqlite3.OperationalError("no such table: meetings")), False),
+        (_operational(sqlite3.OperationalError("no such column: meetings.x")), False),
+        (exc.DisconnectionError("connection dropped"), True),
+        (exc.TimeoutError("QueuePool limit reached"), True),
+        (
+            exc.ProgrammingError("SELECT", None, pymysql.err.ProgrammingError(1146, "no table")),
+            False,
+        ),
+    ],
+)
+def test_only_a_lost_connection_counts_as_unreachable(
+    error: exc.SQLAlchemyError, unreachable: bool
+) -> None:
+    assert is_unreachable(error) is unreachable
+
+
+def test_an_invalidated_connection_counts_as_unreachable() -> None:
+    error = exc.InterfaceError("SELECT 1", None, pymysql.err.InterfaceError(0, ""))
+    assert not is_unreachable(error)
+    error.connection_invalidated = True  # SQLAlchemy's verdict: the connection is gone
+    assert is_unreachable(error)
 
 
 async def test_concurrent_creates_are_all_kept(db: Database) -> None:

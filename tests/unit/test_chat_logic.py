@@ -1,6 +1,7 @@
 """The chat bot's pure logic: token buckets, the word filter, moderation order, notice
 throttling, both wire forms' parsing, a meeting's chat policy, what a newcomer gets as
-history, and the roster that waits for a sender the SDK does not know yet."""
+history, the roster that waits for a sender the SDK does not know yet, what a closing
+pipeline does with late items, and how the RPCs answer failures."""
 
 from __future__ import annotations
 
@@ -8,20 +9,26 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
 from livekit import rtc
 
 from talkplatform_agents.bots.chat.bot import due_history
+from talkplatform_agents.bots.chat.context import ChatContext
 from talkplatform_agents.bots.chat.inbound import from_legacy, from_text_stream
 from talkplatform_agents.bots.chat.moderation import Code, Moderator
 from talkplatform_agents.bots.chat.notices import NoticeThrottle
 from talkplatform_agents.bots.chat.options import ChatOptions
+from talkplatform_agents.bots.chat.pipeline import Accepted, ChatPipeline, Reaction
 from talkplatform_agents.bots.chat.ratelimit import RateLimiter, TokenBucket
 from talkplatform_agents.bots.chat.roster import Roster, StrictClock, name_of
+from talkplatform_agents.bots.chat.rpc import ChatRpc
 from talkplatform_agents.bots.chat.wordfilter import WordFilter
+from talkplatform_agents.errors import Unavailable
 from talkplatform_agents.lk import chat as proto
 from talkplatform_agents.store.chat import StoredMessage
 
@@ -275,3 +282,63 @@ def test_agents_are_not_people() -> None:
     roster = _roster(room)
     assert roster.humans() == ["ann"]
     assert roster.is_agent("bot") and not roster.is_agent("ann") and not roster.is_agent("x")
+
+
+# -- closing, and failures an RPC caller sees -------------------------------------------
+
+
+def _closing_context(chat: object = None) -> ChatContext:
+    # Only what the pipeline's refusal and the RPCs read: the tag, the meeting, the store.
+    fake = SimpleNamespace(tag="meeting-0123", meeting_id="0123", store=SimpleNamespace(chat=chat))
+    return cast(ChatContext, fake)
+
+
+async def test_a_closed_pipeline_refuses_what_comes_late_instead_of_dropping_it() -> None:
+    pipeline = ChatPipeline(_closing_context())
+    await pipeline.aclose()
+    late = from_legacy("ann", json.dumps({"id": "m1", "message": "hi"}).encode())
+    assert late is not None
+    verdict = Moderator(ChatOptions()).message("ann", late.text, muted=False)
+    # Refused, so the bot tells the sender (Code.UNAVAILABLE) rather than losing it.
+    assert not pipeline.put(Accepted(late, verdict, "Ann"))
+    reaction = proto.parse_lenient(proto.ReactionIn, b'{"id": "r1", "emoji": "+1"}')
+    assert not pipeline.put(Reaction("ann", reaction))
+    await pipeline.aclose()  # idempotent
+
+
+class _LocalParticipant:
+    def __init__(self) -> None:
+        self.methods: dict[str, Callable[[rtc.RpcInvocationData], Awaitable[str]]] = {}
+
+    def register_rpc_method(
+        self, name: str, handler: Callable[[rtc.RpcInvocationData], Awaitable[str]]
+    ) -> None:
+        self.methods[name] = handler
+
+
+class _FailingChatStore:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def reaction_counts(self, meeting_id: str) -> None:
+        raise self.error
+
+
+async def _call_reactions(error: Exception, payload: str = "{}") -> rtc.RpcError:
+    local = _LocalParticipant()
+    ChatRpc(_closing_context(_FailingChatStore(error))).register(cast(rtc.LocalParticipant, local))
+    call = rtc.RpcInvocationData("req-1", "ann", payload, 5.0, proto.RPC_REACTIONS)
+    with pytest.raises(rtc.RpcError) as raised:
+        await local.methods[proto.RPC_REACTIONS](call)
+    return raised.value
+
+
+async def test_chat_rpcs_answer_failures_as_the_rest_api_would() -> None:
+    # The store unreachable: 2000 + 503, with the reason, as the moderator answers it.
+    unavailable = await _call_reactions(Unavailable("the database is unreachable"))
+    assert (unavailable.code, unavailable.message) == (2503, "the database is unreachable")
+    # The method's own error stays as it is.
+    assert (await _call_reactions(RuntimeError("x"), "[]")).code == proto.INVALID_PAYLOAD
+    # A bug: an internal error, never its details.
+    bug = await _call_reactions(RuntimeError("secret detail"))
+    assert (bug.code, bug.message) == (2500, "internal error")

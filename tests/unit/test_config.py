@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
@@ -80,3 +83,24 @@ def test_ice_servers_read_back_from_connection_info() -> None:
     for bad in [[], {"urls": "stun:a"}, {"urls": []}, {"urls": ["stun:a"], "username": 1}]:
         with pytest.raises(ValueError, match="ICE server"):
             IceServer.from_json(bad)
+
+
+def test_a_servers_relay_urls_are_its_turn_urls_only() -> None:
+    mixed = IceServer(("stun:t:3478", "turn:t:3478", "turns:t:5349"), "u", "c")
+    assert mixed.relays and mixed.relay_urls == ("turn:t:3478", "turns:t:5349")
+    assert IceServer(("stun:t:3478",)).relay_urls == ()
+
+
+def test_the_synthetic_clients_do_not_load_the_settings() -> None:
+    """synthetic/ knows LiveKit and tokens, not the platform's configuration: it must run
+    against any deployment without pydantic-settings or the platform's environment."""
+    code = (
+        "import sys\n"
+        "import talkplatform_agents.synthetic.preflight, talkplatform_agents.synthetic.handshake\n"
+        "import talkplatform_agents.synthetic.load\n"
+        "loaded = {'talkplatform_agents.config', 'pydantic_settings'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

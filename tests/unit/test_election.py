@@ -10,8 +10,8 @@ from typing import Any, cast
 import pytest
 from livekit import rtc
 
-from talkplatform_agents.bots.election import ACTIVE_ATTRIBUTE, Election, yield_to
-from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, CHAT_AGENT_NAME
+from talkplatform_agents.bots.election import Election, yield_to
+from talkplatform_agents.lk.naming import ACTIVE_ATTRIBUTE, AGENT_NAME_ATTRIBUTE, CHAT_AGENT_NAME
 
 CHAT = CHAT_AGENT_NAME
 MODERATOR = "waiting-room"
@@ -92,8 +92,15 @@ class FakeParticipant:
     attributes: dict[str, str] = field(default_factory=dict)
     kind: Any = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
     published: list[dict[str, str]] = field(default_factory=list)
+    # Run while set_attributes is on its way to the server; then it fails if ``refused``.
+    meanwhile: Callable[[], None] | None = None
+    refused: Exception | None = None
 
     async def set_attributes(self, attributes: dict[str, str]) -> None:
+        if self.meanwhile is not None:
+            self.meanwhile()
+        if self.refused is not None:
+            raise self.refused
         self.published.append(attributes)
         self.attributes.update(attributes)
 
@@ -155,6 +162,34 @@ async def test_a_starting_bot_yields_once_another_becomes_active() -> None:
     assert yielded == ["agent-b"]  # once only
     await election.mark_active()
     assert room.local_participant.published == []  # a bot that yielded never claims the room
+
+
+async def test_a_bot_that_could_not_mark_itself_active_decides_by_identity_again() -> None:
+    room = FakeRoom("agent-b")
+    yielded: list[str] = []
+    election = _election(room, yielded)
+    assert election.start()
+    # A smaller duplicate arrives while the attribute is on its way: meanwhile this bot
+    # counts itself active and stays; the duplicate, seeing no active bot, stays too.
+    room.local_participant.meanwhile = lambda: room.arrive(FakeParticipant("agent-a", _attrs()))
+    room.local_participant.refused = ConnectionError("signal lost")
+    await election.mark_active()
+    # Nobody ever saw it active: by the identity rule, the smaller one stays, this one leaves.
+    assert yielded == ["agent-a"] and election.yielded
+    assert room.local_participant.published == []
+
+
+async def test_a_bot_that_could_not_mark_itself_active_stays_when_alone() -> None:
+    room = FakeRoom("agent-b")
+    room.local_participant.refused = ConnectionError("signal lost")
+    yielded: list[str] = []
+    election = _election(room, yielded)
+    assert election.start()
+    await election.mark_active()
+    assert yielded == [] and not election.yielded
+    # A larger duplicate yields to it by identity, as it would to an active bot.
+    room.arrive(FakeParticipant("agent-c", _attrs()))
+    assert yielded == []
 
 
 def test_a_bot_that_finds_an_active_one_yields_at_once() -> None:

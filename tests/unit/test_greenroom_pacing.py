@@ -1,13 +1,16 @@
-"""The green room's pacing: the newest-frame slot and the blur rate governor, without a room."""
+"""The green room's pacing: the newest-frame slot, the blur rate governor and the worker's
+schedule, without a room."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from talkplatform_agents.bots.greenroom.pacing import NewestSlot, RateGovernor
+from talkplatform_agents.bots.greenroom.analysis import CameraCheck
+from talkplatform_agents.bots.greenroom.pacing import FrameSchedule, NewestSlot, RateGovernor
 
 
 def test_slot_hands_over_the_newest_item_and_counts_the_skipped() -> None:
@@ -112,3 +115,48 @@ def test_governor_rejects_nonsense_settings(kwargs: dict[str, float]) -> None:
 def test_governor_rejects_a_negative_cost() -> None:
     with pytest.raises(ValueError, match="negative"):
         RateGovernor().record(-0.1)
+
+
+def _frozen_camera_with_slow_blur(blur_cost_s: float) -> tuple[CameraCheck, int, float]:
+    """The worker's schedule driven on a simulated clock: a camera stuck on one picture at
+    30 fps, blur on and costing ``blur_cost_s`` (the governor at its floor). Returns the
+    camera check fed as the worker feeds it, the frames shown, and the end time."""
+    camera = CameraCheck()
+    governor = RateGovernor(max_fps=15, min_fps=1, share=0.25)
+    schedule = FrameSchedule(sample_period_s=0.2)
+    picture = np.full((18, 32), 120.0, dtype=np.float32)
+    now, shown = 100.0, 0
+    for frame in range(30 * 6):
+        camera.frame(100.0 + frame / 30, 320, 180)
+    while now < 106.0:
+        sample, show = schedule.due(now)
+        if sample:
+            camera.sample(now, picture.copy())
+        if show:
+            schedule.shown(governor.next_at(now, blur_cost_s))
+            now += blur_cost_s  # the thread is busy blurring meanwhile
+            shown += 1
+        now = max(now, schedule.wake_at(showing=True))
+    return camera, shown, now
+
+
+def test_a_frozen_camera_is_told_even_while_blur_runs_at_its_floor() -> None:
+    # A 500 ms blur would take a quarter of the clock at 0.5 fps: the floor, 1 fps, holds.
+    camera, shown, end = _frozen_camera_with_slow_blur(blur_cost_s=0.5)
+    assert shown == 6  # one a second for six seconds
+    # Yet the check samples on its own clock, often enough to see nothing change.
+    assert camera.summary(end)["status"] == "frozen"
+
+
+def test_the_schedule_wakes_for_whichever_is_due_first() -> None:
+    schedule = FrameSchedule(sample_period_s=0.2)
+    assert schedule.due(10.0) == (True, True)
+    schedule.shown(11.0)  # blur's next turn is a second away
+    assert schedule.wake_at(showing=True) == pytest.approx(10.2)
+    assert schedule.due(10.2) == (True, False)  # a sample-only pass
+    schedule.shown(10.3)
+    assert schedule.wake_at(showing=True) == pytest.approx(10.3)
+    assert schedule.wake_at(showing=False) == pytest.approx(10.4)  # passed through: samples only
+    assert schedule.due(10.3) == (False, True)
+    with pytest.raises(ValueError, match="positive"):
+        FrameSchedule(sample_period_s=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkplatform_agents.cli.load import LoadAccess
+from talkplatform_agents.cli.load import LoadAccess, load_spec_from_settings
 from talkplatform_agents.config import Settings
 from talkplatform_agents.synthetic.load import (
     LayerSwitch,
@@ -152,9 +152,9 @@ def test_options_come_from_the_flags_else_the_settings() -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, LIVEKIT_URL="ws://10.9.0.1:7880", LOG_LEVEL="DEBUG"
     )
-    spec = LoadSpec.from_settings(settings, rooms=2, media=MediaOptions(fps=15))
+    spec = load_spec_from_settings(settings, rooms=2, media=MediaOptions(fps=15))
     assert (spec.url, spec.rooms, spec.media.fps) == ("ws://10.9.0.1:7880", 2, 15)
-    assert LoadSpec.from_settings(settings, url="wss://elsewhere").url == "wss://elsewhere"
+    assert load_spec_from_settings(settings, url="wss://elsewhere").url == "wss://elsewhere"
     access = LoadAccess.from_settings(settings, api_key="k")
     assert access.credentials.api_key == "k"
     assert access.credentials.api_secret == settings.livekit_api_secret.get_secret_value()
@@ -162,7 +162,7 @@ def test_options_come_from_the_flags_else_the_settings() -> None:
     quiet = Settings(_env_file=None)  # type: ignore[call-arg]
     assert LoadAccess.from_settings(quiet).worker_log_level == "WARNING"
     with pytest.raises(ValueError, match="rooms"):
-        LoadSpec.from_settings(settings, rooms=0)
+        load_spec_from_settings(settings, rooms=0)
 
 
 def test_frame_probe_reads_markers_from_luma_and_counts_freezes() -> None:

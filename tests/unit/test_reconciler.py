@@ -4,6 +4,7 @@ room, when it looks again, and that closing it ends its pending checks."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from livekit import api
@@ -18,7 +19,7 @@ from talkplatform_agents.service.reconciler import BotReconciler, ReconcilerOpti
 
 MEETING = "meeting-0123abcd"
 LOBBY = "meeting-0123abcd-lobby"
-NOW = ReconcilerOptions(grace_s=0, attempts=3)
+NOW = ReconcilerOptions(grace_s=0, attempts=3, starting_s=0)
 
 
 def _user(identity: str) -> api.ParticipantInfo:
@@ -45,10 +46,17 @@ class FakeServer:
         self.looked = 0
         self.fail: Exception | None = None
         self.gate: asyncio.Event | None = None  # when set: each look waits for it
+        self.looking = asyncio.Event()  # a look has started
+        self.interrupted = 0  # looks cancelled while waiting for the gate
 
     async def participants(self, room: str) -> list[api.ParticipantInfo]:
+        self.looking.set()
         if self.gate is not None:
-            await self.gate.wait()
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                self.interrupted += 1
+                raise
         self.looked += 1
         if self.fail is not None:
             raise self.fail
@@ -156,8 +164,11 @@ async def test_aclose_cancels_a_look_under_way() -> None:
     reconciler = BotReconciler(server, NOW)
     check = reconciler.participant_joined(MEETING, is_agent=False)
     assert check is not None
+    await asyncio.wait_for(server.looking.wait(), 30)  # the look is under way
     await reconciler.aclose()
     assert check.cancelled()
+    assert server.interrupted == 1  # cancelled mid-look, not before it began
+    assert server.looked == 0
     assert server.dispatched == []
 
 
@@ -216,3 +227,21 @@ def test_a_job_counts_as_starting_while_pending_or_freshly_running() -> None:
     assert job_is_starting(fresh_ms, now)
     assert not job_is_starting(old, now)
     assert not job_is_starting(done, now)
+
+
+async def test_a_slow_start_is_waited_for_beyond_the_attempts() -> None:
+    server = FakeServer(_user("alice"), _bot(CHAT_AGENT_NAME))
+    server.in_flight = {WAITING_ROOM_AGENT_NAME}  # taken by a worker whose process is slow
+    looks_before_arrival = NOW.attempts * 3
+
+    async def participants(room: str) -> list[api.ParticipantInfo]:
+        server.looked += 1
+        if server.looked == looks_before_arrival:
+            server.present.append(_bot(WAITING_ROOM_AGENT_NAME))
+        return list(server.present)
+
+    server.participants = participants  # type: ignore[method-assign]
+    reconciler = BotReconciler(server, replace(NOW, starting_s=3600))
+    await _run(reconciler, MEETING)
+    assert server.dispatched == []  # no twin, and no giving up while it was on its way
+    assert server.looked == looks_before_arrival

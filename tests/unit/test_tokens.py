@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from livekit import api
@@ -8,6 +9,7 @@ from livekit import api
 from talkplatform_agents.lk import Credentials, grants_for, mint_token, permissions_document
 from talkplatform_agents.lk.grants import lobby_grants
 from talkplatform_agents.lk.naming import greenroom_room_name, validate_identity
+from talkplatform_agents.lk.tokens import role_metadata
 from talkplatform_agents.roles import Role
 
 CREDS = Credentials("key", "s" * 40)
@@ -54,6 +56,9 @@ def test_minted_token_verifies_with_role_name_and_ttl() -> None:
     assert claims.identity == "u-1" and claims.name == "Ada"
     assert claims.attributes == {"role": "host"}
     assert '"role":"host"' in claims.metadata
+    # One metadata: what the token carries, what the service reads back, what a role change sets.
+    assert json.loads(claims.metadata) == minted.metadata == {"role": "host", "name": "Ada"}
+    assert claims.metadata == role_metadata(Role.HOST, "Ada")
     assert claims.video.room == "meeting-1"
     assert minted.expires_at == now + dt.timedelta(minutes=10)
     assert not claims.room_config or not claims.room_config.agents

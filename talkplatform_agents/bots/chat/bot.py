@@ -165,7 +165,9 @@ class ChatRelayBot:
             return
         # The sender's messages wait here, in order, until the SDK knows the sender.
         name = await ctx.roster.sender_name(chat.sender)
-        self._pipeline.put(Accepted(chat, verdict, name))
+        if not self._pipeline.put(Accepted(chat, verdict, name)):
+            # The bot is closing: as when the store fails, the sender learns it was not kept.
+            await ctx.refuse(chat.sender, Code.UNAVAILABLE, chat.id)
 
     async def _reaction(self, sender: str, payload: bytes) -> None:
         try:
@@ -177,7 +179,8 @@ class ChatRelayBot:
         if refused is not None:
             await self._ctx.refuse(sender, refused, reaction.id)
             return
-        self._pipeline.put(Reaction(sender, reaction))
+        if not self._pipeline.put(Reaction(sender, reaction)):
+            await self._ctx.refuse(sender, Code.UNAVAILABLE, reaction.id)
 
     # -- arrivals: history ---------------------------------------------------------------
 

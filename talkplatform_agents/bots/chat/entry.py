@@ -9,11 +9,11 @@ from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from talkplatform_agents.bots.chat.bot import ChatRelayBot, ChatStore
 from talkplatform_agents.bots.chat.options import ChatOptions
-from talkplatform_agents.bots.election import ACTIVE_ATTRIBUTE, Election
+from talkplatform_agents.bots.election import Election
 from talkplatform_agents.lk.naming import CHAT_AGENT_NAME, RoomKind, parse_room
 from talkplatform_agents.store import Database, MeetingRepository
 
-__all__ = ["ACTIVE_ATTRIBUTE", "chat_entrypoint", "chat_prewarm"]
+__all__ = ["chat_entrypoint", "chat_prewarm"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,12 @@ async def chat_entrypoint(ctx: JobContext) -> None:
         logger.warning("[%s] %s; using the default chat policy", room_name, exc)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
     bot = ChatRelayBot(ctx.room, meeting.id, ChatStore.of(db), options)
+    # The service re-dispatches a bot that seems missing, so a second chat bot may arrive,
+    # even long after the first: of two, one stays, the one people talk to if any.
+    election = Election(ctx.room, CHAT_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
 
     async def cleanup() -> None:
+        election.close()
         try:
             await bot.stop()
         finally:
@@ -75,9 +79,6 @@ async def chat_entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(cleanup)
 
-    # The service re-dispatches a bot that seems missing, so a second chat bot may arrive,
-    # even long after the first: of two, one stays, the one people talk to if any.
-    election = Election(ctx.room, CHAT_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
     if not election.start() or not ctx.room.isconnected():
         return  # leaving already: never start relaying
     await bot.start()

@@ -10,7 +10,6 @@ stored first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Coroutine
@@ -51,6 +50,7 @@ class ChatPipeline:
         self._effects: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue()
         self._tasks = TaskSet(ctx.tag)
         self._started = False
+        self._closing = False  # no more items are accepted
         self._stopped = False  # no more effects are queued
         self.stored = 0  # messages stored (tests and logs)
 
@@ -59,17 +59,35 @@ class ChatPipeline:
         self._tasks.spawn(self._consume(), "store")
         self._tasks.spawn(self._send_effects(), "send")
 
-    def put(self, item: Accepted | Reaction) -> None:
+    def put(self, item: Accepted | Reaction) -> bool:
+        """Accept ``item`` to be stored, then acted on. False once closing: the item was not
+        accepted, and the caller must tell its sender (it would otherwise vanish)."""
+        if self._closing:
+            kind = "message" if isinstance(item, Accepted) else "reaction"
+            ref = item.chat.id if isinstance(item, Accepted) else item.reaction.id
+            logger.warning("[%s] closing: %s %s refused", self._ctx.tag, kind, ref)
+            return False
         self._queue.put_nowait(item)
+        return True
 
     async def aclose(self, timeout_s: float = 5) -> None:
-        """Store what was accepted and send what follows (at most ``timeout_s``), then
-        cancel and await both tasks. Idempotent."""
+        """Refuse new items, store what was accepted and send what follows (at most
+        ``timeout_s``), then cancel and await both tasks. Idempotent."""
+        # From here on nothing joins the queue, so the drain below has an end.
+        self._closing = True
         if self._started and not self._stopped:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(timeout_s):
                     await self._queue.join()  # accepted means stored: drain first
                     await self._effects.join()
+            except TimeoutError:
+                logger.error(
+                    "[%s] closing: %d accepted items not stored, %d effects not sent in %.0f s",
+                    self._ctx.tag,
+                    self._queue.qsize(),
+                    self._effects.qsize(),
+                    timeout_s,
+                )
         self._stopped = True
         while not self._effects.empty():
             self._effects.get_nowait().close()  # never awaited: the room is going

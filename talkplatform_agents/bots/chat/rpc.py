@@ -14,6 +14,7 @@ from livekit import rtc
 
 from talkplatform_agents.bots.chat.context import ChatContext
 from talkplatform_agents.bots.chat.moderation import Code
+from talkplatform_agents.bots.rpc_errors import answer_errors
 from talkplatform_agents.lk import chat as proto
 
 __all__ = ["ChatRpc"]
@@ -26,9 +27,14 @@ class ChatRpc:
         self._ctx = ctx
 
     def register(self, local: rtc.LocalParticipant) -> None:
-        local.register_rpc_method(proto.RPC_DELETE, self.delete)
-        local.register_rpc_method(proto.RPC_MUTE, self.mute)
-        local.register_rpc_method(proto.RPC_REACTIONS, self.reactions)
+        methods = {
+            proto.RPC_DELETE: self.delete,
+            proto.RPC_MUTE: self.mute,
+            proto.RPC_REACTIONS: self.reactions,
+        }
+        for name, method in methods.items():
+            # A store failure (Unavailable) is an error the caller can act on, as in REST.
+            local.register_rpc_method(name, answer_errors(self._ctx.tag, name, method))
 
     async def delete(self, data: rtc.RpcInvocationData) -> str:
         ctx = self._ctx

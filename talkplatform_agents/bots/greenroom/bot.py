@@ -304,9 +304,12 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
     options = ctx.proc.userdata.get(_OPTIONS_KEY, GreenRoomOptions())
     bot = GreenRoomBot(ctx.room, options)
+    # The service re-dispatches a bot that seems missing: of two, one stays.
+    election = Election(ctx.room, ECHO_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
     user_left = False
 
     async def cleanup() -> None:
+        election.close()
         await bot.stop()
         if user_left:
             # The green room is the user's alone: once they leave, nothing is kept.
@@ -338,8 +341,6 @@ async def greenroom_entrypoint(ctx: JobContext) -> None:
     ctx.add_shutdown_callback(timers.aclose)
 
     ctx.room.on("participant_disconnected", on_participant_left)
-    # The service re-dispatches a bot that seems missing: of two, one stays.
-    election = Election(ctx.room, ECHO_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
     if not election.start() or not ctx.room.isconnected():
         return  # leaving already: never echo
     await bot.start()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["NewestSlot", "RateGovernor"]
+__all__ = ["FrameSchedule", "NewestSlot", "RateGovernor"]
 
 T = TypeVar("T")
 
@@ -119,3 +119,35 @@ class RateGovernor:
         may begin (same clock as ``started``)."""
         self.record(cost_s)
         return started + self.interval_s
+
+
+@dataclass
+class FrameSchedule:
+    """When the worker thread next has something due: a camera-check sample every
+    ``sample_period_s``, and a shown (blurred or scaled) frame when the governor allows.
+    The two are apart: however slowly blur runs, the check keeps its own rate (frozen video
+    needs several samples in its window). Times are ``time.monotonic()``."""
+
+    sample_period_s: float
+    _next_sample: float = 0.0
+    _next_show: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.sample_period_s <= 0:
+            raise ValueError(f"the sample period must be positive, got {self.sample_period_s}")
+
+    def due(self, now: float) -> tuple[bool, bool]:
+        """(sample, show) for a frame taken at ``now``; a due sample counts as taken."""
+        sample = now >= self._next_sample
+        if sample:
+            self._next_sample = now + self.sample_period_s
+        return sample, now >= self._next_show
+
+    def shown(self, next_show: float) -> None:
+        """A frame was shown; the next may be at ``next_show`` (the governor's answer)."""
+        self._next_show = next_show
+
+    def wake_at(self, showing: bool) -> float:
+        """When to take the next frame: the next sample, or sooner the next shown frame if
+        frames need showing (``showing``: blur on, or the size differs from the preview's)."""
+        return min(self._next_sample, self._next_show) if showing else self._next_sample

@@ -26,7 +26,7 @@ from livekit import rtc
 
 from talkplatform_agents.bots.greenroom.analysis import CameraCheck
 from talkplatform_agents.bots.greenroom.blur import Segmenter, blur_background
-from talkplatform_agents.bots.greenroom.pacing import NewestSlot, RateGovernor
+from talkplatform_agents.bots.greenroom.pacing import FrameSchedule, NewestSlot, RateGovernor
 
 __all__ = ["BlurPacing", "VideoLoop"]
 
@@ -99,8 +99,12 @@ class VideoLoop:
             async for event in stream:
                 await self._route(event.frame, worker)
         finally:
-            await worker.aclose()
-            await stream.aclose()
+            # The native stream first, in its own step: a second cancellation (a device
+            # switch, then stop()) may cut the wait for the thread short, never this.
+            try:
+                await stream.aclose()
+            finally:
+                await worker.aclose()
 
     async def _route(self, frame: rtc.VideoFrame, worker: _FrameWorker) -> None:
         now = time.monotonic()
@@ -133,8 +137,9 @@ class _Frame:
 class _FrameWorker:
     """One thread for one video track's image work. It samples the camera check every
     ``_SAMPLE_PERIOD_S`` and, while blur is on or the size differs from the preview's,
-    processes the newest frame at the governor's pace. A failure stops it, and the next
-    ``offer`` raises it on the event loop."""
+    processes the newest frame at the governor's pace: it wakes for whichever is due first
+    (``FrameSchedule``). A failure stops it, and the next ``offer`` raises it on the event
+    loop."""
 
     def __init__(
         self,
@@ -149,7 +154,7 @@ class _FrameWorker:
         self._blurring = blurring
         self._governor = governor
         self._slot: NewestSlot[_Frame] = NewestSlot()
-        self._next_sample = 0.0
+        self._schedule = FrameSchedule(_SAMPLE_PERIOD_S)
         self._error: Exception | None = None
         self.shown = 0  # frames blurred or scaled onto the preview
         self.sampled = 0  # frames read by the camera check
@@ -188,16 +193,21 @@ class _FrameWorker:
 
     def _handle(self, item: _Frame) -> float:
         """Work on one frame; return when the next may be taken."""
-        started = time.monotonic()
-        if started >= self._next_sample:
-            self._next_sample = started + _SAMPLE_PERIOD_S
+        sample, show = self._schedule.due(time.monotonic())
+        if sample:
             self._deliver(item.at, _thumbnail(item.frame))
             self.sampled += 1
         segmenter = self._blurring()
         frame = item.frame
-        if segmenter is None and (frame.width, frame.height) == item.size:
-            return self._next_sample  # passed through on the loop: only the check is due
-        rgba = _rgba(frame)
+        # Unblurred at the preview's size, the event loop passed the frame on as it came.
+        showing = segmenter is not None or (frame.width, frame.height) != item.size
+        if showing and show:
+            self._show(item, segmenter)
+        return self._schedule.wake_at(showing)
+
+    def _show(self, item: _Frame, segmenter: Segmenter | None) -> None:
+        started = time.monotonic()
+        rgba = _rgba(item.frame)
         if segmenter is not None:
             rgba = _blurred(segmenter, rgba)
         if rgba.shape[:2] != (item.size[1], item.size[0]):
@@ -207,7 +217,7 @@ class _FrameWorker:
             rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba.tobytes())
         )
         self.shown += 1
-        return self._governor.next_at(started, time.monotonic() - started)
+        self._schedule.shown(self._governor.next_at(started, time.monotonic() - started))
 
     def _deliver(self, at: float, thumbnail: Thumbnail) -> None:
         try:

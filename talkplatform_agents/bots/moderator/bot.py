@@ -28,12 +28,8 @@ from talkplatform_agents.lk.payloads import BadPayload, parse
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
-from talkplatform_agents.store import (
-    MODERATOR_ROLES,
-    Database,
-    MeetingRepository,
-    WaitingRepository,
-)
+from talkplatform_agents.roles import MODERATOR_ROLES
+from talkplatform_agents.store import Database, MeetingRepository, WaitingRepository
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["ModeratorBot", "ModeratorOptions", "moderator_entrypoint", "moderator_prewarm"]
@@ -72,8 +68,8 @@ class ModeratorBot:
         self._meeting_id = meeting_id
         self._kind = kind
         self._deps = deps
-        self.door = WaitingRoom(deps)
-        self.controls = HostControls(deps, self.door)
+        self.waiting_room = WaitingRoom(deps)
+        self.controls = HostControls(deps, self.waiting_room)
         self._tasks = TaskSet(room.name, self._step_failed)
 
     @property
@@ -82,7 +78,7 @@ class ModeratorBot:
 
     async def start(self) -> None:
         if self._kind is RoomKind.MEETING:
-            register_rpc(self._room, self._meeting_id, self.door, self.controls)
+            register_rpc(self._room, self._meeting_id, self.waiting_room, self.controls)
         self._room.on("participant_connected", self._on_joined)
         self._room.on("participant_disconnected", self._on_left)
         self._room.on("data_received", self._on_data)
@@ -93,13 +89,13 @@ class ModeratorBot:
 
     async def stop(self) -> None:
         await self._tasks.aclose()
-        await self.door.aclose()
+        await self.waiting_room.aclose()
 
     def _on_joined(self, participant: rtc.RemoteParticipant) -> None:
         if _is_agent(participant):
             return
         if self._kind is RoomKind.LOBBY:
-            self._spawn(self.door.knocker_arrived(self._meeting_id, participant.identity))
+            self._spawn(self.waiting_room.knocker_arrived(self._meeting_id, participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=True))
 
@@ -107,7 +103,7 @@ class ModeratorBot:
         if _is_agent(participant):
             return
         if self._kind is RoomKind.LOBBY:
-            self._spawn(self.door.knocker_left(self._meeting_id, participant.identity))
+            self._spawn(self.waiting_room.knocker_left(self._meeting_id, participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=False))
 
@@ -115,9 +111,9 @@ class ModeratorBot:
         if await self._deps.meetings.role(self._meeting_id, identity) not in MODERATOR_ROLES:
             return
         if arrived:
-            await self.door.host_arrived(self._meeting_id, identity)
+            await self.waiting_room.host_arrived(self._meeting_id, identity)
         else:
-            await self.door.host_left(self._meeting_id)
+            await self.waiting_room.host_left(self._meeting_id)
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         if self._kind is not RoomKind.LOBBY or packet.topic != proto.TOPIC_CHAT:
@@ -131,7 +127,9 @@ class ModeratorBot:
             logger.info("[%s] bad lobby chat from %s: %s", self.tag, sender.identity, exc)
             return
         self._spawn(
-            self.door.notify.lobby_chat(self._meeting_id, sender.identity, sender.name, text)
+            self.waiting_room.notify.lobby_chat(
+                self._meeting_id, sender.identity, sender.name, text
+            )
         )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 from livekit import rtc
 
-from talkplatform_agents.errors import ApiError
+from talkplatform_agents.bots.rpc_errors import RpcHandler, answer_errors
 from talkplatform_agents.lk import waiting as proto
-from talkplatform_agents.lk.payloads import BadPayload, dumps, parse
+from talkplatform_agents.lk.payloads import dumps, parse
 from talkplatform_agents.moderation import HostControls, WaitingRoom
 
 __all__ = ["register_rpc"]
@@ -24,33 +24,33 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[str, str, str], Awaitable[dict[str, Any]]]  # meeting, caller, payload
 
 
-def _methods(door: WaitingRoom, controls: HostControls) -> dict[str, Handler]:
+def _methods(waiting_room: WaitingRoom, controls: HostControls) -> dict[str, Handler]:
     async def queue(m: str, caller: str, payload: str) -> dict[str, Any]:
         parse(proto.EmptyRequest, payload)
-        return {"waiting": await door.queue(m, caller)}
+        return {"waiting": await waiting_room.queue(m, caller)}
 
     async def admit(m: str, caller: str, payload: str) -> dict[str, Any]:
-        return await door.admit(m, caller, parse(proto.IdentityRequest, payload).identity)
+        return await waiting_room.admit(m, caller, parse(proto.IdentityRequest, payload).identity)
 
     async def admit_all(m: str, caller: str, payload: str) -> dict[str, Any]:
         parse(proto.EmptyRequest, payload)
-        return await door.admit_all(m, caller)
+        return await waiting_room.admit_all(m, caller)
 
     async def admit_many(m: str, caller: str, payload: str) -> dict[str, Any]:
         identities = parse(proto.IdentitiesRequest, payload).identities
-        return await door.admit_many(m, caller, identities)
+        return await waiting_room.admit_many(m, caller, identities)
 
     async def deny(m: str, caller: str, payload: str) -> dict[str, Any]:
         request = parse(proto.DenyRequest, payload)
-        return await door.deny(m, caller, request.identity, request.reason)
+        return await waiting_room.deny(m, caller, request.identity, request.reason)
 
     async def message(m: str, caller: str, payload: str) -> dict[str, Any]:
         request = parse(proto.MessageRequest, payload)
-        return await door.message(m, caller, request.text, request.identity)
+        return await waiting_room.message(m, caller, request.text, request.identity)
 
     async def back(m: str, caller: str, payload: str) -> dict[str, Any]:
         identity = parse(proto.IdentityRequest, payload).identity
-        return await door.return_to_waiting(m, caller, identity)
+        return await waiting_room.return_to_waiting(m, caller, identity)
 
     async def mute(m: str, caller: str, payload: str) -> dict[str, Any]:
         r = parse(proto.MuteRequest, payload)
@@ -97,10 +97,10 @@ def _methods(door: WaitingRoom, controls: HostControls) -> dict[str, Handler]:
 
 
 def register_rpc(
-    room: rtc.Room, meeting_id: str, door: WaitingRoom, controls: HostControls
+    room: rtc.Room, meeting_id: str, waiting_room: WaitingRoom, controls: HostControls
 ) -> list[str]:
     """Register every method on ``room``'s local participant; return their names."""
-    methods = _methods(door, controls)
+    methods = _methods(waiting_room, controls)
     for name, handler in methods.items():
         room.local_participant.register_rpc_method(
             name, _answer(room.name, meeting_id, name, handler)
@@ -108,21 +108,10 @@ def register_rpc(
     return list(methods)
 
 
-def _answer(
-    room: str, meeting_id: str, method: str, handler: Handler
-) -> Callable[[rtc.RpcInvocationData], Awaitable[str]]:
+def _answer(room: str, meeting_id: str, method: str, handler: Handler) -> RpcHandler:
     async def answer(data: rtc.RpcInvocationData) -> str:
-        try:
-            result = await handler(meeting_id, data.caller_identity, data.payload)
-        except BadPayload as exc:
-            raise rtc.RpcError(proto.RPC_ERROR_BASE + 400, f"invalid payload: {exc}") from exc
-        except ApiError as exc:
-            logger.info("[%s] %s by %s refused: %s", room, method, data.caller_identity, exc)
-            raise rtc.RpcError(proto.RPC_ERROR_BASE + exc.status, exc.message) from exc
-        except Exception as exc:
-            logger.exception("[%s] %s by %s failed", room, method, data.caller_identity)
-            raise rtc.RpcError(proto.RPC_ERROR_BASE + 500, "internal error") from exc
+        result = await handler(meeting_id, data.caller_identity, data.payload)
         logger.info("[%s] %s by %s", room, method, data.caller_identity)
         return dumps(result)
 
-    return answer
+    return answer_errors(room, method, answer)

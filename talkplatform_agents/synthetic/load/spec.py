@@ -6,10 +6,6 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from talkplatform_agents.config import Settings
 
 __all__ = ["Codec", "Layout", "LoadSpec", "MediaOptions", "parse_duration", "parse_ramp"]
 
@@ -116,14 +112,6 @@ class LoadSpec:
             raise ValueError(f"processes must be >= 0, got {self.processes}")
         if not 1 <= self.connect_timeout_s <= 120:
             raise ValueError(f"connect timeout must be 1..120 s, got {self.connect_timeout_s}")
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, url: str | None = None, **fields: Any
-    ) -> LoadSpec:
-        """A run against ``url``, else against the platform's own server (``LIVEKIT_URL``);
-        ``fields`` are the rest of the spec, as the command line gives them."""
-        return cls(url=url or settings.livekit_url, **fields)
 
     @property
     def participants(self) -> int:
