@@ -10,28 +10,16 @@ settings (``talkplatform_agents.config.Settings``, ``CHAT_*`` included), once, a
 The logic lives in ``talkplatform_agents.bots.chat``.
 """
 
-import functools
+from livekit.agents import cli
 
-from livekit.agents import AgentServer, cli
-
-from talkplatform_agents.bots import BotOptions
-from talkplatform_agents.bots.chat import chat_entrypoint, chat_prewarm
+from talkplatform_agents.bots.worker import WorkerOptions, agent_server
 from talkplatform_agents.cli.main import bot_settings
 from talkplatform_agents.lk.naming import CHAT_AGENT_NAME
 
-settings = bot_settings()
-options = BotOptions.from_settings(settings)
-
-server = AgentServer(
-    ws_url=settings.livekit_url,
-    api_key=settings.livekit_api_key,
-    api_secret=settings.livekit_api_secret.get_secret_value(),
-    multiprocessing_context="spawn",
-    setup_fnc=functools.partial(
-        chat_prewarm, options=options.chat, database_url=options.database_url
-    ),
-)
-server.rtc_session(chat_entrypoint, agent_name=CHAT_AGENT_NAME)
+# The same server as ``talkplatform-agents worker`` runs for this bot, on LiveKit's default
+# health-check port.
+options = WorkerOptions.from_settings(bot_settings())
+server = agent_server(CHAT_AGENT_NAME, options, port=8081)
 
 if __name__ == "__main__":
     cli.run_app(server)

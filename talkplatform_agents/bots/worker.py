@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from talkplatform_agents.config import Settings
 
-__all__ = ["WorkerError", "WorkerOptions", "run_workers"]
+__all__ = ["WorkerError", "WorkerOptions", "agent_server", "run_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +178,12 @@ def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[tuple[st
 _INIT_TIMEOUT_S = 45.0
 
 
-async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
-    from livekit.agents import AgentServer  # in the child only: the parent stays light
+def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> AgentServer:
+    """One bot type's ``AgentServer``: as the worker runs it, and as ``agents/*.py`` deploy it
+    on their own (with LiveKit's CLI, and its health-check ``port``; 0 picks a free one)."""
+    from livekit.agents import AgentServer  # in a bot's process only: the parent stays light
 
+    spec = resolve([agent_name])[0]
     server = AgentServer(
         ws_url=options.ws_url,
         api_key=options.api_key,
@@ -196,13 +199,18 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[st
         # busy two-core machine running several bot types that takes well over the 10 s
         # default, and a timed-out process is killed and the job waits for another.
         initialize_process_timeout=_INIT_TIMEOUT_S,
-        port=0,
+        port=port,
         # A partial of a module-level function pickles by reference: spawn-safe.
         setup_fnc=functools.partial(spec.prewarm, options.bots) if spec.prewarm else None,
         # livekit-agents spells WARNING its own way.
         log_level="WARN" if options.log_level == "WARNING" else options.log_level,
     )
     server.rtc_session(spec.entrypoint, agent_name=spec.agent_name)
+    return server
+
+
+async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
+    server = agent_server(spec.agent_name, options)
     server.on("worker_registered", lambda worker_id, _info: ready.put((spec.agent_name, worker_id)))
 
     stop = asyncio.Event()
