@@ -4,7 +4,6 @@ and ``as_api_error``: how its failures read to an API caller, the same through R
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 
@@ -15,7 +14,7 @@ from livekit.protocol import agent
 from talkplatform_agents.errors import ApiError, BadGateway, Unavailable
 from talkplatform_agents.lk.tokens import Credentials
 
-__all__ = ["STARTING_S", "AgentDispatchApi", "ServerApi", "as_api_error", "job_is_starting"]
+__all__ = ["AgentDispatchApi", "ServerApi", "as_api_error"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,16 +93,15 @@ class ServerApi:
 
     async def agents_in_flight(self, room: str) -> set[str]:
         """The agent names whose dispatch into ``room`` a worker has taken and is starting: a
-        job still pending, or running for less than ``STARTING_S`` (a worker marks the job
-        running when it takes it, and its process may take that long to start and join on a
-        busy machine). A job running for longer whose bot is not in the room is no bot on its
-        way (it was removed, or is leaving), and a dispatch no worker took has no job at all."""
+        job still pending. A running job whose bot is not in the room is no bot on its way:
+        it may be starting, but it may as well have been removed or be leaving, and the job
+        state does not tell these apart (a re-dispatch may then make a twin, which the bots'
+        election resolves). A dispatch no worker took has no job at all."""
         dispatches = await _unless_missing(self._api.agent_dispatch.list_dispatch(room))
-        now = time.time()
         return {
             d.agent_name
             for d in dispatches or []
-            if any(job_is_starting(job.state, now) for job in d.state.jobs)
+            if any(job.state.status == agent.JobStatus.JS_PENDING for job in d.state.jobs)
         }
 
     async def dispatch(self, room: str, agent_name: str) -> str:
@@ -130,27 +128,6 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     if isinstance(exc, TimeoutError):
         return Unavailable("a server this request needs did not answer in time")
     return None
-
-
-STARTING_S = 60.0  # the worker's process start bound (45 s) and the join after it
-
-
-def job_is_starting(state: agent.JobState, now: float) -> bool:
-    if state.status == agent.JobStatus.JS_PENDING:
-        return True
-    if state.status != agent.JobStatus.JS_RUNNING or not state.started_at:
-        return False
-    return now - _epoch_seconds(state.started_at) < STARTING_S
-
-
-def _epoch_seconds(stamp: int) -> float:
-    """livekit-server stamps jobs in Unix nanoseconds; milliseconds and seconds are read too,
-    so that a server that changed its unit would not make every job look new or old."""
-    if stamp > 10**17:
-        return stamp / 1e9
-    if stamp > 10**11:
-        return stamp / 1e3
-    return float(stamp)
 
 
 async def _unless_missing(call: Awaitable[T]) -> T | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from livekit import api
 
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, agents_for_room
-from talkplatform_agents.lk.server_api import STARTING_S, AgentDispatchApi
+from talkplatform_agents.lk.server_api import AgentDispatchApi
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["BotReconciler", "ReconcilerOptions"]
@@ -36,10 +36,10 @@ class ReconcilerOptions:
     # A dispatch can itself be lost, so a room is looked at again after each one; but not
     # forever, should no worker ever take the job.
     attempts: int = 8
-    # A job a worker has taken counts as on its way for this long (its process may take
-    # that long to start on a busy machine): until then, a look that finds every missing bot
+    # A job still pending counts as on its way for this long (the worker's process start
+    # bound, 45 s, and the join after it): until then, a look that finds every missing bot
     # on its way uses up no attempt, so that a slow start is waited for, not given up on.
-    starting_s: float = STARTING_S
+    starting_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.grace_s < 0:

@@ -166,15 +166,20 @@ async def _negotiate(
         _watch(pc, timings, connected, failed)
         await remote.describe_local("offer")
     while not connected.is_set():
+        # Two short-lived futures raced here and nowhere else; whatever ends the race (one of
+        # them, or a cancellation from outside) cancels the other.
         reader = asyncio.ensure_future(_next(ws))
         waiter = asyncio.ensure_future(connected.wait())
-        done, _ = await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (reader, waiter):
+                if not pending.done():
+                    pending.cancel()
         if reader not in done:
-            reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, HandshakeError):
                 await reader
             break
-        waiter.cancel()
         if await remote.on_message(reader.result()):  # the server's offer is in: answer it
             _watch(pc, timings, connected, failed)
             await remote.describe_local("answer")

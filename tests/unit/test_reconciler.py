@@ -209,26 +209,6 @@ def test_options_reject_nonsense() -> None:
         ReconcilerOptions(attempts=0)
 
 
-def test_a_job_counts_as_starting_while_pending_or_freshly_running() -> None:
-    from livekit.protocol import agent
-
-    from talkplatform_agents.lk.server_api import STARTING_S, job_is_starting
-
-    now = 1_800_000_000.0
-    pending = agent.JobState(status=agent.JobStatus.JS_PENDING)
-    fresh = agent.JobState(status=agent.JobStatus.JS_RUNNING, started_at=int((now - 5) * 1e9))
-    old = agent.JobState(
-        status=agent.JobStatus.JS_RUNNING, started_at=int((now - STARTING_S - 1) * 1e9)
-    )
-    fresh_ms = agent.JobState(status=agent.JobStatus.JS_RUNNING, started_at=int((now - 5) * 1e3))
-    done = agent.JobState(status=agent.JobStatus.JS_SUCCESS, started_at=int(now * 1e9))
-    assert job_is_starting(pending, now)
-    assert job_is_starting(fresh, now)
-    assert job_is_starting(fresh_ms, now)
-    assert not job_is_starting(old, now)
-    assert not job_is_starting(done, now)
-
-
 async def test_a_slow_start_is_waited_for_beyond_the_attempts() -> None:
     server = FakeServer(_user("alice"), _bot(CHAT_AGENT_NAME))
     server.in_flight = {WAITING_ROOM_AGENT_NAME}  # taken by a worker whose process is slow
