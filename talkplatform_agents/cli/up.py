@@ -57,6 +57,9 @@ def run_up(
         console.print(f"[red]--netns is not possible here:[/red] {reason}")
         return 2
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C is how `up` stops, even when it was started with SIGINT ignored (bash ignores it
+    # in a non-interactive shell's background jobs, and children inherit that).
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
     namespace: NetNamespace | None = None
     stack: Stack | None = None
     try:
@@ -87,7 +90,7 @@ def run_up(
         return 1
     finally:
         # A second Ctrl-C must not cut the cleanup short and leave processes behind.
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             if stack is not None:
