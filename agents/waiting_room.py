@@ -1,26 +1,26 @@
 """Deployable entrypoint: the moderator bot (agent_name ``waiting-room``): the waiting room
 and host controls, in meeting rooms and their lobbies.
 
-Run it on its own with LiveKit's CLI conventions::
+Run it on its own::
 
     LIVEKIT_URL=... LIVEKIT_API_KEY=... LIVEKIT_API_SECRET=... DATABASE_URL=... \\
         python agents/waiting_room.py start
 
-or, with every TalkPlatform bot at once, ``talkplatform-agents worker``. Both read the same
+It is one room host (``talkplatform_agents.bots.room_host``): a process that serves up to
+``WORKER_ROOMS_PER_HOST`` rooms on one event loop, registering with livekit-server as an
+agent worker the way livekit-agents' workers do. Run as many as the meetings need. Or run
+every TalkPlatform bot at once with ``talkplatform-agents worker``. Both read the same
 settings (``talkplatform_agents.config.Settings``), once, at the edge. The logic lives in
 ``talkplatform_agents.bots.moderator``.
 """
 
-from livekit.agents import cli
+import sys
 
-from talkplatform_agents.bots.worker import WorkerOptions, agent_server
+from talkplatform_agents.bots.worker import WorkerOptions, run_room_host
 from talkplatform_agents.cli.main import bot_settings
 from talkplatform_agents.lk.naming import WAITING_ROOM_AGENT_NAME
 
-# The same server as ``talkplatform-agents worker`` runs for this bot, on LiveKit's default
-# health-check port.
-options = WorkerOptions.from_settings(bot_settings())
-server = agent_server(WAITING_ROOM_AGENT_NAME, options, port=8081)
-
 if __name__ == "__main__":
-    cli.run_app(server)
+    if sys.argv[1:] not in ([], ["start"]):
+        sys.exit(f"usage: python {sys.argv[0]} [start]")
+    sys.exit(run_room_host((WAITING_ROOM_AGENT_NAME,), WorkerOptions.from_settings(bot_settings())))

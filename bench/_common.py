@@ -52,9 +52,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def run_in_local_stack(body: Callable[[Stack], Awaitable[None]], **settings: Any) -> None:
+def run_in_local_stack(
+    body: Callable[[Stack], Awaitable[None]],
+    *,
+    agents: tuple[str, ...] = ("all",),
+    **settings: Any,
+) -> None:
     """Run ``body`` against the real stack in a fresh network namespace, then tear it down.
-    ``settings`` are extra Settings fields (by their environment names)."""
+    ``agents`` are the bots its worker runs; ``settings`` are extra Settings fields (by
+    their environment names)."""
     with tempfile.TemporaryDirectory() as tmp, NetNamespace.create() as namespace:
         namespace.enter()  # before any thread: the SDK's threads inherit it
         database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
@@ -65,6 +71,8 @@ def run_in_local_stack(body: Callable[[Stack], Awaitable[None]], **settings: Any
             LOG_LEVEL="WARNING",
             **settings,
         )
-        options = StackOptions(root=ROOT, run_dir=Path(tmp) / "run", host=namespace.address)
+        options = StackOptions(
+            root=ROOT, run_dir=Path(tmp) / "run", host=namespace.address, agents=agents
+        )
         with Stack(config, options) as stack:
             asyncio.run(body(stack))

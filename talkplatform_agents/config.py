@@ -72,14 +72,48 @@ class Settings(BaseSettings):
         default=0.7,
         gt=0,
         validation_alias="WORKER_LOAD_THRESHOLD",
-        description="CPU load above which a bot server takes no new jobs ('inf': never full).",
+        description="Load above which a bot server takes no new jobs ('inf': never full).",
     )
-    worker_load_mode: Literal["cpu", "jobs"] = Field(
-        default="cpu",
+    worker_load_mode: Literal["own", "jobs", "cpu"] = Field(
+        default="own",
         validation_alias="WORKER_LOAD_MODE",
-        description="What a bot server reports as its load: CPU use, or running jobs.",
+        description="What a bot server reports as its load: its own jobs and CPU ('own'), "
+        "its jobs only, or the whole machine's CPU ('cpu', livekit-agents' default).",
     )
-    worker_max_jobs: int = Field(default=8, ge=1, le=1000, validation_alias="WORKER_MAX_JOBS")
+    worker_executor: Literal["auto", "host", "process"] = Field(
+        default="auto",
+        validation_alias="WORKER_EXECUTOR",
+        description="How bot jobs run: 'auto' (chat and moderator many to a room host "
+        "process, the green room a process per session), or 'host' or 'process' for all.",
+    )
+    worker_max_jobs: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        validation_alias="WORKER_MAX_JOBS",
+        description="Jobs per livekit-agents server (the green room: a process per job).",
+    )
+    worker_loop_monitor_ms: int = Field(
+        default=0,
+        ge=0,
+        validation_alias="WORKER_LOOP_MONITOR_MS",
+        description="livekit-agents' event-loop block warning threshold per job (0: off). "
+        "It wakes each job twice every 20-50 ms, most of an idle meeting's CPU.",
+    )
+    worker_room_hosts: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        validation_alias="WORKER_ROOM_HOSTS",
+        description="Room host processes (each serves many chat and moderator rooms).",
+    )
+    worker_rooms_per_host: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        validation_alias="WORKER_ROOMS_PER_HOST",
+        description="Rooms one room host process takes before it reports itself full.",
+    )
     livekit_server_bin: str = Field(
         default="bin/livekit-server", validation_alias="LIVEKIT_SERVER_BIN"
     )

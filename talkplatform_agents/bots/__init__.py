@@ -1,14 +1,9 @@
-"""Meeting bots: one module per bot, and the worker that runs them."""
+"""Meeting bots: one package per bot, and the runtimes that run them.
 
-from talkplatform_agents.bots.registry import BOTS, BotOptions, BotSpec, resolve
-from talkplatform_agents.bots.worker import WorkerError, WorkerOptions, run_workers
+- ``worker.py``: starts every bot's runtime, the way ``talkplatform-agents worker`` runs them;
+- ``room_host.py``: many meetings per process, on one event loop (chat relay, moderator);
+- ``agents_job.py``: a process per job, livekit-agents' way (the green room);
+- ``registry.py``: which bot runs how.
 
-__all__ = [
-    "BOTS",
-    "BotOptions",
-    "BotSpec",
-    "WorkerError",
-    "WorkerOptions",
-    "resolve",
-    "run_workers",
-]
+Nothing is imported here: a room host process loads only the bots it runs.
+"""

@@ -1,25 +1,23 @@
-"""The bots this worker can run, by agent name."""
+"""The bots this worker can run, by agent name, and how each runs."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from livekit.agents import JobContext, JobProcess
 
-from talkplatform_agents.bots.chat import ChatOptions, chat_entrypoint, chat_prewarm
+from talkplatform_agents.bots.agents_job import hosted_entrypoint, hosted_prewarm
+from talkplatform_agents.bots.chat import ChatOptions
 from talkplatform_agents.bots.greenroom import (
     GreenRoomOptions,
     greenroom_entrypoint,
     greenroom_prewarm,
 )
-from talkplatform_agents.bots.moderator import (
-    ModeratorOptions,
-    moderator_entrypoint,
-    moderator_prewarm,
-)
+from talkplatform_agents.bots.hosted import HOSTED, HostedOptions
+from talkplatform_agents.bots.moderator import ModeratorOptions
 from talkplatform_agents.lk.naming import (
     CHAT_AGENT_NAME,
     ECHO_AGENT_NAME,
@@ -29,7 +27,11 @@ from talkplatform_agents.lk.naming import (
 if TYPE_CHECKING:
     from talkplatform_agents.config import Settings
 
-__all__ = ["BOTS", "BotOptions", "BotSpec", "resolve"]
+__all__ = ["BOTS", "BotOptions", "BotSpec", "Executor", "resolve"]
+
+# How a bot's jobs run: "host", many to a room host process (bots/room_host.py); or
+# "process", each in a process of its own, livekit-agents' way (bots/agents_job.py).
+Executor = Literal["host", "process"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,8 @@ class BotOptions:
     (job processes are spawned: they see none of the parent's objects)."""
 
     greenroom: GreenRoomOptions = field(default_factory=GreenRoomOptions)
-    # The store, for bots whose state must survive them (waiting room, chat). Each job
-    # process opens its own connection pool from it.
-    database_url: str = ""
-    chat: ChatOptions = field(default_factory=ChatOptions)
-    moderator: ModeratorOptions = field(default_factory=ModeratorOptions)
+    # The chat relay and the moderator, whose state lives in the store.
+    hosted: HostedOptions = field(default_factory=HostedOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotOptions:
@@ -51,43 +50,48 @@ class BotOptions:
             greenroom=GreenRoomOptions(
                 segmentation_model=Path(settings.segmentation_model).resolve()
             ),
-            database_url=settings.database_url,
-            chat=ChatOptions(
-                history_size=settings.chat_history_size,
-                max_message_chars=settings.chat_max_message_chars,
-                messages_per_second=settings.chat_messages_per_second,
-                message_burst=settings.chat_message_burst,
-                reactions_per_second=settings.chat_reactions_per_second,
-                reaction_burst=settings.chat_reaction_burst,
-                blocked_words=tuple(
-                    w.strip() for w in settings.chat_blocked_words.split(",") if w.strip()
+            hosted=HostedOptions(
+                database_url=settings.database_url,
+                chat=ChatOptions(
+                    history_size=settings.chat_history_size,
+                    max_message_chars=settings.chat_max_message_chars,
+                    messages_per_second=settings.chat_messages_per_second,
+                    message_burst=settings.chat_message_burst,
+                    reactions_per_second=settings.chat_reactions_per_second,
+                    reaction_burst=settings.chat_reaction_burst,
+                    blocked_words=tuple(
+                        w.strip() for w in settings.chat_blocked_words.split(",") if w.strip()
+                    ),
+                    blocked_action=settings.chat_blocked_action,
+                    hosts_see_private=settings.chat_hosts_see_private,
                 ),
-                blocked_action=settings.chat_blocked_action,
-                hosts_see_private=settings.chat_hosts_see_private,
+                moderator=ModeratorOptions.from_settings(settings),
             ),
-            moderator=ModeratorOptions.from_settings(settings),
         )
 
 
 @dataclass(frozen=True)
 class BotSpec:
     agent_name: str
+    # As a livekit-agents job (a process per job).
     entrypoint: Callable[[JobContext], Awaitable[None]]
     description: str
     # Called as prewarm(options, proc) once in each job process.
     prewarm: Callable[[BotOptions, JobProcess], None] | None = None
+    executor: Executor = "process"
+
+    @property
+    def hostable(self) -> bool:
+        """Whether the room host can run it (its session is in ``bots/hosted.py``)."""
+        return self.agent_name in HOSTED
 
 
 def _prewarm_greenroom(options: BotOptions, proc: JobProcess) -> None:
     greenroom_prewarm(proc, options.greenroom)
 
 
-def _prewarm_moderator(options: BotOptions, proc: JobProcess) -> None:
-    moderator_prewarm(proc, options.moderator)
-
-
-def _prewarm_chat(options: BotOptions, proc: JobProcess) -> None:
-    chat_prewarm(proc, options.chat, options.database_url)
+def _prewarm_hosted(options: BotOptions, proc: JobProcess) -> None:
+    hosted_prewarm(options.hosted, proc)
 
 
 BOTS: dict[str, BotSpec] = {
@@ -98,18 +102,21 @@ BOTS: dict[str, BotSpec] = {
             greenroom_entrypoint,
             "green room: echo (live or playback), preview with blur, level meter, report",
             _prewarm_greenroom,
+            executor="process",  # media: its CPU needs the cores, not one event loop
         ),
         BotSpec(
             WAITING_ROOM_AGENT_NAME,
-            moderator_entrypoint,
+            hosted_entrypoint(WAITING_ROOM_AGENT_NAME),
             "waiting room and host controls, in meeting rooms and their lobbies",
-            _prewarm_moderator,
+            _prewarm_hosted,
+            executor="host",
         ),
         BotSpec(
             CHAT_AGENT_NAME,
-            chat_entrypoint,
+            hosted_entrypoint(CHAT_AGENT_NAME),
             "meeting chat: persistence, history, private messages, reactions, moderation",
-            _prewarm_chat,
+            _prewarm_hosted,
+            executor="host",
         ),
     )
 }

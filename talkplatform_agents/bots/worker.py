@@ -1,39 +1,51 @@
-"""Runs bots: one livekit-agents ``AgentServer`` per bot type, each in its own process.
+"""Runs bots, each the way it runs best (``BotSpec.executor``):
+- ``host``: the chat relay and the moderator, many rooms to a room host process
+  (``bots/room_host.py``). The worker runs ``room_hosts`` of them, each holding up to
+  ``rooms_per_host`` rooms, and registering with livekit-server for every hosted bot.
+- ``process``: the green room, a livekit-agents ``AgentServer`` whose jobs are each a
+  process (media needs the cores; one ``AgentServer`` registers one agent name).
 
-An ``AgentServer`` registers a single ``rtc_session``, so each bot type needs its own
-server. Processes are started with spawn: the LiveKit SDK forbids ``fork()``. The parent
-says ready only once every server has registered with livekit-server.
+Processes are started with spawn: the LiveKit SDK forbids ``fork()``. The parent says ready
+once every child has registered, then supervises: a child that dies (a native crash, say)
+is started again, and the service's reconciler brings its meetings' bots back. A child that
+keeps dying ends the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
 import multiprocessing as mp
+import os
 import queue
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from talkplatform_agents.bots.registry import BotOptions, BotSpec, resolve
+from talkplatform_agents.bots.load import LoadMode, OwnLoad, jobs_load
+from talkplatform_agents.bots.registry import BotOptions, BotSpec, Executor, resolve
 from talkplatform_agents.errors import TalkPlatformError
 
 if TYPE_CHECKING:
     from livekit.agents import AgentServer
 
+    from talkplatform_agents.bots.room_host import HostOptions
     from talkplatform_agents.config import Settings
 
-__all__ = ["WorkerError", "WorkerOptions", "agent_server", "run_workers"]
+__all__ = ["WorkerError", "WorkerOptions", "agent_server", "run_room_host", "run_workers"]
 
 logger = logging.getLogger(__name__)
 
+_Ready = tuple[str, dict[str, str]]  # (child, {agent name: worker id})
+
 
 class WorkerError(TalkPlatformError, RuntimeError):
-    """A bot server failed to start or register."""
+    """A bot runtime failed to start or register, or kept dying."""
 
 
 @dataclass(frozen=True)
@@ -42,32 +54,85 @@ class WorkerOptions:
     api_key: str
     api_secret: str
     load_threshold: float = 0.7
-    # "cpu": the machine's CPU use (livekit-agents' default). "jobs": running jobs over
-    # max_jobs. livekit-server refuses every job while a worker reports a load of 1, which
-    # a busy small machine reaches in CPU spikes that say nothing of a bot's capacity.
-    load_mode: Literal["cpu", "jobs"] = "cpu"
-    max_jobs: int = 8
-    # Two warm processes per bot type: a job that finds none waits for a process to start
-    # (seconds on a busy machine), and green rooms and meetings come in bursts.
+    # bots/load.py: "own" counts this runtime's jobs and its own processes' CPU, never the
+    # rest of the machine's work.
+    load_mode: LoadMode = "own"
+    # "auto": each bot's own executor (BotSpec.executor); otherwise the same for all that
+    # can (the green room has no hosted session: it always runs a process per job).
+    executor: Literal["auto"] | Executor = "auto"
+    max_jobs: int = 8  # per AgentServer: a process per job
+    room_hosts: int = 2  # room host processes
+    rooms_per_host: int = 16
+    # Two warm processes per AgentServer: a job that finds none waits for a process to
+    # start (seconds on a busy machine), and green rooms come in bursts.
     idle_processes: int = 2
     register_timeout_s: float = 110.0  # each server first starts its idle job process
     drain_timeout_s: int = 10
     log_level: str = "INFO"
+    # livekit-agents watches each job's event loop for blocking: a timer and a watchdog
+    # thread, each waking every 20-50 ms. 0 turns the watch off.
+    loop_monitor_ms: int = 0
+    # A child that dies this many times within restart_window_s ends the worker.
+    restarts: int = 5
+    restart_window_s: float = 60.0
     bots: BotOptions = field(default_factory=BotOptions)
+
+    def executor_of(self, spec: BotSpec) -> Executor:
+        if self.executor == "auto":
+            return spec.executor
+        return "host" if self.executor == "host" and spec.hostable else "process"
+
+    def host_options(self, agent_names: tuple[str, ...]) -> HostOptions:
+        from talkplatform_agents.bots.room_host import HostOptions
+
+        return HostOptions(
+            ws_url=self.ws_url,
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            agent_names=agent_names,
+            hosted=self.bots.hosted,
+            capacity=self.rooms_per_host,
+            load_mode=self.load_mode,
+            load_threshold=self.load_threshold,
+            close_timeout_s=self.drain_timeout_s,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerOptions:
-        """The bot servers and every bot, as the platform's settings say."""
+        """The bot runtimes and every bot, as the platform's settings say."""
         return cls(
             ws_url=settings.livekit_url,
             api_key=settings.livekit_api_key,
             api_secret=settings.livekit_api_secret.get_secret_value(),
             load_threshold=settings.worker_load_threshold,
             load_mode=settings.worker_load_mode,
+            executor=settings.worker_executor,
             max_jobs=settings.worker_max_jobs,
+            room_hosts=settings.worker_room_hosts,
+            rooms_per_host=settings.worker_rooms_per_host,
+            loop_monitor_ms=settings.worker_loop_monitor_ms,
             log_level=settings.log_level.upper(),
             bots=BotOptions.from_settings(settings),
         )
+
+
+@dataclass
+class _Child:
+    name: str
+    target: Callable[..., None]
+    args: tuple[Any, ...]
+    process: mp.process.BaseProcess | None = None
+    deaths: collections.deque[float] = field(default_factory=collections.deque)
+
+    def start(self, ctx: Any) -> None:
+        self.process = ctx.Process(
+            target=self.target, args=self.args, name=f"bot:{self.name}", daemon=False
+        )
+        self.process.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
 
 
 def run_workers(
@@ -75,23 +140,26 @@ def run_workers(
     options: WorkerOptions,
     on_ready: Callable[[dict[str, str]], None],
 ) -> int:
-    """Run the named bots until SIGINT/SIGTERM or until one of them dies.
+    """Run the named bots until SIGINT/SIGTERM, or until a child keeps dying.
 
-    ``on_ready`` gets ``{agent_name: worker_id}`` once every server has registered.
-    Returns the process exit code: 0 after a requested stop, 1 when a bot failed.
+    ``on_ready`` gets ``{agent_name[@host]: worker_id}`` once every child has registered.
+    Returns the process exit code: 0 after a requested stop, 1 when a bot kept failing.
     """
     specs = resolve(names)
     ctx = mp.get_context("spawn")
-    ready: mp.Queue[tuple[str, str]] = ctx.Queue()
-    children = {
-        spec.agent_name: ctx.Process(
-            target=_serve_one,
-            args=(spec.agent_name, options, ready),
-            name=f"bot:{spec.agent_name}",
-            daemon=False,
-        )
-        for spec in specs
-    }
+    ready: mp.Queue[_Ready] = ctx.Queue()
+    hosted = tuple(s.agent_name for s in specs if options.executor_of(s) == "host")
+    children: dict[str, _Child] = {}
+    if hosted:
+        host_options = options.host_options(hosted)
+        for index in range(options.room_hosts):
+            name = f"host-{index}"
+            host_args = (host_options, name, options.log_level, ready)
+            children[name] = _Child(name, _serve_host, host_args)
+    for spec in specs:
+        if options.executor_of(spec) == "process":
+            server_args = (spec.agent_name, options, ready)
+            children[spec.agent_name] = _Child(spec.agent_name, _serve_one, server_args)
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -102,7 +170,7 @@ def run_workers(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for child in children.values():
-            child.start()
+            child.start(ctx)
         registered = _await_registration(
             children, ready, options.register_timeout_s, lambda: stop_requested
         )
@@ -110,11 +178,14 @@ def run_workers(
             return 0  # asked to stop while starting
         on_ready(registered)
         while not stop_requested:
-            dead = [name for name, child in children.items() if not child.is_alive()]
-            if dead:
-                logger.error("worker: bot(s) %s exited; stopping", ", ".join(dead))
-                return 1
-            time.sleep(0.2)
+            with contextlib.suppress(queue.Empty):
+                name, ids = ready.get(timeout=0.2)  # a restarted child registered again
+                logger.info("worker: %s registered again: %s", name, ids)
+            for child in children.values():
+                if stop_requested or child.alive:
+                    continue
+                if not _restart(child, options, ctx):
+                    return 1
         return 0
     finally:
         _stop_children(children, options.drain_timeout_s + 5)
@@ -122,49 +193,107 @@ def run_workers(
             signal.signal(sig, handler)
 
 
+def _restart(child: _Child, options: WorkerOptions, ctx: Any) -> bool:
+    now = time.monotonic()
+    child.deaths.append(now)
+    while child.deaths and now - child.deaths[0] > options.restart_window_s:
+        child.deaths.popleft()
+    code = child.process.exitcode if child.process else None
+    if len(child.deaths) > options.restarts:
+        logger.error("worker: %s died %d times in %.0fs (last exit code %s); stopping",
+                     child.name, len(child.deaths), options.restart_window_s, code)  # fmt: skip
+        return False
+    logger.error("worker: %s died (exit code %s); starting it again", child.name, code)
+    child.start(ctx)
+    return True
+
+
 def _await_registration(
-    children: Mapping[str, mp.process.BaseProcess],
-    ready: mp.Queue[tuple[str, str]],
+    children: dict[str, _Child],
+    ready: mp.Queue[_Ready],
     timeout: float,
     stopping: Callable[[], bool],
 ) -> dict[str, str] | None:
-    registered: dict[str, str] = {}
+    registered: dict[str, dict[str, str]] = {}
     deadline = time.monotonic() + timeout
     while len(registered) < len(children):
         if stopping():
             return None
         for name, child in children.items():
-            if not child.is_alive() and name not in registered:
-                raise WorkerError(
-                    f"bot {name} exited with code {child.exitcode} before registering"
-                )
+            if not child.alive and name not in registered:
+                code = child.process.exitcode if child.process else None
+                raise WorkerError(f"bot {name} exited with code {code} before registering")
         if time.monotonic() > deadline:
             missing = sorted(set(children) - set(registered))
             raise WorkerError(f"bot(s) {', '.join(missing)} did not register in {timeout:.0f}s")
         with contextlib.suppress(queue.Empty):
-            name, worker_id = ready.get(timeout=0.2)
-            registered[name] = worker_id
-    return registered
+            name, ids = ready.get(timeout=0.2)
+            registered[name] = ids
+    return {
+        (agent if agent == child else f"{agent}@{child}"): worker_id
+        for child, ids in registered.items()
+        for agent, worker_id in ids.items()
+    }
 
 
-def _stop_children(children: Mapping[str, mp.process.BaseProcess], timeout: float) -> None:
+def _stop_children(children: dict[str, _Child], timeout: float) -> None:
     for child in children.values():
-        if child.is_alive():
-            child.terminate()  # SIGTERM: the child drains its jobs, then closes
+        if child.alive and child.process is not None:
+            child.process.terminate()  # SIGTERM: the child ends its jobs, then closes
     deadline = time.monotonic() + timeout
     for child in children.values():
-        child.join(max(deadline - time.monotonic(), 0.1))
-        if child.is_alive():
+        if child.process is None:
+            continue
+        child.process.join(max(deadline - time.monotonic(), 0.1))
+        if child.process.is_alive():
             logger.warning("worker: %s did not stop in time; killing it", child.name)
-            child.kill()
-            child.join(5)
+            child.process.kill()
+            child.process.join(5)
 
 
-def _jobs_load(max_jobs: int, server: AgentServer) -> float:
-    return min(len(server.active_jobs) / max_jobs, 1.0)
+# -- a room host process --------------------------------------------------------------
 
 
-def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
+def _serve_host(options: HostOptions, name: str, log_level: str, ready: mp.Queue[_Ready]) -> None:
+    """Child process main: one room host for every hosted bot."""
+    logging.basicConfig(
+        level=log_level, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_host_main(options, name, ready))
+
+
+async def _host_main(options: HostOptions, name: str, ready: mp.Queue[_Ready]) -> None:
+    from talkplatform_agents.bots.room_host import RoomHost
+
+    host = RoomHost(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(host.run(lambda ids: ready.put((name, ids))))
+        stopping = group.create_task(stop.wait())
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        # Also after run() failed: every bot leaves its room before the process ends.
+        await host.aclose()
+        running.cancel()
+
+
+def run_room_host(agent_names: tuple[str, ...], options: WorkerOptions) -> int:
+    """One room host in this process, in the foreground, until SIGINT/SIGTERM: how
+    ``agents/chat_relay.py`` and ``agents/waiting_room.py`` deploy a hosted bot on its own
+    (run as many of them as the rooms need; each takes ``rooms_per_host``)."""
+    ready: mp.Queue[_Ready] = mp.get_context("spawn").Queue()
+    _serve_host(options.host_options(agent_names), "host", options.log_level, ready)
+    return 0
+
+
+# -- a livekit-agents AgentServer process ---------------------------------------------
+
+
+def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[_Ready]) -> None:
     """Child process main: one AgentServer for one bot."""
     logging.basicConfig(
         level=options.log_level,
@@ -176,14 +305,24 @@ def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[tuple[st
 
 
 _INIT_TIMEOUT_S = 45.0
+_LOOP_MONITOR_ENV = "LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS"
 
 
 def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> AgentServer:
-    """One bot type's ``AgentServer``: as the worker runs it, and as ``agents/*.py`` deploy it
-    on their own (with LiveKit's CLI, and its health-check ``port``; 0 picks a free one)."""
-    from livekit.agents import AgentServer  # in a bot's process only: the parent stays light
+    """One bot type's ``AgentServer``, a process per job: as the worker runs it, and as
+    ``agents/greenroom_echo.py`` deploys it on its own (with LiveKit's CLI, and its
+    health-check ``port``; 0 picks a free one)."""
+    # In a bot's process only: the parent stays light.
+    from livekit.agents import AgentServer
 
     spec = resolve([agent_name])[0]
+    # livekit-agents reads it from the environment, in each job process it starts.
+    os.environ[_LOOP_MONITOR_ENV] = str(options.loop_monitor_ms)
+    load_fnc: Callable[[AgentServer], float] | None = None
+    if options.load_mode == "own":
+        load_fnc = OwnLoad(options.max_jobs)
+    elif options.load_mode == "jobs":
+        load_fnc = functools.partial(jobs_load, options.max_jobs)
     server = AgentServer(
         ws_url=options.ws_url,
         api_key=options.api_key,
@@ -191,9 +330,7 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
         multiprocessing_context="spawn",
         num_idle_processes=options.idle_processes,
         load_threshold=options.load_threshold,
-        load_fnc=functools.partial(_jobs_load, options.max_jobs)
-        if options.load_mode == "jobs"
-        else None,
+        load_fnc=load_fnc,
         drain_timeout=options.drain_timeout_s,
         # A spawned job process imports livekit, numpy and OpenCV before it is ready; on a
         # busy two-core machine running several bot types that takes well over the 10 s
@@ -209,10 +346,12 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
     return server
 
 
-async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[tuple[str, str]]) -> None:
+async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[_Ready]) -> None:
     server = agent_server(spec.agent_name, options)
-    server.on("worker_registered", lambda worker_id, _info: ready.put((spec.agent_name, worker_id)))
-
+    server.on(
+        "worker_registered",
+        lambda worker_id, _info: ready.put((spec.agent_name, {spec.agent_name: worker_id})),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -93,8 +93,9 @@ def worker(
         Path | None, typer.Option(help="Touched once every bot has registered.")
     ] = None,
 ) -> None:
-    """Run bots: one agent server per bot type, each in its own process."""
-    from talkplatform_agents.bots import WorkerError, WorkerOptions, run_workers
+    """Run bots: the chat relay and the moderator in room host processes (many meetings
+    each), the green room a process per session."""
+    from talkplatform_agents.bots.worker import WorkerError, WorkerOptions, run_workers
 
     settings = bot_settings()
     setup_logging(settings)

@@ -38,6 +38,8 @@ AGENT_NAME_ATTRIBUTE = "lk.agent.name"
 # Set to "1" by a bot once it serves its room: a later duplicate of it yields to it, and a
 # client may take it as "this is the bot to talk to" (bots/election.py).
 ACTIVE_ATTRIBUTE = "tp.bot.active"
+# Every participant's role in the meeting (``roles.Role``), set from their token.
+ROLE_ATTRIBUTE = "role"
 
 # LiveKit accepts most strings; we keep identities to a set that is safe in room names,
 # log lines and URLs.

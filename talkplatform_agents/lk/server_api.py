@@ -22,13 +22,18 @@ T = TypeVar("T")
 
 class AgentDispatchApi(Protocol):
     """What the service's bot reconciler needs of the server: who is in a room, which bots
-    are on their way, and a dispatch. ``ServerApi`` is one; a unit test's fake is another."""
+    are on their way, a dispatch, and a word to the hosts. ``ServerApi`` is one; a unit
+    test's fake is another."""
 
     async def participants(self, room: str) -> list[api.ParticipantInfo]: ...
 
     async def agents_in_flight(self, room: str) -> set[str]: ...
 
     async def dispatch(self, room: str, agent_name: str) -> str: ...
+
+    async def send_data(
+        self, room: str, topic: str, payload: str, destinations: list[str] | None = None
+    ) -> None: ...
 
 
 class ServerApi:

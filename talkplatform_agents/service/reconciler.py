@@ -4,48 +4,89 @@ The token's room configuration dispatches bots only when the room is created, an
 livekit-server v1.13 sometimes answers that dispatch with "no worker is available" while
 its worker cache refreshes (livekit/livekit#4060); it never retries. A user who rejoins
 within the room's departure timeout finds the room still there and gets no dispatch at
-all. So on each participant_joined webhook, after a grace period, the service checks the
-room for each bot it should have (by the ``lk.agent.name`` attribute livekit-agents sets)
-and dispatches the ones that are neither there nor on their way (a dispatch whose job a
-worker has taken). Should two dispatches land anyway, the bots keep one
-(``bots/election.py``).
+all. And when every worker reports itself full, no dispatch is taken at all. So on each
+participant_joined webhook, after a grace period, the service checks the room for each bot
+it should have (by the ``lk.agent.name`` attribute livekit-agents sets) and dispatches the
+ones that are neither there nor on their way (a dispatch whose job a worker has taken).
+
+It keeps looking, further apart each time (up to ``max_interval_s``), for as long as the
+room has a user. While a bot is missing past ``warn_after_s``, each look also tells the
+hosts (``lk.bot_status``), and the service's metrics show it (``missing()``). Should two
+dispatches land anyway, the bots keep one (``bots/election.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from livekit import api
 
-from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, agents_for_room
+from talkplatform_agents.lk.bot_status import TOPIC_BOTS_MISSING, BotsMissing
+from talkplatform_agents.lk.naming import (
+    AGENT_NAME_ATTRIBUTE,
+    ROLE_ATTRIBUTE,
+    RoomKind,
+    agents_for_room,
+    meeting_room_name,
+    parse_room,
+)
 from talkplatform_agents.lk.server_api import AgentDispatchApi
+from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["BotReconciler", "ReconcilerOptions"]
+__all__ = ["BotReconciler", "ReconcilerOptions", "ReconcilerStats"]
 
 logger = logging.getLogger(__name__)
+
+_MODERATORS = frozenset(role.value for role in MODERATOR_ROLES)
 
 
 @dataclass(frozen=True)
 class ReconcilerOptions:
-    # Before each look at the room: a bot dispatched with the room takes a few seconds to
-    # join on a busy machine, and a fresh dispatch as long again.
+    # Before the first look at the room: a bot dispatched with the room takes a few seconds
+    # to join on a busy machine.
     grace_s: float = 4.0
-    # A dispatch can itself be lost, so a room is looked at again after each one; but not
-    # forever, should no worker ever take the job.
-    attempts: int = 8
+    # After each look that dispatched (a dispatch can itself be lost, or no worker may take
+    # it), the next comes twice as late, up to this.
+    max_interval_s: float = 30.0
     # A job still pending counts as on its way for this long (the worker's process start
     # bound, 45 s, and the join after it): until then, a look that finds every missing bot
-    # on its way uses up no attempt, so that a slow start is waited for, not given up on.
+    # on its way waits the grace period again, rather than backing off.
     starting_s: float = 60.0
+    # A bot missing for this long is reported to the hosts, at each look until it arrives.
+    warn_after_s: float = 10.0
+    # Looks that fail in a row (the server unreachable) before the check gives up; the next
+    # arrival starts a new one.
+    failures: int = 5
 
     def __post_init__(self) -> None:
-        if self.grace_s < 0:
-            raise ValueError(f"grace_s must be >= 0, not {self.grace_s}")
-        if self.attempts < 1:
-            raise ValueError(f"attempts must be >= 1, not {self.attempts}")
+        for name in ("grace_s", "max_interval_s", "starting_s", "warn_after_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if self.failures < 1:
+            raise ValueError(f"failures must be >= 1, not {self.failures}")
+
+    def interval(self, rounds: int) -> float:
+        """The wait before the next look, after ``rounds`` looks that dispatched."""
+        return min(self.grace_s * 2.0**rounds, max(self.max_interval_s, self.grace_s))
+
+
+@dataclass
+class ReconcilerStats:
+    dispatches: int = 0
+    warnings: int = 0
+    # (room, agent name) -> when it was first found missing (Unix seconds)
+    missing: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+@dataclass
+class _Look:
+    users: bool
+    missing: list[str]
+    dispatched: int
 
 
 class BotReconciler:
@@ -54,6 +95,7 @@ class BotReconciler:
         self._options = options or ReconcilerOptions()
         self._tasks = TaskSet("reconciler")
         self._checks: dict[str, asyncio.Task[None]] = {}  # one pending check per room
+        self.stats = ReconcilerStats()
 
     def participant_joined(self, room: str, is_agent: bool) -> asyncio.Task[None] | None:
         """Start checking ``room`` for its bots, unless a check is already under way there;
@@ -67,29 +109,49 @@ class BotReconciler:
         return task
 
     async def _ensure_bots(self, room: str) -> None:
-        # A dispatch can itself be lost the same way, and a job on its way can fail: keep
-        # looking until every bot is there (or the users have gone), a bounded number of times.
+        options = self._options
         loop = asyncio.get_running_loop()
-        patient_until = loop.time() + self._options.starting_s
-        attempts = 0
-        while attempts < self._options.attempts:
-            await asyncio.sleep(self._options.grace_s)
-            missing, dispatched = await self._dispatch_missing(room)
-            if missing == 0:
-                return
-            if dispatched or loop.time() >= patient_until:
-                attempts += 1
-        logger.error("[%s] bots still missing after %d checks", room, self._options.attempts)
+        patient_until = loop.time() + options.starting_s
+        delay, rounds, failures, looks = options.grace_s, 0, 0, 0
+        warned = False
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                look = await self._look(room)
+                if look is None:
+                    failures += 1
+                    if failures >= options.failures:
+                        logger.error("[%s] gave up checking the bots: %d failed looks",
+                                     room, failures)  # fmt: skip
+                        return
+                    delay = options.interval(failures)
+                    continue
+                failures = 0
+                self._note_missing(room, look.missing)
+                if not look.users or not look.missing:
+                    if warned:
+                        await self._warn(room, (), 0, looks)  # the all-clear
+                    return
+                looks += 1
+                if self._overdue(room, look.missing):
+                    warned = True
+                    await self._warn(room, look.missing, self._since_ms(room), looks)
+                if look.dispatched or loop.time() >= patient_until:
+                    rounds += 1
+                    delay = options.interval(rounds)
+                else:
+                    delay = options.grace_s  # all on their way: wait for them
+        finally:
+            self._note_missing(room, [])
 
-    async def _dispatch_missing(self, room: str) -> tuple[int, int]:
-        """Dispatch the bots ``room`` lacks that are not on their way; how many bots are not
-        there yet (0 when no user is left, or when the check itself failed), and how many of
-        them were dispatched now."""
+    async def _look(self, room: str) -> _Look | None:
+        """Dispatch the bots ``room`` lacks that are not on their way; None when the look
+        itself failed."""
         try:
             present = await self._server.participants(room)
             agents = [p for p in present if p.kind == api.ParticipantInfo.Kind.AGENT]
             if len(agents) == len(present):
-                return 0, 0  # the users have already gone
+                return _Look(users=False, missing=[], dispatched=0)
             running = {p.attributes.get(AGENT_NAME_ATTRIBUTE, "") for p in agents}
             expected = [a for a in agents_for_room(room) if a not in running]
             # A bot whose job a worker has taken is on its way (its process may still be
@@ -97,13 +159,61 @@ class BotReconciler:
             starting = await self._server.agents_in_flight(room) if expected else set()
             dispatching = [a for a in expected if a not in starting]
             for missing in dispatching:
-                logger.warning("[%s] no %s after %.0fs; dispatching it", room, missing,
-                               self._options.grace_s)  # fmt: skip
+                logger.warning("[%s] no %s; dispatching it", room, missing)
                 await self._server.dispatch(room, missing)
+                self.stats.dispatches += 1
         except Exception as exc:  # the webhook already answered: log, never raise
             logger.error("[%s] could not reconcile the bots: %r", room, exc)
-            return 0, 0
-        return len(expected), len(dispatching)
+            return None
+        return _Look(users=True, missing=expected, dispatched=len(dispatching))
+
+    def _note_missing(self, room: str, missing: list[str]) -> None:
+        now = time.time()
+        for agent_name in agents_for_room(room):
+            key = (room, agent_name)
+            if agent_name in missing:
+                self.stats.missing.setdefault(key, now)
+            else:
+                self.stats.missing.pop(key, None)
+
+    def _overdue(self, room: str, missing: list[str]) -> bool:
+        now = time.time()
+        return any(
+            now - self.stats.missing.get((room, bot), now) >= self._options.warn_after_s
+            for bot in missing
+        )
+
+    def _since_ms(self, room: str) -> int:
+        since = [at for (r, _), at in self.stats.missing.items() if r == room]
+        return int(min(since, default=time.time()) * 1000)
+
+    async def _warn(self, room: str, missing: tuple[str, ...] | list[str], since_ms: int,
+                    looks: int) -> None:  # fmt: skip
+        """Tell the hosts (in the meeting room, for a lobby) which bots are missing."""
+        ref = parse_room(room)
+        where = meeting_room_name(ref.key) if ref.kind is RoomKind.LOBBY else room
+        warning = BotsMissing(room, tuple(missing), since_ms, looks)
+        try:
+            present = await self._server.participants(where)
+            hosts = [p.identity for p in present
+                     if p.attributes.get(ROLE_ATTRIBUTE) in _MODERATORS]  # fmt: skip
+            if hosts:
+                await self._server.send_data(where, TOPIC_BOTS_MISSING, warning.to_json(), hosts)
+        except Exception as exc:
+            logger.error("[%s] could not warn the hosts of missing bots: %r", room, exc)
+            return
+        if missing:
+            self.stats.warnings += 1
+            gone_s = time.time() - since_ms / 1000
+            logger.warning("[%s] bots missing for %.0fs: %s (%d hosts told)",
+                           room, gone_s, ", ".join(missing), len(hosts))  # fmt: skip
+        else:
+            logger.info("[%s] bots all arrived (%d hosts told)", room, len(hosts))
+
+    def missing(self) -> dict[tuple[str, str], float]:
+        """(room, agent name) -> seconds it has been missing, for every bot under watch."""
+        now = time.time()
+        return {key: now - since for key, since in self.stats.missing.items()}
 
     async def aclose(self) -> None:
         """Cancel every pending check and wait for them; later arrivals start none.

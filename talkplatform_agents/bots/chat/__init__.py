@@ -2,7 +2,7 @@
 reactions."""
 
 from talkplatform_agents.bots.chat.bot import ChatRelayBot, ChatStore
-from talkplatform_agents.bots.chat.entry import chat_entrypoint, chat_prewarm
+from talkplatform_agents.bots.chat.entry import chat_session
 from talkplatform_agents.bots.chat.options import ChatOptions
 
-__all__ = ["ChatOptions", "ChatRelayBot", "ChatStore", "chat_entrypoint", "chat_prewarm"]
+__all__ = ["ChatOptions", "ChatRelayBot", "ChatStore", "chat_session"]

@@ -3,8 +3,7 @@
 from talkplatform_agents.bots.moderator.bot import (
     ModeratorBot,
     ModeratorOptions,
-    moderator_entrypoint,
-    moderator_prewarm,
+    moderator_session,
 )
 
-__all__ = ["ModeratorBot", "ModeratorOptions", "moderator_entrypoint", "moderator_prewarm"]
+__all__ = ["ModeratorBot", "ModeratorOptions", "moderator_session"]

@@ -10,16 +10,15 @@ messages go through the server API, so the service's REST path sends the same on
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from talkplatform_agents.bots.election import Election
+from talkplatform_agents.bots.job import BotJob
 from talkplatform_agents.bots.moderator.rpc import register_rpc
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import waiting as proto
@@ -32,11 +31,9 @@ from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.store import Database, MeetingRepository, WaitingRepository
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["ModeratorBot", "ModeratorOptions", "moderator_entrypoint", "moderator_prewarm"]
+__all__ = ["ModeratorBot", "ModeratorOptions", "moderator_session"]
 
 logger = logging.getLogger(__name__)
-
-_OPTIONS_KEY = "moderator_options"
 
 
 @dataclass(frozen=True)
@@ -140,20 +137,12 @@ class ModeratorBot:
         logger.error("[%s] %s step failed: %r", self.tag, what, exc)
 
 
-def moderator_prewarm(proc: JobProcess, options: ModeratorOptions) -> None:
-    # The database driver's first import blocks the event loop for ~0.2 s: take it here.
-    for driver in ("aiosqlite", "aiomysql"):
-        if driver.removeprefix("aio") in options.database_url:
-            importlib.import_module(driver)
-    proc.userdata[_OPTIONS_KEY] = options
-
-
-async def moderator_entrypoint(ctx: JobContext) -> None:
-    ref = parse_room(ctx.room.name)
+async def moderator_session(job: BotJob, options: ModeratorOptions) -> None:
+    ref = parse_room(job.room_name)
     if ref.kind not in (RoomKind.MEETING, RoomKind.LOBBY):
-        logger.warning("[%s] not a meeting or lobby room; not joining", ctx.room.name)
+        logger.warning("[%s] not a meeting or lobby room; not joining", job.room_name)
+        job.shutdown("not a meeting room")
         return
-    options: ModeratorOptions = ctx.proc.userdata.get(_OPTIONS_KEY, ModeratorOptions())
     db = Database(options.database_url)
     credentials = Credentials(options.api_key, options.api_secret)
     server = ServerApi(options.livekit_http_url, credentials)
@@ -165,19 +154,29 @@ async def moderator_entrypoint(ctx: JobContext) -> None:
         options.ws_url,
         dt.timedelta(seconds=options.token_ttl_s),
     )
-    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
-    # The service re-dispatches a bot that seems missing: of two moderators, one stays.
-    election = Election(ctx.room, WAITING_ROOM_AGENT_NAME, lambda _: ctx.shutdown("duplicate bot"))
-    bot = ModeratorBot(ctx.room, ref.key, ref.kind, deps)
 
-    async def cleanup() -> None:
-        election.close()
-        await bot.stop()
+    async def release() -> None:
         await server.aclose()
         await db.aclose()
 
-    ctx.add_shutdown_callback(cleanup)
-    if not election.start() or not ctx.room.isconnected():
+    try:
+        await job.connect(subscribe=False)
+    except BaseException:
+        await release()
+        raise
+    # The service re-dispatches a bot that seems missing: of two moderators, one stays.
+    election = Election(job.room, WAITING_ROOM_AGENT_NAME, lambda _: job.shutdown("duplicate bot"))
+    bot = ModeratorBot(job.room, ref.key, ref.kind, deps)
+
+    async def cleanup() -> None:
+        election.close()
+        try:
+            await bot.stop()
+        finally:
+            await release()
+
+    job.add_shutdown_callback(cleanup)
+    if not election.start() or not job.room.isconnected():
         return  # leaving already: never greet or answer anyone
     await bot.start()
     await election.mark_active()

@@ -1,0 +1,241 @@
+"""The room host: one process serving many bot jobs, each an ``rtc.Room`` on one event loop.
+
+livekit-agents runs a job per process (~200 MB each, measured), or a job per thread, each
+thread with its own event loop, IPC channel and loop watchdog: there, concurrent joins
+ended in the SDK's "timed out waiting for ReadyForRoomEventRequest" panic, which kills the
+process and every meeting in it (bench/bot_density.py; the issue note has the runs). The
+host registers with livekit-server itself (``lk/agent_worker.py``), one link per agent name,
+and runs every job as a task here:
+- a job's failure (its session raised, its room dropped) ends that job only, and is reported
+  to livekit-server as failed; the other rooms carry on;
+- joins are limited to a few at a time, and a join in flight is never cancelled (that
+  strands the SDK's handshake: livekit/python-sdks#784): a job that ends while joining
+  waits for the join, then leaves;
+- a host holds at most ``capacity`` rooms. The SDK's own idle work grows faster than the
+  number of rooms in a process (measured: 3.5 ms/s per room at 10 rooms, 14 at 50), so
+  capacity is bounded per process and the worker runs several hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from livekit import rtc
+from livekit.protocol import agent
+
+from talkplatform_agents.bots.hosted import HOSTED, HostedOptions, Session
+from talkplatform_agents.bots.job import ShutdownCallback
+from talkplatform_agents.bots.load import LoadMode, OwnLoad, machine_cpu
+from talkplatform_agents.lk.agent_worker import AgentWorkerLink, LinkOptions
+from talkplatform_agents.tasks import TaskSet
+
+__all__ = ["HostOptions", "HostedJob", "RoomHost"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    ws_url: str
+    api_key: str
+    api_secret: str
+    agent_names: tuple[str, ...]
+    hosted: HostedOptions = field(default_factory=HostedOptions)
+    capacity: int = 16  # rooms in this process, of every agent name together
+    load_mode: LoadMode = "own"
+    load_threshold: float = 0.7
+    joins_at_once: int = 4
+    close_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be >= 1, not {self.capacity}")
+        if self.joins_at_once < 1:
+            raise ValueError(f"joins_at_once must be >= 1, not {self.joins_at_once}")
+        unknown = [name for name in self.agent_names if name not in HOSTED]
+        if unknown or not self.agent_names:
+            raise ValueError(f"the room host runs {', '.join(HOSTED)}; not {unknown or 'none'}")
+
+
+class HostedJob:
+    """One job: a ``BotJob`` whose room lives on the host's event loop."""
+
+    def __init__(
+        self, host: RoomHost, agent_name: str, job: agent.Job, url: str, token: str
+    ) -> None:
+        self._host = host
+        self.agent_name = agent_name
+        self.job = job
+        self._url = url
+        self._token = token
+        self._room = rtc.Room()
+        self._joining: asyncio.Task[None] | None = None
+        self._callbacks: list[ShutdownCallback] = []
+        self.ended = asyncio.Event()
+        self.reason = ""
+        self._room.on("disconnected", self._on_disconnected)
+
+    @property
+    def room_name(self) -> str:
+        return self.job.room.name
+
+    @property
+    def room(self) -> rtc.Room:
+        return self._room
+
+    async def connect(self, *, subscribe: bool = False) -> None:
+        if self._joining is not None:
+            raise RuntimeError(f"[{self.room_name}] the job already joined its room")
+        self._joining = asyncio.create_task(self._join(subscribe))
+        # Shielded: cancelling the caller must not cancel the join (python-sdks#784).
+        await asyncio.shield(self._joining)
+        await self._host.running(self)
+
+    async def _join(self, subscribe: bool) -> None:
+        async with self._host.joins:
+            await self._room.connect(
+                self._url, self._token, rtc.RoomOptions(auto_subscribe=subscribe)
+            )
+
+    def shutdown(self, reason: str = "") -> None:
+        if not self.ended.is_set():
+            self.reason = reason
+            self.ended.set()
+
+    def add_shutdown_callback(self, callback: ShutdownCallback) -> None:
+        self._callbacks.append(callback)
+
+    def _on_disconnected(self, reason: object) -> None:
+        self.shutdown(f"disconnected ({reason})")
+
+    async def close(self, timeout_s: float) -> None:
+        """Run the shutdown callbacks, then leave the room; never raises."""
+        if self._joining is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self._joining), 60)
+        for callback in self._callbacks:
+            try:
+                await asyncio.wait_for(callback(), timeout_s)
+            except Exception:
+                logger.exception("[%s] %s: shutdown callback failed", self.room_name,
+                                 self.agent_name)  # fmt: skip
+        self._callbacks.clear()
+        with contextlib.suppress(Exception):
+            self._room.off("disconnected", self._on_disconnected)
+        if self._room.isconnected():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._room.disconnect(), timeout_s)
+
+
+class RoomHost:
+    def __init__(self, options: HostOptions, sessions: Mapping[str, Session] = HOSTED) -> None:
+        self._options = options
+        self._sessions = sessions
+        self._links = {
+            name: AgentWorkerLink(
+                LinkOptions(options.ws_url, options.api_key, options.api_secret, name),
+                self,
+                options.load_threshold,
+            )
+            for name in options.agent_names
+        }
+        self._jobs: dict[str, HostedJob] = {}
+        self._reserved = 0
+        self._own = OwnLoad(options.capacity)
+        self._cpu = 0.0
+        self._work = TaskSet("room-host")
+        self._stopping = False
+        self.joins = asyncio.Semaphore(options.joins_at_once)
+
+    @property
+    def jobs(self) -> Mapping[str, HostedJob]:
+        return self._jobs
+
+    # -- JobHandler: what the agent links ask ------------------------------------------
+
+    def offer(self, agent_name: str, job: agent.Job) -> bool:
+        if self._stopping or job.id in self._jobs:
+            return False
+        if len(self._jobs) + self._reserved >= self._options.capacity:
+            return False
+        if self._cpu >= self._options.load_threshold:
+            return False
+        self._reserved += 1
+        return True
+
+    def withdraw(self, agent_name: str, job: agent.Job) -> None:
+        self._reserved = max(self._reserved - 1, 0)
+
+    def assigned(self, agent_name: str, job: agent.Job, url: str, token: str) -> None:
+        self._reserved = max(self._reserved - 1, 0)
+        hosted = HostedJob(self, agent_name, job, url, token)
+        self._jobs[job.id] = hosted
+        task = self._work.spawn(self._run(hosted), f"{agent_name} in {job.room.name}")
+        if task is None:  # closing: never started
+            self._jobs.pop(job.id, None)
+
+    def terminated(self, agent_name: str, job_id: str) -> None:
+        if (job := self._jobs.get(job_id)) is not None:
+            job.shutdown("terminated by livekit-server")
+
+    def load(self) -> tuple[float, int]:
+        mode = self._options.load_mode
+        if mode == "own":
+            self._cpu = self._own.cpu()
+        elif mode == "cpu":
+            self._cpu = machine_cpu()
+        return max(len(self._jobs) / self._options.capacity, self._cpu), len(self._jobs)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    async def running(self, job: HostedJob) -> None:
+        await self._links[job.agent_name].update_job(job.job.id, agent.JobStatus.JS_RUNNING)
+
+    async def _run(self, job: HostedJob) -> None:
+        status, error = agent.JobStatus.JS_SUCCESS, ""
+        logger.info("[%s] %s: job %s starts", job.room_name, job.agent_name, job.job.id)
+        try:
+            await self._sessions[job.agent_name](job, self._options.hosted)
+            if not job.room.isconnected():
+                job.shutdown(job.reason or "the session ended without joining")
+            await job.ended.wait()
+        except Exception as exc:
+            # This meeting's bot only: the host and its other rooms carry on.
+            logger.exception("[%s] %s failed", job.room_name, job.agent_name)
+            status, error = agent.JobStatus.JS_FAILED, repr(exc)
+        finally:
+            await job.close(self._options.close_timeout_s)
+            self._jobs.pop(job.job.id, None)
+            with contextlib.suppress(Exception):
+                await self._links[job.agent_name].update_job(job.job.id, status, error)
+            logger.info("[%s] %s: job %s ended (%s)", job.room_name, job.agent_name,
+                        job.job.id, job.reason or error or "done")  # fmt: skip
+
+    # -- running the host ---------------------------------------------------------------
+
+    async def run(self, on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
+        """Register every agent name and serve jobs until cancelled; ``on_ready`` gets
+        ``{agent_name: worker_id}`` once all are registered."""
+        self._options.hosted.prepare()
+        async with asyncio.TaskGroup() as group:
+            for link in self._links.values():
+                group.create_task(link.run(), name=f"agent-link:{link.agent_name}")
+            await asyncio.gather(*(link.registered.wait() for link in self._links.values()))
+            if on_ready is not None:
+                on_ready({name: link.worker_id for name, link in self._links.items()})
+
+    async def aclose(self) -> None:
+        """Take no more jobs, end every job (its bot leaves its room), stop. Idempotent."""
+        self._stopping = True
+        for link in self._links.values():
+            link.drain()
+        for job in list(self._jobs.values()):
+            job.shutdown("the room host is stopping")
+        await self._work.settle(self._options.close_timeout_s + 5)
+        await self._work.aclose()
+        for link in self._links.values():
+            await link.aclose()
