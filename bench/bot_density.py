@@ -1,9 +1,9 @@
 """Bot density: what each meeting's chat relay and moderator cost in memory and CPU, with a
-job per process (livekit-agents' default, the baseline) and a job per thread (ours), in one
-run.
+job per process (livekit-agents' default, the baseline) and many rooms per room host
+process (ours, bots/room_host.py), in one run.
 
-    .venv/bin/python bench/bot_density.py [--thread-steps 10,25,50,100] [--process-steps 2,4]
-                                          [--hold-s 20] [--sampled 5]
+    .venv/bin/python bench/bot_density.py [--host-steps 10,25,50] [--process-steps 2,4]
+                                          [--rooms-per-host 16] [--hold-s 20] [--sampled 5]
 
 For each executor, a fresh stack in a network namespace (livekit-server, the token service,
 and a worker running only ``chat-relay`` and ``waiting-room``). Meetings are added step by
@@ -302,7 +302,7 @@ def _draw(steps: list[Step], path: Path) -> None:
     fig, (mem, cpu) = plt.subplots(1, 2, figsize=(10, 4))
     for executor, group in itertools.groupby(steps, key=lambda s: s.executor):
         rows = list(group)
-        label = f"a {executor} per job"
+        label = "a process per job" if executor == "process" else "room hosts"
         mem.plot([s.meetings for s in rows], [s.pss_mb for s in rows], marker="o", label=label)
         cpu.plot(
             [s.meetings for s in rows], [s.cpu_cores * 100 for s in rows], marker="o", label=label
@@ -318,6 +318,10 @@ def _draw(steps: list[Step], path: Path) -> None:
 
 
 def _measure_one(executor: str, ladder: list[int], args: argparse.Namespace) -> list[Step]:
+    # Enough room hosts for the top step: two rooms a meeting (the chat relay and the
+    # moderator), rooms_per_host each.
+    rooms = 2 * max(ladder, default=1)
+    hosts = -(-rooms // args.rooms_per_host)
     found: list[Step] = []
 
     async def body(stack: Stack) -> None:
@@ -329,44 +333,51 @@ def _measure_one(executor: str, ladder: list[int], args: argparse.Namespace) -> 
         WORKER_EXECUTOR=executor,
         CHAT_MESSAGES_PER_SECOND=10,
         WORKER_MAX_JOBS=100,
+        WORKER_ROOM_HOSTS=hosts,
+        WORKER_ROOMS_PER_HOST=args.rooms_per_host,
     )
     return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--thread-steps", default="10,25,50,100")
+    parser.add_argument("--host-steps", default="10,25,50")
     parser.add_argument("--process-steps", default="2,4")
     parser.add_argument("--hold-s", type=float, default=20.0)
     parser.add_argument("--sampled", type=int, default=5)
+    parser.add_argument("--rooms-per-host", type=int, default=16)
     parser.add_argument("--max-latency-ratio", type=float, default=2.0)
     # Internal: one executor's run, in a process of its own. The SDK's threads stay in the
     # network namespace they started in, so each stack needs a fresh process.
-    parser.add_argument("--one", choices=("process", "thread"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=("process", "host"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        steps = args.thread_steps if args.one == "thread" else args.process_steps
+        steps = args.host_steps if args.one == "host" else args.process_steps
         ladder = [int(n) for n in steps.split(",") if n]
         found = _measure_one(args.one, ladder, args)
         args.out.write_text(json.dumps([dataclasses.asdict(s) for s in found]))
         return
     all_steps: list[Step] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for executor in ("process", "thread"):
+        for executor in ("process", "host"):
             out = Path(tmp) / f"{executor}.json"
             argv = [sys.executable, __file__, *sys.argv[1:], "--one", executor, "--out", str(out)]
             subprocess.run(argv, check=True)
             all_steps.extend(Step(**row) for row in json.loads(out.read_text()))
     summary: dict[str, object] = {"hold_s": args.hold_s}
-    for executor in ("process", "thread"):
+    for executor in ("process", "host"):
         rows = [s for s in all_steps if s.executor == executor]
         for key, value in _per_meeting(rows).items():
             summary[f"{executor}_{key}"] = value
-    thread_mb = summary.get("thread_mb_per_meeting")
+    host_mb = summary.get("host_mb_per_meeting")
     process_mb = summary.get("process_mb_per_meeting")
-    if isinstance(thread_mb, float) and isinstance(process_mb, float) and thread_mb > 0:
-        summary["memory_ratio_process_over_thread"] = process_mb / thread_mb
+    if isinstance(host_mb, float) and isinstance(process_mb, float) and host_mb > 0:
+        summary["memory_ratio_process_over_host"] = process_mb / host_mb
+    host_cpu = summary.get("host_cpu_ms_per_meeting_s")
+    process_cpu = summary.get("process_cpu_ms_per_meeting_s")
+    if isinstance(host_cpu, float) and isinstance(process_cpu, float) and host_cpu > 0:
+        summary["cpu_ratio_process_over_host"] = process_cpu / host_cpu
     png = RESULTS / "bot_density.png"
     _draw(all_steps, png)
     summary["png"] = str(png.relative_to(RESULTS.parent.parent))

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing as mp
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -33,7 +35,10 @@ from talkplatform_agents.bots.load import LoadMode, OwnLoad, machine_cpu
 from talkplatform_agents.lk.agent_worker import AgentWorkerLink, LinkOptions
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["HostOptions", "HostedJob", "RoomHost"]
+__all__ = ["HostOptions", "HostedJob", "Ready", "RoomHost", "serve_host"]
+
+# What a host process tells its parent once registered: (its name, {agent name: worker id}).
+Ready = tuple[str, dict[str, str]]
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +61,8 @@ class HostOptions:
             raise ValueError(f"capacity must be >= 1, not {self.capacity}")
         if self.joins_at_once < 1:
             raise ValueError(f"joins_at_once must be >= 1, not {self.joins_at_once}")
-        unknown = [name for name in self.agent_names if name not in HOSTED]
-        if unknown or not self.agent_names:
-            raise ValueError(f"the room host runs {', '.join(HOSTED)}; not {unknown or 'none'}")
+        if not self.agent_names:
+            raise ValueError("a room host needs at least one agent name")
 
 
 class HostedJob:
@@ -133,6 +137,9 @@ class HostedJob:
 
 class RoomHost:
     def __init__(self, options: HostOptions, sessions: Mapping[str, Session] = HOSTED) -> None:
+        unknown = [name for name in options.agent_names if name not in sessions]
+        if unknown:
+            raise ValueError(f"no session for {', '.join(unknown)}; known: {', '.join(sessions)}")
         self._options = options
         self._sessions = sessions
         self._links = {
@@ -239,3 +246,38 @@ class RoomHost:
         await self._work.aclose()
         for link in self._links.values():
             await link.aclose()
+
+
+def serve_host(
+    options: HostOptions, name: str, log_level: str, ready: mp.Queue[Ready] | None
+) -> None:
+    """A room host process's main (spawned by the worker, or run in the foreground): serve
+    until SIGINT/SIGTERM. This module imports only the hosted bots, so neither
+    livekit-agents nor OpenCV is loaded into a host."""
+    logging.basicConfig(
+        level=log_level, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_host_main(options, name, ready))
+
+
+async def _host_main(options: HostOptions, name: str, ready: mp.Queue[Ready] | None) -> None:
+    host = RoomHost(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def registered(ids: dict[str, str]) -> None:
+        logger.info("room host %s ready: %s", name, ids)
+        if ready is not None:
+            ready.put((name, ids))
+
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(host.run(registered))
+        stopping = group.create_task(stop.wait())
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        # Also after run() failed: every bot leaves its room before the process ends.
+        await host.aclose()
+        running.cancel()

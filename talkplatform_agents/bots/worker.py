@@ -29,19 +29,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, jobs_load
 from talkplatform_agents.bots.registry import BotOptions, BotSpec, Executor, resolve
+from talkplatform_agents.bots.room_host import HostOptions, Ready, serve_host
 from talkplatform_agents.errors import TalkPlatformError
 
 if TYPE_CHECKING:
     from livekit.agents import AgentServer
 
-    from talkplatform_agents.bots.room_host import HostOptions
     from talkplatform_agents.config import Settings
 
 __all__ = ["WorkerError", "WorkerOptions", "agent_server", "run_room_host", "run_workers"]
 
 logger = logging.getLogger(__name__)
-
-_Ready = tuple[str, dict[str, str]]  # (child, {agent name: worker id})
 
 
 class WorkerError(TalkPlatformError, RuntimeError):
@@ -83,8 +81,6 @@ class WorkerOptions:
         return "host" if self.executor == "host" and spec.hostable else "process"
 
     def host_options(self, agent_names: tuple[str, ...]) -> HostOptions:
-        from talkplatform_agents.bots.room_host import HostOptions
-
         return HostOptions(
             ws_url=self.ws_url,
             api_key=self.api_key,
@@ -147,7 +143,7 @@ def run_workers(
     """
     specs = resolve(names)
     ctx = mp.get_context("spawn")
-    ready: mp.Queue[_Ready] = ctx.Queue()
+    ready: mp.Queue[Ready] = ctx.Queue()
     hosted = tuple(s.agent_name for s in specs if options.executor_of(s) == "host")
     children: dict[str, _Child] = {}
     if hosted:
@@ -155,7 +151,7 @@ def run_workers(
         for index in range(options.room_hosts):
             name = f"host-{index}"
             host_args = (host_options, name, options.log_level, ready)
-            children[name] = _Child(name, _serve_host, host_args)
+            children[name] = _Child(name, serve_host, host_args)
     for spec in specs:
         if options.executor_of(spec) == "process":
             server_args = (spec.agent_name, options, ready)
@@ -210,7 +206,7 @@ def _restart(child: _Child, options: WorkerOptions, ctx: Any) -> bool:
 
 def _await_registration(
     children: dict[str, _Child],
-    ready: mp.Queue[_Ready],
+    ready: mp.Queue[Ready],
     timeout: float,
     stopping: Callable[[], bool],
 ) -> dict[str, str] | None:
@@ -251,49 +247,18 @@ def _stop_children(children: dict[str, _Child], timeout: float) -> None:
             child.process.join(5)
 
 
-# -- a room host process --------------------------------------------------------------
-
-
-def _serve_host(options: HostOptions, name: str, log_level: str, ready: mp.Queue[_Ready]) -> None:
-    """Child process main: one room host for every hosted bot."""
-    logging.basicConfig(
-        level=log_level, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_host_main(options, name, ready))
-
-
-async def _host_main(options: HostOptions, name: str, ready: mp.Queue[_Ready]) -> None:
-    from talkplatform_agents.bots.room_host import RoomHost
-
-    host = RoomHost(options)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with asyncio.TaskGroup() as group:
-        running = group.create_task(host.run(lambda ids: ready.put((name, ids))))
-        stopping = group.create_task(stop.wait())
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        # Also after run() failed: every bot leaves its room before the process ends.
-        await host.aclose()
-        running.cancel()
-
-
 def run_room_host(agent_names: tuple[str, ...], options: WorkerOptions) -> int:
     """One room host in this process, in the foreground, until SIGINT/SIGTERM: how
     ``agents/chat_relay.py`` and ``agents/waiting_room.py`` deploy a hosted bot on its own
     (run as many of them as the rooms need; each takes ``rooms_per_host``)."""
-    ready: mp.Queue[_Ready] = mp.get_context("spawn").Queue()
-    _serve_host(options.host_options(agent_names), "host", options.log_level, ready)
+    serve_host(options.host_options(agent_names), "host", options.log_level, None)
     return 0
 
 
 # -- a livekit-agents AgentServer process ---------------------------------------------
 
 
-def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[_Ready]) -> None:
+def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[Ready]) -> None:
     """Child process main: one AgentServer for one bot."""
     logging.basicConfig(
         level=options.log_level,
@@ -346,7 +311,7 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
     return server
 
 
-async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[_Ready]) -> None:
+async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[Ready]) -> None:
     server = agent_server(spec.agent_name, options)
     server.on(
         "worker_registered",

@@ -16,7 +16,7 @@ from talkplatform_agents.lk.naming import (
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials, MintedToken, mint_token
 from talkplatform_agents.roles import MODERATOR_ROLES, Role
-from talkplatform_agents.store import MeetingRepository, MeetingView, WaitingRepository
+from talkplatform_agents.store import DoorView, MeetingRepository, MeetingView, WaitingRepository
 
 __all__ = ["ModerationDeps"]
 
@@ -38,21 +38,35 @@ class ModerationDeps:
             raise Gone("meeting has ended", meetingId=meeting_id)
         return meeting
 
+    async def door(self, meeting_id: str, user_id: str) -> DoorView:
+        """The meeting as it stands now, and the user's role and waiting-room status in it
+        (one statement while the meeting is unchanged: ``MeetingRepository.door``)."""
+        door = await self.meetings.door(meeting_id, user_id)
+        if door is None:
+            raise NotFound("meeting not found", meetingId=meeting_id)
+        if door.snapshot.meeting.ended_at is not None:
+            raise Gone("meeting has ended", meetingId=meeting_id)
+        return door
+
     async def require_moderator(
         self, meeting_id: str, caller: str, *, host_only: bool = False
     ) -> MeetingView:
         """The meeting, if ``caller`` may moderate it, by the store's roles (never by
         anything a client says about itself)."""
-        meeting = await self.meeting(meeting_id)
-        role = await self.meetings.role(meeting_id, caller)
+        door = await self.door(meeting_id, caller)
         allowed = {Role.HOST} if host_only else MODERATOR_ROLES
-        if role not in allowed:
+        if door.role not in allowed:
             need = "the host" if host_only else "a host or co-host"
             raise Forbidden(f"only {need} may do this", meetingId=meeting_id, caller=caller)
-        return meeting
+        return door.snapshot.meeting
 
     async def meeting_token(self, meeting_id: str, identity: str, name: str) -> MintedToken:
         role = await self.meetings.role(meeting_id, identity) or Role.PARTICIPANT
+        return self.mint_meeting_token(meeting_id, identity, name, role)
+
+    def mint_meeting_token(
+        self, meeting_id: str, identity: str, name: str, role: Role
+    ) -> MintedToken:
         return mint_token(
             self.credentials,
             identity=identity,

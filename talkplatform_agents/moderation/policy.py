@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from talkplatform_agents.errors import Invalid
 
@@ -22,6 +22,15 @@ class MeetingSettings(BaseModel):
     join_before_host: bool = True
     # User ids, or email domains ("example.com" or "@example.com") of email user ids.
     auto_admit: list[str] = Field(default_factory=list, max_length=500)
+    # auto_admit as sets, built once: the door asks on every token request, and a parsed
+    # settings object lives as long as the meeting's cached snapshot.
+    _admit_users: frozenset[str] = PrivateAttr(default=frozenset())
+    _admit_domains: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def model_post_init(self, context: Any, /) -> None:
+        items = [item for item in (i.strip().lower() for i in self.auto_admit) if item]
+        self._admit_users = frozenset(items)
+        self._admit_domains = frozenset(item.lstrip("@") for item in items)
 
     @classmethod
     def of(cls, stored: dict[str, Any]) -> MeetingSettings:
@@ -31,12 +40,12 @@ class MeetingSettings(BaseModel):
             raise Invalid(f"meeting settings are invalid: {exc.errors()[0]['msg']}") from exc
 
     def auto_admits(self, user_id: str) -> bool:
+        """On the list by user id, or by the domain of an email-shaped user id."""
         user = user_id.lower()
+        if user in self._admit_users:
+            return True
         _, at, domain = user.rpartition("@")
-        for item in (i.strip().lower() for i in self.auto_admit):
-            if item and (item == user or (at and item.lstrip("@") == domain)):
-                return True
-        return False
+        return bool(at) and domain in self._admit_domains
 
 
 class Entry(enum.Enum):

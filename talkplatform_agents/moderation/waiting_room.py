@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from dataclasses import dataclass
+import time
+import weakref
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from livekit import api
@@ -21,8 +23,8 @@ from talkplatform_agents.moderation.policy import (
     admits_on_host_arrival,
     decide_entry,
 )
-from talkplatform_agents.roles import MODERATOR_ROLES
-from talkplatform_agents.store import WaitingStats, WaitingStatus, WaitingView
+from talkplatform_agents.roles import MODERATOR_ROLES, Role
+from talkplatform_agents.store import MeetingSnapshot, WaitingStats, WaitingStatus, WaitingView
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["EntryGranted", "WaitingRoom"]
@@ -37,6 +39,20 @@ _DENIED_GRACE_S = 1.0  # the "denied" message reaches the guest before the serve
 class EntryGranted:
     status: Literal["joined", "waiting"]  # a meeting token, or a lobby token
     minted: MintedToken
+    # Seconds spent in each stage of the decision (store, server, policy, write, mint), in
+    # order: what the token route reports in its Server-Timing header.
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Laps:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 class WaitingRoom:
@@ -44,34 +60,52 @@ class WaitingRoom:
         self._deps = deps
         self.notify = Notifier(deps)
         self._tasks = TaskSet("waiting-room")
+        # Parsed settings of each cached snapshot (MeetingRepository.door): parsed once per
+        # version of a meeting, and gone with the snapshot.
+        self._settings: weakref.WeakKeyDictionary[MeetingSnapshot, MeetingSettings] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- the door -----------------------------------------------------------------------
 
     async def request_entry(self, meeting_id: str, user_id: str, name: str) -> EntryGranted:
-        """A token request: a meeting token, a lobby token, or a clear refusal."""
-        meeting = await self._deps.meeting(meeting_id)
-        settings = MeetingSettings.of(meeting.settings)
-        role = await self._deps.meetings.role(meeting_id, user_id)
-        standing = await self._deps.waiting.get(meeting_id, user_id)
+        """A token request: a meeting token, a lobby token, or a clear refusal. It reads
+        the store once (the meeting's version and the user's standing) while the meeting
+        is unchanged, and writes only a knock."""
+        laps = _Laps()
+        door = await self._deps.door(meeting_id, user_id)
+        laps.lap("store")
+        settings = self._settings_of(door.snapshot)
+        is_moderator = door.role in MODERATOR_ROLES
+        host_present = True
+        if not is_moderator and not settings.join_before_host:
+            host_present = bool(await self._present(meeting_id, door.snapshot.moderators()))
+            laps.lap("server")
         decision = decide_entry(
             settings,
             user_id=user_id,
-            is_moderator=role in MODERATOR_ROLES,
-            decision=standing.status.value if standing else None,
-            host_present=await self._host_present(meeting_id, settings),
+            is_moderator=is_moderator,
+            decision=door.standing.value if door.standing else None,
+            host_present=host_present,
         )
+        laps.lap("policy")
         if decision is Entry.WAIT:
             entry = await self._deps.waiting.knock(meeting_id, user_id, name)
             if entry.status is WaitingStatus.ADMITTED:  # admitted since we looked
                 decision = Entry.JOIN
             elif entry.status is not WaitingStatus.WAITING:
                 decision = Entry(entry.status.value)
+            laps.lap("write")
         if decision is Entry.JOIN:
-            minted = await self._deps.meeting_token(meeting_id, user_id, name)
-            return EntryGranted("joined", minted)
+            role = door.role or Role.PARTICIPANT
+            minted = self._deps.mint_meeting_token(meeting_id, user_id, name, role)
+            laps.lap("mint")
+            return EntryGranted("joined", minted, laps.timings)
         if decision is Entry.WAIT:
             logger.info("[%s] %s knocks", lobby_room_name(meeting_id), user_id)
-            return EntryGranted("waiting", self._deps.lobby_token(meeting_id, user_id, name))
+            minted = self._deps.lobby_token(meeting_id, user_id, name)
+            laps.lap("mint")
+            return EntryGranted("waiting", minted, laps.timings)
         reasons = {
             Entry.LOCKED: "the meeting is locked",
             Entry.DENIED: "a host denied entry",
@@ -79,14 +113,18 @@ class WaitingRoom:
         }
         raise Forbidden(reasons[decision], meetingId=meeting_id, reason=decision.value)
 
-    async def _host_present(self, meeting_id: str, settings: MeetingSettings) -> bool:
-        if settings.join_before_host:
-            return True  # nobody waits for a host: no need to ask the server
-        return bool(await self.hosts_present(meeting_id))
+    def _settings_of(self, snapshot: MeetingSnapshot) -> MeetingSettings:
+        settings = self._settings.get(snapshot)
+        if settings is None:
+            settings = self._settings[snapshot] = MeetingSettings.of(snapshot.meeting.settings)
+        return settings
 
     async def hosts_present(self, meeting_id: str) -> list[str]:
         """Hosts and co-hosts in the meeting room now, by the store's roles."""
         moderators = await self._deps.meetings.moderators(meeting_id)
+        return await self._present(meeting_id, moderators)
+
+    async def _present(self, meeting_id: str, moderators: Mapping[str, Role]) -> list[str]:
         present = await self._deps.server.participants(meeting_room_name(meeting_id))
         return [p.identity for p in present if p.identity in moderators]
 

@@ -2,7 +2,12 @@
 
 from talkplatform_agents.store.attendance import AttendanceRepository, AttendanceView
 from talkplatform_agents.store.db import Database
-from talkplatform_agents.store.meetings import MeetingRepository, MeetingView
+from talkplatform_agents.store.meetings import (
+    DoorView,
+    MeetingRepository,
+    MeetingSnapshot,
+    MeetingView,
+)
 from talkplatform_agents.store.migrate import upgrade
 from talkplatform_agents.store.waiting import (
     Transition,
@@ -16,7 +21,9 @@ __all__ = [
     "AttendanceRepository",
     "AttendanceView",
     "Database",
+    "DoorView",
     "MeetingRepository",
+    "MeetingSnapshot",
     "MeetingView",
     "Transition",
     "WaitingRepository",

@@ -50,6 +50,10 @@ class Meeting(Base):
     # The meeting room's last start and finish, from livekit-server's webhooks.
     room_started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     room_finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # Bumped by every change to this row or to its members' roles (MeetingRepository does
+    # it in the same transaction): a cached copy of the meeting is current while its
+    # version is the stored one, whichever process made the change.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     members: Mapped[list[MeetingMember]] = relationship(
         back_populates="meeting", cascade="all, delete-orphan"

@@ -6,6 +6,7 @@ at once, or an admit-all racing new knocks, can never admit anyone twice or lose
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 from dataclasses import dataclass
@@ -71,41 +72,112 @@ class WaitingStats:
     average_admitted_wait_s: float | None  # knock to admission, of those admitted
 
 
+@dataclass(frozen=True)
+class _Knock:
+    meeting_id: str
+    user_id: str
+    name: str
+    at: dt.datetime
+
+
+# At most this many knocks in one transaction (an IN list of their user ids).
+KNOCK_BATCH = 500
+
+
 class WaitingRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Group commit of knocks: whoever holds the turn writes every knock queued by then
+        # in one transaction, so a crowd at the door costs a transaction per batch, not
+        # per knock (SQLite has one writer: one transaction per knock made them queue).
+        self._knocks: list[tuple[_Knock, asyncio.Future[WaitingView]]] = []
+        self._knock_turn = asyncio.Lock()
 
     async def knock(
         self, meeting_id: str, user_id: str, name: str, now: dt.datetime | None = None
     ) -> WaitingView:
         """Put the user in the queue, unless a decision about them stands (admitted, denied,
-        removed): the caller reads the returned status. Knocking again keeps one's place."""
-        now = now or _now()
-        for _ in range(2):  # a concurrent first knock of the same user wins the insert
-            async with self._db.session() as session:
-                row = await session.get(WaitingEntry, (meeting_id, user_id), with_for_update=True)
+        removed): the caller reads the returned status. Knocking again keeps one's place.
+        Returns once the knock is committed (with others made meanwhile)."""
+        knock = _Knock(meeting_id, user_id, name, now or _now())
+        done: asyncio.Future[WaitingView] = asyncio.get_running_loop().create_future()
+        self._knocks.append((knock, done))
+        try:
+            while not done.done():
+                async with self._knock_turn:
+                    if not done.done():
+                        await self._write_queued()
+        except asyncio.CancelledError:
+            done.cancel()  # not written if not begun; harmless if it was (idempotent)
+            raise
+        return done.result()
+
+    async def _write_queued(self) -> None:
+        batch = [(k, f) for k, f in self._knocks[:KNOCK_BATCH] if not f.done()]
+        del self._knocks[:KNOCK_BATCH]
+        if not batch:
+            return
+        try:
+            views = await self._knock_all([knock for knock, _ in batch])
+        except Exception as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        except BaseException:
+            # The writer's own request was cancelled: whether or not the transaction
+            # committed, the others' knocks go back in line for the next writer (a knock
+            # written twice is the same knock).
+            self._knocks[:0] = [(k, f) for k, f in batch if not f.done()]
+            raise
+        for (_, future), view in zip(batch, views, strict=True):
+            if not future.done():
+                future.set_result(view)
+
+    async def _knock_all(self, knocks: list[_Knock]) -> list[WaitingView]:
+        for _ in range(2):  # another process's first knock of the same user wins an insert
+            try:
+                return await self._knock_once(knocks)
+            except IntegrityError:
+                continue
+        raise Conflict("the knock kept conflicting with another; try again")
+
+    async def _knock_once(self, knocks: list[_Knock]) -> list[WaitingView]:
+        async with self._db.session() as session:
+            rows: dict[tuple[str, str], WaitingEntry] = {}
+            by_meeting: dict[str, set[str]] = {}
+            for knock in knocks:
+                by_meeting.setdefault(knock.meeting_id, set()).add(knock.user_id)
+            for meeting_id, users in by_meeting.items():
+                query = (
+                    select(WaitingEntry)
+                    .where(WaitingEntry.meeting_id == meeting_id)
+                    .where(WaitingEntry.user_id.in_(users))
+                    .with_for_update()
+                )
+                for found in (await session.scalars(query)).all():
+                    rows[(found.meeting_id, found.user_id)] = found
+            views = []
+            for knock in knocks:  # in order: a second knock of the same user keeps the first
+                row = rows.get((knock.meeting_id, knock.user_id))
                 if row is None:
-                    row = WaitingEntry(
-                        meeting_id=meeting_id,
-                        user_id=user_id,
-                        display_name=name,
+                    row = rows[(knock.meeting_id, knock.user_id)] = WaitingEntry(
+                        meeting_id=knock.meeting_id,
+                        user_id=knock.user_id,
+                        display_name=knock.name,
                         status=WaitingStatus.WAITING.value,
-                        knocked_at=now,
+                        knocked_at=knock.at,
                         version=1,
                     )
                     session.add(row)
-                    try:
-                        await session.flush()
-                    except IntegrityError:
-                        await session.rollback()
-                        continue
                 elif row.status == WaitingStatus.LEFT.value:
                     row.status = WaitingStatus.WAITING.value
-                    row.knocked_at, row.display_name = now, name
+                    row.knocked_at, row.display_name = knock.at, knock.name
                     row.decided_at = row.decided_by = row.reason = None
                     row.version += 1
-                return WaitingView.of(row)
-        raise Conflict("the knock kept conflicting with another; try again", meetingId=meeting_id)
+                views.append(row)
+            await session.flush()
+            return [WaitingView.of(row) for row in views]
 
     async def get(self, meeting_id: str, user_id: str) -> WaitingView | None:
         async with self._db.session() as session:

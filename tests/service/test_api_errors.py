@@ -20,10 +20,13 @@ from talkplatform_agents.service import create_app
 
 Auth = Callable[..., dict[str, str]]
 
-# Public by design: health for load balancers, the webhook (livekit-server signs it;
-# test_token_service checks the signature), and FastAPI's own API documentation.
+# Public by design: health and metrics for load balancers and scrapers (figures and room
+# names only: a meeting's id admits nobody without an app login), the webhook
+# (livekit-server signs it; test_token_service checks the signature), and FastAPI's own API
+# documentation.
 _PUBLIC = {
     "/healthz",
+    "/metrics",
     "/api/v1/livekit/webhook",
     "/openapi.json",
     "/docs",

@@ -87,3 +87,48 @@ def test_bad_identities_are_refused(identity: str) -> None:
 
 def test_credentials_repr_hides_the_secret() -> None:
     assert "s" * 40 not in repr(CREDS)
+
+
+@pytest.mark.parametrize(
+    ("role", "agents", "lobby"),
+    [
+        (Role.HOST, ("waiting-room", "chat"), False),
+        (Role.PARTICIPANT, (), False),
+        (Role.PARTICIPANT, ("waiting-room",), True),
+    ],
+)
+def test_claims_are_what_livekits_access_token_makes(
+    role: Role, agents: tuple[str, ...], lobby: bool
+) -> None:
+    """mint_token builds the claims itself (for speed); they must be LiveKit's own."""
+    import jwt as pyjwt
+    from livekit.protocol.agent_dispatch import RoomAgentDispatch
+    from livekit.protocol.room import RoomConfiguration
+
+    room = "meeting-1-lobby" if lobby else "meeting-1"
+    grants = lobby_grants(room) if lobby else None
+    ttl = dt.timedelta(minutes=5)
+    minted = mint_token(
+        CREDS, identity="u-1", name="Ada", room=room, role=role, ttl=ttl,
+        dispatch_agents=agents, grants=grants,
+    )  # fmt: skip
+    reference = (
+        api.AccessToken(CREDS.api_key, CREDS.api_secret)
+        .with_identity("u-1")
+        .with_name("Ada")
+        .with_ttl(ttl)
+        .with_grants(grants or grants_for(role, room))
+        .with_metadata(role_metadata(role, "Ada"))
+        .with_attributes({"role": role.value})
+    )
+    if agents:
+        dispatch = [RoomAgentDispatch(agent_name=agent) for agent in agents]
+        reference = reference.with_room_config(RoomConfiguration(agents=dispatch))
+
+    ours = pyjwt.decode(minted.jwt, options={"verify_signature": False})
+    theirs = pyjwt.decode(reference.to_jwt(), options={"verify_signature": False})
+    for timed in ("nbf", "exp"):  # minted a moment apart
+        assert abs(ours.pop(timed) - theirs.pop(timed)) <= 1
+    assert ours == theirs
+    verified = api.TokenVerifier(CREDS.api_key, CREDS.api_secret).verify(minted.jwt)
+    assert verified.identity == "u-1" and verified.video == (grants or grants_for(role, room))
