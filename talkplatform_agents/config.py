@@ -108,7 +108,7 @@ class Settings(BaseSettings):
         description="Room host processes (each serves many chat and moderator rooms).",
     )
     worker_rooms_per_host: int = Field(
-        default=16,
+        default=50,
         ge=1,
         le=1000,
         validation_alias="WORKER_ROOMS_PER_HOST",

@@ -12,6 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+# Before numpy is imported (talkplatform_agents/cli/__init__.py says why).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import pytest
 
 from talkplatform_agents.config import Settings

@@ -3,7 +3,8 @@
 livekit-agents runs a job per process (~200 MB each, measured), or a job per thread, each
 thread with its own event loop, IPC channel and loop watchdog: there, concurrent joins
 ended in the SDK's "timed out waiting for ReadyForRoomEventRequest" panic, which kills the
-process and every meeting in it (bench/bot_density.py; the issue note has the runs). The
+process and every meeting in it (3 runs of 3 here at 10 to 20 meetings; README, "Bots at
+scale"). The
 host registers with livekit-server itself (``lk/agent_worker.py``), one link per agent name,
 and runs every job as a task here:
 - a job's failure (its session raised, its room dropped) ends that job only, and is reported
@@ -11,9 +12,8 @@ and runs every job as a task here:
 - joins are limited to a few at a time, and a join in flight is never cancelled (that
   strands the SDK's handshake: livekit/python-sdks#784): a job that ends while joining
   waits for the join, then leaves;
-- a host holds at most ``capacity`` rooms. The SDK's own idle work grows faster than the
-  number of rooms in a process (measured: 3.5 ms/s per room at 10 rooms, 14 at 50), so
-  capacity is bounded per process and the worker runs several hosts.
+- a host holds at most ``capacity`` rooms: its Python runs on one core, and a native crash
+  takes down every room in it (the worker starts it again), so the worker runs several.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class HostOptions:
     api_secret: str
     agent_names: tuple[str, ...]
     hosted: HostedOptions = field(default_factory=HostedOptions)
-    capacity: int = 16  # rooms in this process, of every agent name together
+    capacity: int = 50  # rooms in this process, of every agent name together
     load_mode: LoadMode = "own"
     load_threshold: float = 0.7
     joins_at_once: int = 4

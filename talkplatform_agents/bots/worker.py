@@ -60,7 +60,7 @@ class WorkerOptions:
     executor: Literal["auto"] | Executor = "auto"
     max_jobs: int = 8  # per AgentServer: a process per job
     room_hosts: int = 2  # room host processes
-    rooms_per_host: int = 16
+    rooms_per_host: int = 50
     # Two warm processes per AgentServer: a job that finds none waits for a process to
     # start (seconds on a busy machine), and green rooms come in bursts.
     idle_processes: int = 2

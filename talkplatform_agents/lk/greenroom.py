@@ -6,15 +6,21 @@ Data topics (JSON, sent by the bot to the user only):
 - ``tp.greenroom.level``: ``{"rms_dbfs", "peak_dbfs", "t"}`` at 10 Hz, for a level meter.
   ``-inf`` is sent as ``null``. Lossy: a late meter reading is worthless.
 - ``tp.greenroom.state``: ``{"mode": "live"|"playback", "phase": "live"|"recording"|"playing",
-  "seconds", "blur"}`` whenever it changes.
+  "seconds", "preview", "blur"}`` whenever it changes.
 - ``tp.greenroom.report``: the device and network report (see ``get_report``) every 2 s.
 
 RPC methods (on the bot; payload and response are JSON):
 - ``greenroom.set_audio_mode`` ``{"mode": "live"|"playback", "seconds": 1..30 (default 6)}``
-- ``greenroom.set_blur`` ``{"enabled": bool}``
+- ``greenroom.set_preview`` ``{"enabled": bool}``: the camera back as a ``preview`` video
+  track. Off until asked for: without it the bot only checks the camera (a few thumbnails a
+  second of its smallest simulcast layer) and encodes no video. Off also turns blur off.
+- ``greenroom.set_blur`` ``{"enabled": bool}``: blur the preview's background; on turns the
+  preview on.
 - ``greenroom.get_report`` ``{}`` → the report: ``{"verdict": "good"|"fair"|"poor",
   "reasons", "microphone", "camera", "network": {"rtt_ms", "jitter_ms", "loss_pct",
-  "bitrate_kbps"}, "network_summary", "audio_mode", "blur"}``. ``network`` is the latest
+  "bitrate_kbps"}, "network_summary", "audio_mode", "preview", "blur"}``. ``camera`` is
+  ``{"status", "width", "height", "fps", "analysed_fps"}``: ``fps`` as the bot decodes the
+  camera, ``analysed_fps`` the thumbnails the check read a second. ``network`` is the latest
   2 s window; ``network_summary`` has, for each of those four figures, ``{"min", "avg",
   "max", "samples"}`` over every 2 s sample since the bot joined (``null``s and 0 samples
   for a figure not yet measured). See ``bots.greenroom.analysis.build_report``.
@@ -41,6 +47,7 @@ __all__ = [
     "RPC_PING",
     "RPC_SET_AUDIO_MODE",
     "RPC_SET_BLUR",
+    "RPC_SET_PREVIEW",
     "TOPIC_LEVEL",
     "TOPIC_REPORT",
     "TOPIC_STATE",
@@ -50,6 +57,7 @@ __all__ = [
     "BlurRequest",
     "EmptyRequest",
     "PayloadT",
+    "PreviewRequest",
     "dumps",
     "parse",
 ]
@@ -59,6 +67,7 @@ TOPIC_STATE = "tp.greenroom.state"
 TOPIC_REPORT = "tp.greenroom.report"
 RPC_SET_AUDIO_MODE = "greenroom.set_audio_mode"
 RPC_SET_BLUR = "greenroom.set_blur"
+RPC_SET_PREVIEW = "greenroom.set_preview"
 RPC_GET_REPORT = "greenroom.get_report"
 RPC_PING = "greenroom.ping"
 
@@ -74,6 +83,10 @@ class AudioModeRequest(Payload):
 
 
 class BlurRequest(Payload):
+    enabled: bool
+
+
+class PreviewRequest(Payload):
     enabled: bool
 
 

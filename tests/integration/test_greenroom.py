@@ -16,7 +16,14 @@ from livekit import rtc
 
 from talkplatform_agents.lk import greenroom as proto
 from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
-from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant, ToneConfig
+from talkplatform_agents.synthetic import (
+    ParticipantConfig,
+    PatternGenerator,
+    SyntheticParticipant,
+    ToneConfig,
+)
+from talkplatform_agents.synthetic.client import pump_frames
+from talkplatform_agents.tasks import TaskSet
 
 from .conftest import bot_in, post_json, until
 
@@ -43,12 +50,39 @@ async def _report(participant: SyntheticParticipant, bot: str) -> dict[str, Any]
     return result
 
 
-async def test_live_echo_and_video_preview(
+async def _pushed_report(
+    user: SyntheticParticipant, wanted: Callable[[dict[str, Any]], bool], timeout_s: float = 30
+) -> dict[str, Any]:
+    """The first report the bot pushes (every 2 s) that is ``wanted``."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            report: dict[str, Any] = json.loads((await user.next_data(proto.TOPIC_REPORT)).payload)
+            if wanted(report):
+                return report
+
+
+def _bot_video(user: SyntheticParticipant, bot: str) -> list[rtc.RemoteTrackPublication]:
+    participant = user.room.remote_participants.get(bot)
+    if participant is None:
+        return []
+    return [
+        p for p in participant.track_publications.values() if p.kind == rtc.TrackKind.KIND_VIDEO
+    ]
+
+
+async def test_live_echo_and_a_preview_only_on_request(
     api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
 ) -> None:
     async with green_room(api, user_auth, "gina", tone=ToneConfig(tag=4)) as (user, bot):
         async with asyncio.timeout(30):
             probe = await user.wait_for_audio_marker(sender=bot, tag=4)
+        # The camera is checked, yet nothing comes back until the user asks for it.
+        report = await _pushed_report(user, lambda r: r["camera"]["status"] == "ok")
+        assert report["preview"] is False and report["camera"]["analysed_fps"] > 0, report
+        assert _bot_video(user, bot) == []
+
+        reply = json.loads(await user.rpc(bot, proto.RPC_SET_PREVIEW, '{"enabled": true}'))
+        assert (reply["preview"], reply["blur"]) == (True, False)
         [preview] = await until(
             lambda: [p for p in user.video_probes.values() if p.sender == bot and p.decoded > 10],
             timeout_s=30,
@@ -59,6 +93,12 @@ async def test_live_echo_and_video_preview(
         assert preview.decoded >= preview.frames * 0.8
         assert all(0 <= latency < 2000 for latency in preview.latencies)
 
+        off = json.loads(await user.rpc(bot, proto.RPC_SET_PREVIEW, '{"enabled": false}'))
+        assert off["preview"] is False
+        await until(lambda: _bot_video(user, bot) == [], timeout_s=20)  # unpublished
+        echoed = len(probe.latencies_ms(tag=4))
+        await until(lambda: len(probe.latencies_ms(tag=4)) > echoed + 2, timeout_s=20)
+
 
 async def test_playback_mode_records_then_plays_back(
     api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
@@ -68,7 +108,13 @@ async def test_playback_mode_records_then_plays_back(
         reply = json.loads(
             await user.rpc(bot, proto.RPC_SET_AUDIO_MODE, '{"mode": "playback", "seconds": 2}')
         )
-        assert reply == {"mode": "playback", "phase": "recording", "seconds": 2.0, "blur": False}
+        assert reply == {
+            "mode": "playback",
+            "phase": "recording",
+            "seconds": 2.0,
+            "preview": False,
+            "blur": False,
+        }
         phases = []
         async with asyncio.timeout(20):
             while "playing" not in phases:
@@ -171,6 +217,9 @@ async def test_healthy_devices_and_network_report(
             # A rate, not a speed check: on a busy CI machine the first reports have read
             # 3-7 fps of this 15 fps camera (alone: 14-15). The unit tests pin the counting.
             assert 0 < body["camera"]["fps"] <= 20
+            # The check reads its own few thumbnails a second, whatever the camera's rate.
+            assert 0 < body["camera"]["analysed_fps"] <= 3, body
+            assert body["preview"] is False  # nobody asked for it
             network = body["network"]
             assert network["rtt_ms"] is not None and network["rtt_ms"] > 0
             assert network["loss_pct"] is not None and network["loss_pct"] < 5
@@ -219,7 +268,7 @@ async def test_blur_toggles_over_rpc_and_the_preview_continues(
 ) -> None:
     async with green_room(api, user_auth, "mia") as (user, bot):
         reply = json.loads(await user.rpc(bot, proto.RPC_SET_BLUR, '{"enabled": true}'))
-        assert reply["blur"] is True
+        assert (reply["blur"], reply["preview"]) == (True, True)  # blur shows the preview
         [preview] = await until(
             lambda: [p for p in user.video_probes.values() if p.sender == bot], timeout_s=20
         )
@@ -228,7 +277,39 @@ async def test_blur_toggles_over_rpc_and_the_preview_continues(
         # Blurring, the bot still answers at once (its image work is off its event loop).
         assert (await _report(user, bot))["blur"] is True
         off = json.loads(await user.rpc(bot, proto.RPC_SET_BLUR, '{"enabled": false}'))
-        assert off["blur"] is False
+        assert (off["blur"], off["preview"]) == (False, True)
         # Unblurred again: our own frames come back, barcodes and all.
         decoded = preview.decoded
         await until(lambda: preview.decoded >= decoded + 10, timeout_s=20)
+
+
+async def test_the_check_and_the_preview_take_the_smallest_simulcast_layer(
+    api: httpx.AsyncClient, user_auth: Callable[..., dict[str, str]]
+) -> None:
+    async with green_room(api, user_auth, "nina", publish_video=False) as (user, bot):
+        # A 960x540 camera in simulcast: three layers, the smallest 320x180. (The SDK sends
+        # a 640x360 camera's two layers both at 640x360: no use here.)
+        source = rtc.VideoSource(960, 540)
+        track = rtc.LocalVideoTrack.create_video_track("camera", source)
+        options = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA,
+            simulcast=True,
+            video_encoding=rtc.VideoEncoding(max_bitrate=800_000, max_framerate=15),
+        )
+        camera = TaskSet("nina-camera")
+        try:
+            camera.spawn(pump_frames(source, PatternGenerator(960, 540).frame, 15), "camera")
+            publication = await user.room.local_participant.publish_track(track, options)
+            assert publication.simulcasted
+            report = await _pushed_report(
+                user, lambda r: (r["camera"]["width"], r["camera"]["height"]) == (320, 180)
+            )
+            assert report["camera"]["status"] == "ok", report
+            await user.rpc(bot, proto.RPC_SET_PREVIEW, '{"enabled": true}')
+            [preview] = await until(
+                lambda: [p for p in user.video_probes.values() if p.decoded > 5], timeout_s=30
+            )
+            assert preview.sender == bot
+            assert (preview.width, preview.height) == (320, 180)  # our barcode, scaled down
+        finally:
+            await camera.aclose()

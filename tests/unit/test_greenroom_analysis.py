@@ -11,7 +11,8 @@ from talkplatform_agents.bots.greenroom.analysis import (
     NetworkSample,
     build_report,
 )
-from talkplatform_agents.bots.greenroom.audio import LevelMeter
+from talkplatform_agents.bots.greenroom.audio import FrameLevel, LevelMeter
+from talkplatform_agents.dsp import level_dbfs
 from talkplatform_agents.lk import greenroom as proto
 
 QUIET = NetworkSample(rtt_ms=20, jitter_ms=3, loss_pct=0, bitrate_kbps=500)
@@ -52,7 +53,13 @@ def test_camera_black_frozen_ok_and_stalled() -> None:
     moving = [rng.uniform(0, 255, (18, 32)) for _ in range(30)]
     still = [moving[0]] * 30
     black = [np.full((18, 32), 5.0)] * 30
-    assert _camera(moving) == {"status": "ok", "width": 320, "height": 180, "fps": 15.0}
+    assert _camera(moving) == {
+        "status": "ok",
+        "width": 320,
+        "height": 180,
+        "fps": 15.0,
+        "analysed_fps": 15.0,
+    }
     assert _camera(still)["status"] == "frozen"
     assert _camera(black)["status"] == "black"
     camera = CameraCheck()
@@ -67,9 +74,19 @@ def test_camera_rate_counts_every_frame_while_a_few_are_sampled() -> None:
     moving = [rng.uniform(0, 255, (18, 32)) for _ in range(30)]
     still = [moving[0]] * 30
     black = [np.full((18, 32), 5.0)] * 30
-    assert _camera(moving, every=5) == {"status": "ok", "width": 320, "height": 180, "fps": 15.0}
-    assert _camera(still, every=5)["status"] == "frozen"
-    assert _camera(black, every=5)["status"] == "black"
+    # 15 fps sampled one frame in 8: the check's analysis rate is its own, 15/8 a second.
+    assert _camera(moving, every=8) == {
+        "status": "ok",
+        "width": 320,
+        "height": 180,
+        "fps": 15.0,
+        "analysed_fps": 1.9,
+    }
+    assert _camera(still, every=8)["status"] == "frozen"
+    assert _camera(black, every=8)["status"] == "black"
+    # Past its first window: the thumbnails in the last 2 s, 4 at the bot's 2 a second.
+    longer = [rng.uniform(0, 255, (18, 32)) for _ in range(60)]
+    assert _camera(longer, fps=16, every=8)["analysed_fps"] == 2.0
     # Frames arrive but none has been sampled yet: nothing says the camera is broken.
     camera = CameraCheck()
     for i in range(10):
@@ -107,14 +124,33 @@ def test_device_problems_make_the_verdict_poor_with_reasons() -> None:
 def test_level_meter_window() -> None:
     meter = LevelMeter(window_s=0.1)
     assert meter.reading() == (float("-inf"), float("-inf"))
-    loud = np.full(480, 16384, dtype=np.int16)
-    quiet = np.full(480, 1638, dtype=np.int16)
-    for _ in range(10):
-        meter.feed(loud)
-    for _ in range(10):
-        meter.feed(quiet)  # the loud frames have left the 100 ms window
+    loud = FrameLevel.of(np.full(960, 16384, dtype=np.int16))
+    quiet = FrameLevel.of(np.full(960, 1638, dtype=np.int16))
+    for _ in range(5):
+        meter.add(loud)
+    for _ in range(5):
+        meter.add(quiet)  # 20 ms frames: the loud ones have left the 100 ms window
     rms, peak = meter.reading()
     assert rms == pytest.approx(-26.0, abs=0.1) and peak == pytest.approx(-26.0, abs=0.1)
+    meter.add(FrameLevel.of(np.zeros(0, dtype=np.int16)))  # an empty frame changes nothing
+    assert meter.reading() == pytest.approx((rms, peak))
+
+
+def test_frame_level_matches_the_shared_level_measure() -> None:
+    rng = np.random.default_rng(3)
+    pcm = (rng.normal(0, 0.2, 960) * 32767).clip(-32768, 32767).astype(np.int16)
+    pcm[100] = -32768  # the peak is the largest magnitude, negative too
+    level = FrameLevel.of(pcm)
+    rms, peak = level_dbfs(pcm)
+    assert level.rms_dbfs == pytest.approx(rms, abs=0.01)
+    assert 20 * math.log10(level.peak) == pytest.approx(peak, abs=0.01)
+    silent = FrameLevel.of(np.zeros(960, dtype=np.int16))
+    assert silent.rms_dbfs == float("-inf") and silent.peak == 0.0
+    # A window of a silent and a loud frame reads their average power, as one long frame.
+    meter = LevelMeter(window_s=0.04)
+    meter.add(silent)
+    meter.add(level)
+    assert meter.reading()[0] == pytest.approx(level_dbfs(np.concatenate([pcm * 0, pcm]))[0])
 
 
 @pytest.mark.parametrize(
@@ -135,6 +171,9 @@ def test_rpc_payloads_are_validated(payload: str, problem: str) -> None:
 def test_rpc_payload_defaults_and_json_without_infinities() -> None:
     assert proto.parse(proto.AudioModeRequest, '{"mode": "playback"}').seconds == 6.0
     assert proto.parse(proto.EmptyRequest, "") == proto.EmptyRequest()
+    assert proto.parse(proto.PreviewRequest, '{"enabled": true}').enabled is True
+    with pytest.raises(proto.BadPayload, match="enabled"):
+        proto.parse(proto.PreviewRequest, "{}")  # no default: the user says which
     assert (
         proto.dumps({"a": float("-inf"), "b": [float("nan"), 1.5]}) == '{"a":null,"b":[null,1.5]}'
     )

@@ -160,3 +160,20 @@ def test_the_schedule_wakes_for_whichever_is_due_first() -> None:
     assert schedule.due(10.3) == (False, True)
     with pytest.raises(ValueError, match="positive"):
         FrameSchedule(sample_period_s=0)
+
+
+def test_only_frames_with_work_due_are_wanted() -> None:
+    """The event loop asks before it wakes the worker: between samples, and with no preview
+    to blur or scale, frames pass by untouched."""
+    schedule = FrameSchedule(sample_period_s=0.5)
+    wanted = []
+    for t in (10.0 + i / 15 for i in range(30)):  # two seconds of a 15 fps camera
+        if schedule.wanted(t, showing=False):
+            wanted.append(t)
+            assert schedule.due(t) == (True, True)  # the worker takes it: a sample
+    assert wanted == pytest.approx([10.0, 10.0 + 8 / 15, 10.0 + 16 / 15, 10.0 + 24 / 15])
+    # The last sample was at 11.6; blurring, the governor allows the next shown frame at 12.
+    schedule.shown(12.0)
+    assert not schedule.wanted(11.95, showing=True)
+    assert schedule.wanted(12.0, showing=True)
+    assert not schedule.wanted(12.0, showing=False)  # no preview work: the sample is at 12.1

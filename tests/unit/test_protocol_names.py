@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from talkplatform_agents.lk import chat, greenroom, naming, waiting
+from talkplatform_agents.lk import bot_status, chat, greenroom, naming, waiting
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -37,6 +37,7 @@ WIRE_NAMES: list[tuple[str, str]] = [
     # The green room's RPCs and topics (lk/greenroom.py).
     (greenroom.RPC_SET_AUDIO_MODE, "greenroom.set_audio_mode"),
     (greenroom.RPC_SET_BLUR, "greenroom.set_blur"),
+    (greenroom.RPC_SET_PREVIEW, "greenroom.set_preview"),
     (greenroom.RPC_GET_REPORT, "greenroom.get_report"),
     (greenroom.TOPIC_LEVEL, "tp.greenroom.level"),
     (greenroom.TOPIC_STATE, "tp.greenroom.state"),
@@ -58,6 +59,9 @@ WIRE_NAMES: list[tuple[str, str]] = [
     (naming.CHAT_AGENT_NAME, "chat-relay"),
     (naming.AGENT_NAME_ATTRIBUTE, "lk.agent.name"),
     (naming.ACTIVE_ATTRIBUTE, "tp.bot.active"),
+    # The service's word to hosts that a bot is missing (lk/bot_status.py).
+    (bot_status.TOPIC_BOTS_MISSING, "tp.bots.missing"),
+    (naming.ROLE_ATTRIBUTE, "role"),
 ]
 
 

@@ -67,7 +67,7 @@ class MicCheck:
 
 @dataclass
 class CameraCheck:
-    """Every frame counts towards the rate; sampled thumbnails (a few a second suffice)
+    """Every frame counts towards the rate; sampled thumbnails (two a second suffice)
     tell a black or frozen camera from a working one."""
 
     _arrivals: deque[float] = field(default_factory=deque)
@@ -99,24 +99,40 @@ class CameraCheck:
             self._samples.popleft()
 
     def summary(self, now: float) -> dict[str, Any]:
+        """``{status, width, height, fps, analysed_fps}``: ``fps`` counts the frames that
+        arrived, ``analysed_fps`` the thumbnails sampled, both over the window."""
         recent = [t for t in self._arrivals if t >= now - WINDOW_S]
+        samples = [s for s in self._samples if s[0] >= now - WINDOW_S]
         if not recent:
             status = "frozen" if self._first_at is not None else "no_video"
-            return {"status": status, "width": self.width, "height": self.height, "fps": 0.0}
-        fps = len(recent) / WINDOW_S
+            return {
+                "status": status,
+                "width": self.width,
+                "height": self.height,
+                "fps": 0.0,
+                "analysed_fps": 0.0,
+            }
+        fps, analysed = len(recent) / WINDOW_S, len(samples) / WINDOW_S
         if self._first_at is not None and self._first_at > now - WINDOW_S:
             # The camera started inside the window: a camera sending for half a window is
-            # not running at half its rate. Count frame intervals over the time it has sent.
+            # not running at half its rate. Count intervals over the time it has sent.
             sent_for = now - self._first_at
             fps = (len(recent) - 1) / sent_for if sent_for > 0 else 0.0
-        samples = [s for s in self._samples if s[0] >= now - WINDOW_S]
+            span = samples[-1][0] - samples[0][0] if samples else 0.0
+            analysed = (len(samples) - 1) / span if span > 0 else 0.0
         if samples and max(luma for _, luma, _ in samples) < BLACK_LUMA:
             status = "black"
         elif len(samples) >= 3 and max(diff for _, _, diff in samples[1:]) < FROZEN_DIFF:
             status = "frozen"
         else:
             status = "ok"
-        return {"status": status, "width": self.width, "height": self.height, "fps": round(fps, 1)}
+        return {
+            "status": status,
+            "width": self.width,
+            "height": self.height,
+            "fps": round(fps, 1),
+            "analysed_fps": round(analysed, 1),
+        }
 
 
 @dataclass(frozen=True)

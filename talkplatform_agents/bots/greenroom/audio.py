@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from livekit import rtc
 
-from talkplatform_agents.dsp import level_dbfs
+from talkplatform_agents.dsp import to_db
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["SAMPLE_RATE", "AudioLoop", "LevelMeter"]
+__all__ = ["FRAME_MS", "SAMPLE_RATE", "AudioLoop", "FrameLevel", "LevelMeter"]
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48_000
+# The echo's frame: each frame costs the event loop two native round trips (in, then out),
+# so 20 ms frames (Opus's own packet size) halve that against 10 ms ones, for 10 ms of delay.
+FRAME_MS = 20
 # Frames that arrive in a burst would queue and stay as echo delay for the rest of the
 # session: past this backlog, drop them, as a jitter buffer would.
 MAX_BACKLOG_S = 0.04
@@ -29,24 +35,51 @@ Mode = Literal["live", "playback"]
 Phase = Literal["live", "recording", "playing"]
 
 
+@dataclass(frozen=True, slots=True)
+class FrameLevel:
+    """One frame's energy, from which the RMS and peak of any run of frames follow. Taken
+    once per frame for both the meter and the microphone check."""
+
+    samples: int
+    sum_squares: float  # of the samples in [-1, 1]
+    peak: float  # of full scale
+
+    @classmethod
+    def of(cls, pcm: npt.NDArray[np.int16]) -> FrameLevel:
+        if pcm.size == 0:
+            return cls(0, 0.0, 0.0)
+        x = pcm.astype(np.float32)
+        peak = max(int(pcm.max()), -int(pcm.min()))
+        return cls(pcm.size, float(np.dot(x, x)) / 32768.0**2, peak / 32768.0)
+
+    @property
+    def rms_dbfs(self) -> float:
+        return _power_db(self.sum_squares, self.samples)
+
+
 class LevelMeter:
     """RMS and peak of the last ``window_s`` of microphone audio."""
 
     def __init__(self, window_s: float = 0.1) -> None:
-        self._chunks: deque[np.ndarray] = deque()
+        self._frames: deque[FrameLevel] = deque()
         self._samples = 0
         self._window = int(window_s * SAMPLE_RATE)
 
-    def feed(self, samples: np.ndarray) -> None:
-        self._chunks.append(samples)
-        self._samples += samples.size
-        while self._chunks and self._samples - self._chunks[0].size >= self._window:
-            self._samples -= self._chunks.popleft().size
+    def add(self, level: FrameLevel) -> None:
+        self._frames.append(level)
+        self._samples += level.samples
+        while self._frames and self._samples - self._frames[0].samples >= self._window:
+            self._samples -= self._frames.popleft().samples
 
     def reading(self) -> tuple[float, float]:
-        if not self._chunks:
+        if not self._samples:
             return float("-inf"), float("-inf")
-        return level_dbfs(np.concatenate(self._chunks))
+        sum_squares = sum(f.sum_squares for f in self._frames)
+        return _power_db(sum_squares, self._samples), to_db(max(f.peak for f in self._frames))
+
+
+def _power_db(sum_squares: float, samples: int) -> float:
+    return 10.0 * math.log10(sum_squares / samples) if sum_squares > 0 else float("-inf")
 
 
 class AudioLoop:
@@ -55,7 +88,7 @@ class AudioLoop:
     def __init__(
         self,
         source: rtc.AudioSource,
-        on_frame: Callable[[np.ndarray], None],
+        on_frame: Callable[[npt.NDArray[np.int16]], None],
         on_phase: Callable[[Phase], None],
         tag: str,
     ) -> None:
@@ -88,7 +121,9 @@ class AudioLoop:
         logger.info("[%s] audio mode %s (%.1fs)", self._tag, mode, seconds)
 
     async def run(self, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        stream = rtc.AudioStream(
+            track, sample_rate=SAMPLE_RATE, num_channels=1, frame_size_ms=FRAME_MS
+        )
         try:
             async for event in stream:
                 frame = event.frame

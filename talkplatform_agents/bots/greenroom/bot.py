@@ -16,15 +16,21 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from livekit import api, rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from talkplatform_agents.bots.election import Election
 from talkplatform_agents.bots.greenroom import analysis
-from talkplatform_agents.bots.greenroom.audio import SAMPLE_RATE, AudioLoop, LevelMeter, Phase
+from talkplatform_agents.bots.greenroom.audio import (
+    SAMPLE_RATE,
+    AudioLoop,
+    FrameLevel,
+    LevelMeter,
+    Phase,
+)
 from talkplatform_agents.bots.greenroom.blur import BlurUnavailable
 from talkplatform_agents.bots.greenroom.video import BlurPacing, VideoLoop
-from talkplatform_agents.dsp import level_dbfs
 from talkplatform_agents.lk import greenroom as proto
 from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
 from talkplatform_agents.lk.quality import NetworkHistory
@@ -89,6 +95,7 @@ class GreenRoomBot:
         # answers them (a call in between would get "unsupported method").
         local = self._room.local_participant
         local.register_rpc_method(proto.RPC_SET_AUDIO_MODE, self._rpc_set_audio_mode)
+        local.register_rpc_method(proto.RPC_SET_PREVIEW, self._rpc_set_preview)
         local.register_rpc_method(proto.RPC_SET_BLUR, self._rpc_set_blur)
         local.register_rpc_method(proto.RPC_GET_REPORT, self._rpc_get_report)
         track = rtc.LocalAudioTrack.create_audio_track("echo", self._source)
@@ -119,6 +126,7 @@ class GreenRoomBot:
         if self._camera_fps is not None and body["camera"]["status"] != "no_video":
             body["camera"]["fps"] = round(self._camera_fps, 1)
         body["audio_mode"] = self._audio.mode
+        body["preview"] = self._video.preview
         body["blur"] = self._video.blur
         return body
 
@@ -127,7 +135,7 @@ class GreenRoomBot:
     def _on_track_subscribed(
         self,
         track: rtc.Track,
-        publication: rtc.TrackPublication,
+        publication: rtc.RemoteTrackPublication,
         participant: rtc.RemoteParticipant,
     ) -> None:
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
@@ -138,7 +146,7 @@ class GreenRoomBot:
             loop = self._audio.run(track)
             kind = "audio"
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
-            loop = self._video.run(track)
+            loop = self._video.run(track, publication)
             kind = "video"
         else:
             return
@@ -153,10 +161,10 @@ class GreenRoomBot:
         logger.info("[%s] looping %s %s back", self.tag, participant.identity, kind)
         self._media[kind] = task
 
-    def _on_mic_frame(self, samples: np.ndarray) -> None:
-        self._meter.feed(samples)
-        rms, _ = level_dbfs(samples)
-        self._mic.add(time.monotonic(), rms, float(np.max(np.abs(samples))) / 32768.0)
+    def _on_mic_frame(self, samples: npt.NDArray[np.int16]) -> None:
+        level = FrameLevel.of(samples)  # one pass over the samples, for the meter and check
+        self._meter.add(level)
+        self._mic.add(time.monotonic(), level.rms_dbfs, level.peak)
 
     def _on_phase(self, phase: Phase) -> None:
         self._send(proto.TOPIC_STATE, self._state(phase), reliable=True)
@@ -166,6 +174,7 @@ class GreenRoomBot:
             "mode": self._audio.mode,
             "phase": phase,
             "seconds": self._audio.seconds,
+            "preview": self._video.preview,
             "blur": self._video.blur,
         }
 
@@ -251,6 +260,12 @@ class GreenRoomBot:
         self._authorise(data)
         request = _parse(proto.AudioModeRequest, data.payload)
         await self._audio.set_mode(request.mode, request.seconds)
+        return proto.dumps(self._state(self._audio.phase))
+
+    async def _rpc_set_preview(self, data: rtc.RpcInvocationData) -> str:
+        self._authorise(data)
+        request = _parse(proto.PreviewRequest, data.payload)
+        await self._video.set_preview(request.enabled)
         return proto.dumps(self._state(self._audio.phase))
 
     async def _rpc_set_blur(self, data: rtc.RpcInvocationData) -> str:

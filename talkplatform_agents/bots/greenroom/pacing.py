@@ -147,6 +147,12 @@ class FrameSchedule:
         """A frame was shown; the next may be at ``next_show`` (the governor's answer)."""
         self._next_show = next_show
 
+    def wanted(self, now: float, showing: bool) -> bool:
+        """Whether a frame taken at ``now`` has work due: asked by the event loop, so that
+        frames with nothing due never wake the worker. Read from another thread than the
+        one taking the frames, it may be a frame late, never wrong for long."""
+        return now >= self.wake_at(showing)
+
     def wake_at(self, showing: bool) -> float:
         """When to take the next frame: the next sample, or sooner the next shown frame if
         frames need showing (``showing``: blur on, or the size differs from the preview's)."""

@@ -1,12 +1,17 @@
-"""The green room's video: the camera comes back as a preview, optionally with the
-background blurred, and sampled frames feed the camera check.
+"""The green room's video: sampled frames of the camera feed the camera check and, only
+while the user asks for it, the camera comes back as a preview, optionally with the
+background blurred.
+
+The check needs little: the bot asks for the camera's smallest simulcast layer and reads a
+thumbnail twice a second. Without a preview the bot encodes no video at all.
 
 The event loop that receives the frames also answers the user's RPCs and echoes their
 voice, so it only routes frames: an unblurred frame of the preview's size goes straight
-back out as it came. All image work (the camera check's thumbnails, blur, scaling) runs on
-one worker thread per video track, which takes only the newest frame and skips the rest.
-Blur is paced by its own cost (``RateGovernor``): on a busy machine the blurred preview
-runs at fewer frames per second instead of starving everything else.
+back out as it came, and a frame goes to the worker thread only when it has work due. All
+image work (the camera check's thumbnails, blur, scaling) runs on one worker thread per
+video track, which takes only the newest frame and skips the rest. Blur is paced by its own
+cost (``RateGovernor``): on a busy machine the blurred preview runs at fewer frames per
+second instead of starving everything else.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from talkplatform_agents.bots.greenroom.analysis import CameraCheck
 from talkplatform_agents.bots.greenroom.blur import Segmenter, blur_background
 from talkplatform_agents.bots.greenroom.pacing import FrameSchedule, NewestSlot, RateGovernor
 
-__all__ = ["BlurPacing", "VideoLoop"]
+__all__ = ["SAMPLE_PERIOD_S", "BlurPacing", "VideoLoop"]
 
 logger = logging.getLogger(__name__)
 
 _THUMBNAIL = (32, 18)  # enough to tell black, frozen and moving apart
-_SAMPLE_PERIOD_S = 0.2  # the camera check's sampling: black and frozen need no more
+# The camera check's sampling: four thumbnails in its 2 s window tell black and frozen.
+SAMPLE_PERIOD_S = 0.5
 # Formats whose first plane is 8-bit luma at the frame's size (strides are normalised).
 _LUMA_FIRST = (
     rtc.VideoBufferType.I420,
@@ -59,6 +65,8 @@ class BlurPacing:
 
 
 class VideoLoop:
+    """The camera's check, and its preview while ``preview`` is on (``set_preview``)."""
+
     def __init__(
         self,
         room: rtc.Room,
@@ -73,22 +81,40 @@ class VideoLoop:
         self._tag = tag
         self._pacing = pacing or BlurPacing()
         self._segmenter: Segmenter | None = None
+        # The preview while published. Sources are never closed here: the worker thread may
+        # still hold one, and it is freed with the last frame that refers to it.
         self._source: rtc.VideoSource | None = None
+        self._publication: rtc.LocalTrackPublication | None = None
         self._size = (0, 0)
+        self._publishing = asyncio.Lock()  # one publish or unpublish at a time
+        self.preview = False
         self.blur = False
 
+    async def set_preview(self, enabled: bool) -> None:
+        """On: the preview is published with the camera's next frame. Off: unpublished now,
+        and blur goes off with it."""
+        self.preview = enabled
+        if not enabled:
+            self.blur = False
+            await self._unpublish()
+        logger.info("[%s] preview %s", self._tag, "on" if enabled else "off")
+
     async def enable_blur(self, enabled: bool) -> None:
-        """Raises BlurUnavailable when the model cannot be loaded."""
+        """Blur the preview's background; on turns the preview on. Raises BlurUnavailable
+        when the model cannot be loaded."""
         if enabled and self._segmenter is None:
             self._segmenter = await asyncio.to_thread(Segmenter, self._model_path)
         self.blur = enabled
+        if enabled:
+            self.preview = True
         logger.info("[%s] blur %s", self._tag, "on" if enabled else "off")
 
     def _blurring(self) -> Segmenter | None:
         """Read by the worker thread for each frame: blur switched off takes effect at once."""
         return self._segmenter if self.blur else None
 
-    async def run(self, track: rtc.Track) -> None:
+    async def run(self, track: rtc.Track, publication: rtc.RemoteTrackPublication) -> None:
+        _request_smallest_layer(publication, self._tag)
         # Capacity 1, and the frame's own buffer type: nothing queues, nothing is converted
         # unless the worker needs it.
         stream = rtc.VideoStream(track, capacity=1)
@@ -109,34 +135,69 @@ class VideoLoop:
     async def _route(self, frame: rtc.VideoFrame, worker: _FrameWorker) -> None:
         now = time.monotonic()
         self._camera.frame(now, frame.width, frame.height)
-        source = self._source or await self._publish_preview(frame.width, frame.height)
-        if not self.blur and (frame.width, frame.height) == self._size:
+        source = self._source
+        if self.preview and source is None:
+            source = await self._publish_preview(frame.width, frame.height)
+        size = self._size
+        same_size = (frame.width, frame.height) == size
+        if source is not None and not self.blur and same_size:
             source.capture_frame(frame)
-        # Every frame is offered; the worker takes what it has time for.
-        worker.offer(_Frame(frame, now, source, self._size))
+        # Only a frame with work due wakes the worker: a sample, or a preview frame to blur
+        # or scale when the governor allows one.
+        showing = source is not None and (self.blur or not same_size)
+        if worker.wants(now, showing):
+            worker.offer(_Frame(frame, now, source if showing else None, size))
 
-    async def _publish_preview(self, width: int, height: int) -> rtc.VideoSource:
-        # The preview keeps the first frame's size; later sizes are scaled to it.
-        self._source = source = rtc.VideoSource(width, height)
-        self._size = (width, height)
-        track = rtc.LocalVideoTrack.create_video_track("preview", source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False)
-        await self._room.local_participant.publish_track(track, options)
+    async def _publish_preview(self, width: int, height: int) -> rtc.VideoSource | None:
+        async with self._publishing:
+            if not self.preview or self._source is not None:
+                return self._source  # switched off, or published, while this waited
+            # The preview keeps the first frame's size; later sizes are scaled to it.
+            source = rtc.VideoSource(width, height)
+            track = rtc.LocalVideoTrack.create_video_track("preview", source)
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=False)
+            publication = await self._room.local_participant.publish_track(track, options)
+            self._source, self._publication, self._size = source, publication, (width, height)
         logger.info("[%s] preview published at %dx%d", self._tag, width, height)
         return source
+
+    async def _unpublish(self) -> None:
+        async with self._publishing:
+            publication, self._publication, self._source = self._publication, None, None
+            if publication is None:
+                return
+            await self._room.local_participant.unpublish_track(publication.sid)
+        logger.info("[%s] preview unpublished", self._tag)
+
+
+def _request_smallest_layer(publication: rtc.RemoteTrackPublication, tag: str) -> None:
+    """The check reads 32x18 thumbnails: the smallest simulcast layer is plenty, and the
+    cheapest to receive and decode. A camera sent as one layer comes as it is."""
+    try:
+        publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
+    except ValueError:  # not simulcast: there is no smaller layer to ask for
+        logger.info(
+            "[%s] camera %s is one layer (%dx%d): taken as sent",
+            tag,
+            publication.sid,
+            publication.width,
+            publication.height,
+        )
+        return
+    logger.info("[%s] camera %s: smallest simulcast layer requested", tag, publication.sid)
 
 
 @dataclass(frozen=True)
 class _Frame:
     frame: rtc.VideoFrame
     at: float  # arrival, time.monotonic()
-    preview: rtc.VideoSource
+    preview: rtc.VideoSource | None  # where a blurred or scaled frame goes; None: sample only
     size: tuple[int, int]  # the preview's
 
 
 class _FrameWorker:
     """One thread for one video track's image work. It samples the camera check every
-    ``_SAMPLE_PERIOD_S`` and, while blur is on or the size differs from the preview's,
+    ``SAMPLE_PERIOD_S`` and, while blur is on or the size differs from the preview's,
     processes the newest frame at the governor's pace: it wakes for whichever is due first
     (``FrameSchedule``). A failure stops it, and the next ``offer`` raises it on the event
     loop."""
@@ -154,12 +215,16 @@ class _FrameWorker:
         self._blurring = blurring
         self._governor = governor
         self._slot: NewestSlot[_Frame] = NewestSlot()
-        self._schedule = FrameSchedule(_SAMPLE_PERIOD_S)
+        self._schedule = FrameSchedule(SAMPLE_PERIOD_S)
         self._error: Exception | None = None
         self.shown = 0  # frames blurred or scaled onto the preview
         self.sampled = 0  # frames read by the camera check
         self._thread = threading.Thread(target=self._run, name=f"{tag}:video", daemon=True)
         self._thread.start()
+
+    def wants(self, now: float, showing: bool) -> bool:
+        """Whether a frame taken at ``now`` has work due (asked on the event loop)."""
+        return self._schedule.wanted(now, showing)
 
     def offer(self, item: _Frame) -> None:
         if not self._slot.put(item) and self._error is not None:
@@ -198,14 +263,15 @@ class _FrameWorker:
             self._deliver(item.at, _thumbnail(item.frame))
             self.sampled += 1
         segmenter = self._blurring()
-        frame = item.frame
+        frame, preview = item.frame, item.preview
         # Unblurred at the preview's size, the event loop passed the frame on as it came.
-        showing = segmenter is not None or (frame.width, frame.height) != item.size
-        if showing and show:
-            self._show(item, segmenter)
+        blur_or_scale = segmenter is not None or (frame.width, frame.height) != item.size
+        showing = preview is not None and blur_or_scale
+        if preview is not None and showing and show:
+            self._show(item, preview, segmenter)
         return self._schedule.wake_at(showing)
 
-    def _show(self, item: _Frame, segmenter: Segmenter | None) -> None:
+    def _show(self, item: _Frame, preview: rtc.VideoSource, segmenter: Segmenter | None) -> None:
         started = time.monotonic()
         rgba = _rgba(item.frame)
         if segmenter is not None:
@@ -213,7 +279,7 @@ class _FrameWorker:
         if rgba.shape[:2] != (item.size[1], item.size[0]):
             rgba = np.asarray(cv2.resize(rgba, item.size, interpolation=cv2.INTER_AREA))
         height, width = rgba.shape[:2]
-        item.preview.capture_frame(
+        preview.capture_frame(
             rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba.tobytes())
         )
         self.shown += 1
