@@ -23,6 +23,7 @@ import contextlib
 import logging
 import multiprocessing as mp
 import signal
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -32,7 +33,12 @@ from livekit.protocol import agent
 from talkplatform_agents.bots.hosted import HOSTED, HostedOptions, Session
 from talkplatform_agents.bots.job import ShutdownCallback
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, machine_cpu
-from talkplatform_agents.lk.agent_worker import AgentWorkerLink, LinkOptions
+from talkplatform_agents.lk.agent_worker import (
+    SERVER_TARGET_LOAD,
+    AgentWorkerLink,
+    LinkOptions,
+    WorkerLoad,
+)
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["HostOptions", "HostedJob", "Ready", "RoomHost", "serve_host"]
@@ -52,8 +58,9 @@ class HostOptions:
     hosted: HostedOptions = field(default_factory=HostedOptions)
     capacity: int = 50  # rooms in this process, of every agent name together
     load_mode: LoadMode = "own"
-    load_threshold: float = 0.7
+    load_threshold: float = 0.7  # own CPU at which the host takes no more (as livekit-agents)
     joins_at_once: int = 4
+    join_timeout_s: float = 30.0
     close_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -94,6 +101,8 @@ class HostedJob:
     async def connect(self, *, subscribe: bool = False) -> None:
         if self._joining is not None:
             raise RuntimeError(f"[{self.room_name}] the job already joined its room")
+        # Not in the host's TaskSet: a join in flight must never be cancelled, and close()
+        # awaits it instead.
         self._joining = asyncio.create_task(self._join(subscribe))
         # Shielded: cancelling the caller must not cancel the join (python-sdks#784).
         await asyncio.shield(self._joining)
@@ -119,8 +128,10 @@ class HostedJob:
     async def close(self, timeout_s: float) -> None:
         """Run the shutdown callbacks, then leave the room; never raises."""
         if self._joining is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(self._joining), 60)
+            # Whatever the join's outcome (it failed, or this wait is cancelled in turn), the
+            # room is left below if it was joined.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._joining), self._host.join_timeout_s * 2)
         for callback in self._callbacks:
             try:
                 await asyncio.wait_for(callback(), timeout_s)
@@ -146,7 +157,6 @@ class RoomHost:
             name: AgentWorkerLink(
                 LinkOptions(options.ws_url, options.api_key, options.api_secret, name),
                 self,
-                options.load_threshold,
             )
             for name in options.agent_names
         }
@@ -154,6 +164,7 @@ class RoomHost:
         self._reserved = 0
         self._own = OwnLoad(options.capacity)
         self._cpu = 0.0
+        self._cpu_at = 0.0
         self._work = TaskSet("room-host")
         self._stopping = False
         self.joins = asyncio.Semaphore(options.joins_at_once)
@@ -162,14 +173,16 @@ class RoomHost:
     def jobs(self) -> Mapping[str, HostedJob]:
         return self._jobs
 
+    @property
+    def join_timeout_s(self) -> float:
+        return self._options.join_timeout_s
+
     # -- JobHandler: what the agent links ask ------------------------------------------
 
     def offer(self, agent_name: str, job: agent.Job) -> bool:
         if self._stopping or job.id in self._jobs:
             return False
-        if len(self._jobs) + self._reserved >= self._options.capacity:
-            return False
-        if self._cpu >= self._options.load_threshold:
+        if self.status().full:
             return False
         self._reserved += 1
         return True
@@ -180,6 +193,8 @@ class RoomHost:
     def assigned(self, agent_name: str, job: agent.Job, url: str, token: str) -> None:
         self._reserved = max(self._reserved - 1, 0)
         hosted = HostedJob(self, agent_name, job, url, token)
+        if self._stopping:  # offered before the drain, assigned after: end it at once
+            hosted.shutdown("the room host is stopping")
         self._jobs[job.id] = hosted
         task = self._work.spawn(self._run(hosted), f"{agent_name} in {job.room.name}")
         if task is None:  # closing: never started
@@ -189,13 +204,27 @@ class RoomHost:
         if (job := self._jobs.get(job_id)) is not None:
             job.shutdown("terminated by livekit-server")
 
-    def load(self) -> tuple[float, int]:
-        mode = self._options.load_mode
-        if mode == "own":
-            self._cpu = self._own.cpu()
-        elif mode == "cpu":
-            self._cpu = machine_cpu()
-        return max(len(self._jobs) / self._options.capacity, self._cpu), len(self._jobs)
+    def status(self) -> WorkerLoad:
+        """The host's fill (rooms taken and promised, over its capacity) or its CPU over the
+        threshold, whichever is higher; full at 1. Reported scaled to livekit-server's target
+        load, which is where the server stops sending jobs."""
+        options = self._options
+        taken = len(self._jobs) + self._reserved
+        pressure = max(taken / options.capacity, self._read_cpu() / options.load_threshold)
+        full = self._stopping or pressure >= 1.0
+        return WorkerLoad(min(pressure, 1.0) * SERVER_TARGET_LOAD, len(self._jobs), full)
+
+    def _read_cpu(self) -> float:
+        # Every link asks at about the same moment: one reading a second serves them all
+        # (a reading over a few milliseconds is 0 or a whole core).
+        now = time.monotonic()
+        if now - self._cpu_at >= 1.0:
+            self._cpu_at = now
+            if self._options.load_mode == "own":
+                self._cpu = self._own.cpu()
+            elif self._options.load_mode == "cpu":
+                self._cpu = machine_cpu()
+        return self._cpu
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -210,6 +239,9 @@ class RoomHost:
             if not job.room.isconnected():
                 job.shutdown(job.reason or "the session ended without joining")
             await job.ended.wait()
+        except asyncio.CancelledError:
+            status, error = agent.JobStatus.JS_FAILED, "cancelled: the room host stopped"
+            raise
         except Exception as exc:
             # This meeting's bot only: the host and its other rooms carry on.
             logger.exception("[%s] %s failed", job.room_name, job.agent_name)
@@ -239,7 +271,7 @@ class RoomHost:
         """Take no more jobs, end every job (its bot leaves its room), stop. Idempotent."""
         self._stopping = True
         for link in self._links.values():
-            link.drain()
+            await link.drain()
         for job in list(self._jobs.values()):
             job.shutdown("the room host is stopping")
         await self._work.settle(self._options.close_timeout_s + 5)
@@ -273,11 +305,15 @@ async def _host_main(options: HostOptions, name: str, ready: mp.Queue[Ready] | N
         if ready is not None:
             ready.put((name, ids))
 
-    async with asyncio.TaskGroup() as group:
-        running = group.create_task(host.run(registered))
-        stopping = group.create_task(stop.wait())
+    # Plain tasks, not a TaskGroup: a group cancels its body when a task fails, and the
+    # bots must leave their rooms whatever ended the host.
+    running = asyncio.create_task(host.run(registered), name=f"room-host:{name}")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
         stopping.cancel()
-        # Also after run() failed: every bot leaves its room before the process ends.
         await host.aclose()
         running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running  # re-raises what ended it, if it failed

@@ -121,6 +121,8 @@ class _Child:
     deaths: collections.deque[float] = field(default_factory=collections.deque)
 
     def start(self, ctx: Any) -> None:
+        if self.process is not None and self.process.exitcode is not None:
+            self.process.close()  # a dead one's handles, before its replacement
         self.process = ctx.Process(
             target=self.target, args=self.args, name=f"bot:{self.name}", daemon=False
         )
@@ -184,7 +186,9 @@ def run_workers(
                     return 1
         return 0
     finally:
-        _stop_children(children, options.drain_timeout_s + 5)
+        # A room host ends its jobs (at most drain_timeout_s to settle), then closes each
+        # (its callbacks and the leave, bounded by drain_timeout_s too): room for both.
+        _stop_children(children, 2 * options.drain_timeout_s + 10)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -321,14 +325,19 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[Ready]) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with asyncio.TaskGroup() as group:
-        running = group.create_task(server.run(devmode=False))
-        stopping = group.create_task(stop.wait())
+    # Plain tasks, not a TaskGroup: a group cancels its body when a task fails, and idle job
+    # processes must not outlive the server whatever ended it.
+    running = asyncio.create_task(server.run(devmode=False), name=f"server:{spec.agent_name}")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
         if not running.done():
             logger.info("[%s] draining", spec.agent_name)
             with contextlib.suppress(Exception):
                 await server.drain(timeout=options.drain_timeout_s)
-        # Also after run() failed: idle job processes must not outlive the server.
+    finally:
+        stopping.cancel()
         await server.aclose()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

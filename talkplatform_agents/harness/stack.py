@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 LIVEKIT_PORT = 7880  # as in livekit.yaml
 TURN_PORT = 3478  # as in config/coturn/turnserver.conf
-_WORKER_STOP_S = 25.0  # WorkerOptions.drain_timeout_s + its own margin, and some
+_WORKER_STOP_S = 40.0  # the worker's own stop budget, 2 x drain_timeout_s + 10, and some
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 offers, receive assignments and terminations, report each job's state and the worker's load.
 
 This is the wire side only; what a job becomes is the caller's (``JobHandler``). The link
-reconnects by itself: jobs already running are unaffected (their rooms are connections of
-their own), and livekit-server learns of them again from the next status updates.
+reconnects by itself. Jobs already running are unaffected (their rooms are connections of
+their own), but livekit-server v1.13 forgets a worker's jobs when its link drops: their
+later status updates are "unknown job", and a dispatch deleted meanwhile never reaches
+them (a deleted room still ends them, through the room itself).
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from talkplatform_agents.errors import TalkPlatformError
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["AgentLinkError", "AgentWorkerLink", "JobHandler", "LinkOptions"]
+__all__ = [
+    "SERVER_TARGET_LOAD",
+    "AgentLinkError",
+    "AgentWorkerLink",
+    "JobHandler",
+    "LinkOptions",
+    "WorkerLoad",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,20 @@ class LinkOptions:
     retry_max_s: float = 10.0
 
 
+@dataclass(frozen=True)
+class WorkerLoad:
+    # livekit-server sends a job only to a worker whose load is under its target load
+    # (``agents.target_load``, 0.7 by default), preferring the least loaded: a worker's
+    # load is its fill scaled to that target, and ``full`` says when it takes no more.
+    load: float
+    jobs: int
+    full: bool
+
+
+# livekit-server's default ``agents.target_load``: a load at or above it gets no job.
+SERVER_TARGET_LOAD = 0.7
+
+
 class JobHandler(Protocol):
     def offer(self, agent_name: str, job: agent.Job) -> bool:
         """Whether to take ``job`` (room capacity): True reserves room for it."""
@@ -64,21 +87,21 @@ class JobHandler(Protocol):
         """livekit-server ends ``job_id`` (its room was deleted, or its dispatch removed)."""
         ...
 
-    def load(self) -> tuple[float, int]:
-        """(load between 0 and 1, jobs running) for the status updates."""
+    def status(self) -> WorkerLoad:
+        """What the status updates report."""
         ...
 
 
 class AgentWorkerLink:
-    def __init__(self, options: LinkOptions, handler: JobHandler, load_threshold: float) -> None:
+    def __init__(self, options: LinkOptions, handler: JobHandler) -> None:
         self._options = options
         self._handler = handler
-        self._threshold = load_threshold
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending: dict[str, asyncio.Future[agent.JobAssignment]] = {}
         # Offers awaiting their assignment, and the status reports of the live connection.
         self._tasks = TaskSet(f"agent-link:{options.agent_name}")
         self._draining = False
+        self._closed = False
         self.worker_id = ""
         self.registered = asyncio.Event()
 
@@ -93,9 +116,11 @@ class AgentWorkerLink:
             while True:
                 try:
                     await self._session(http)
-                    retry = 0
                 except (aiohttp.ClientError, OSError, AgentLinkError, TimeoutError) as exc:
-                    retry += 1
+                    # A link that had registered starts its backoff afresh.
+                    retry = 1 if self.registered.is_set() else retry + 1
+                    self.registered.clear()
+                    self._ws = None
                     delay = min(0.5 * 2**retry, self._options.retry_max_s)
                     logger.warning("[%s] agent link lost (%r); again in %.1fs",
                                    self.agent_name, exc, delay)  # fmt: skip
@@ -169,15 +194,18 @@ class AgentWorkerLink:
             if future is not None and not future.done():
                 future.set_result(message.assignment)
             else:
-                logger.warning("[%s] assignment for job %s, which was not offered",
+                # Too late (our wait ended) or never offered: livekit-server thinks it runs.
+                logger.warning("[%s] assignment for job %s, which we no longer wait for",
                                assigned.room.name, assigned.id)  # fmt: skip
+                failed = self.update_job(assigned.id, agent.JobStatus.JS_FAILED, "not taken")
+                self._tasks.spawn(failed, f"refuse {assigned.id}")
         elif kind == "termination":
             self._handler.terminated(self.agent_name, message.termination.job_id)
         # pong, go_away: nothing to do (the link reconnects if the server goes away)
 
     async def _answer_offer(self, job: agent.Job) -> None:
         options = self._options
-        take = not self._draining and self._handler.offer(self.agent_name, job)
+        take = not self._draining and not self._closed and self._handler.offer(self.agent_name, job)
         reply = agent.WorkerMessage()
         reply.availability.job_id = job.id
         reply.availability.available = take
@@ -211,24 +239,32 @@ class AgentWorkerLink:
 
     async def _report_status(self) -> None:
         while True:
-            load, jobs = self._handler.load()
-            message = agent.WorkerMessage()
-            full = self._draining or load >= self._threshold
-            message.update_worker.status = (
-                agent.WorkerStatus.WS_FULL if full else agent.WorkerStatus.WS_AVAILABLE
-            )
-            message.update_worker.load = load
-            message.update_worker.job_count = jobs
-            message.update_worker.draining = self._draining
-            await self._send(message)
+            await self._send_status()
             ping = agent.WorkerMessage()
             ping.ping.timestamp = int(time.time() * 1000)
             await self._send(ping)
             await asyncio.sleep(self._options.status_interval_s)
 
-    def drain(self) -> None:
-        """Take no new job from now on (the next status says so)."""
+    async def _send_status(self) -> None:
+        try:
+            status = self._handler.status()
+        except Exception:
+            logger.exception("[%s] could not read the worker's load", self.agent_name)
+            return
+        message = agent.WorkerMessage()
+        full = self._draining or status.full
+        message.update_worker.status = (
+            agent.WorkerStatus.WS_FULL if full else agent.WorkerStatus.WS_AVAILABLE
+        )
+        message.update_worker.load = status.load
+        message.update_worker.job_count = status.jobs
+        message.update_worker.draining = self._draining
+        await self._send(message)
+
+    async def drain(self) -> None:
+        """Take no new job from now on, and say so now."""
         self._draining = True
+        await self._send_status()
 
     async def _send(self, message: agent.WorkerMessage) -> None:
         ws = self._ws
@@ -238,5 +274,7 @@ class AgentWorkerLink:
             await ws.send_bytes(message.SerializeToString())
 
     async def aclose(self) -> None:
-        """Cancel what is under way (offers awaiting their assignment). Idempotent."""
+        """Cancel what is under way (offers awaiting their assignment); later offers are
+        declined. Idempotent."""
+        self._closed = True
         await self._tasks.aclose()

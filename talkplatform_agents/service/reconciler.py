@@ -98,15 +98,29 @@ class BotReconciler:
         self.stats = ReconcilerStats()
 
     def participant_joined(self, room: str, is_agent: bool) -> asyncio.Task[None] | None:
+        """A user arrived: check ``room`` for its bots (a bot's own arrival starts nothing)."""
+        return None if is_agent else self.check(room)
+
+    def bot_left(self, room: str) -> asyncio.Task[None] | None:
+        """A bot left ``room`` (it died, was removed, or yielded to a twin): check that the
+        room still has its bots, if it still has users."""
+        return self.check(room)
+
+    def check(self, room: str) -> asyncio.Task[None] | None:
         """Start checking ``room`` for its bots, unless a check is already under way there;
         the check started, if any (None also once closed)."""
-        if is_agent or not agents_for_room(room) or room in self._checks:
+        running = self._checks.get(room)
+        if not agents_for_room(room) or (running is not None and not running.done()):
             return None
         task = self._tasks.spawn(self._ensure_bots(room), room)
         if task is not None:
             self._checks[room] = task
-            task.add_done_callback(lambda _: self._checks.pop(room, None))
+            task.add_done_callback(lambda done: self._forget(room, done))
         return task
+
+    def _forget(self, room: str, task: asyncio.Task[None]) -> None:
+        if self._checks.get(room) is task:  # not a later check that took its place
+            del self._checks[room]
 
     async def _ensure_bots(self, room: str) -> None:
         options = self._options
@@ -141,6 +155,8 @@ class BotReconciler:
                     delay = options.interval(rounds)
                 else:
                     delay = options.grace_s  # all on their way: wait for them
+                if not warned:  # the first warning comes when it is due, not a look later
+                    delay = min(delay, max(self._until_overdue(room, look.missing), 0.5))
         finally:
             self._note_missing(room, [])
 
@@ -182,6 +198,11 @@ class BotReconciler:
             now - self.stats.missing.get((room, bot), now) >= self._options.warn_after_s
             for bot in missing
         )
+
+    def _until_overdue(self, room: str, missing: list[str]) -> float:
+        now = time.time()
+        first = min((self.stats.missing.get((room, bot), now) for bot in missing), default=now)
+        return first + self._options.warn_after_s - now
 
     def _since_ms(self, room: str) -> int:
         since = [at for (r, _), at in self.stats.missing.items() if r == room]

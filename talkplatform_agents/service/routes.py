@@ -138,9 +138,11 @@ async def livekit_webhook(
     except Exception as exc:
         raise Unauthorized(f"webhook rejected: {exc}") from exc
     logger.info("webhook %s room=%s", event.event, event.room.name or "-")
+    is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
     if event.event == "participant_joined":
-        is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
         ctx.reconciler.participant_joined(event.room.name, is_agent)
+    elif event.event == "participant_left" and is_agent:
+        ctx.reconciler.bot_left(event.room.name)
     await record_webhook(ctx.meetings, ctx.attendance, event)
     return {"status": "ok"}
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from livekit.protocol import agent
 
 from talkplatform_agents.bots.hosted import HostedOptions
 from talkplatform_agents.bots.job import BotJob
 from talkplatform_agents.bots.load import OwnLoad
 from talkplatform_agents.bots.room_host import HostOptions, RoomHost
+from talkplatform_agents.lk.agent_worker import SERVER_TARGET_LOAD, WorkerLoad
 
 
 async def _session(_job: BotJob, _options: HostedOptions) -> None:
@@ -35,8 +37,15 @@ def test_a_host_needs_a_session_for_every_agent_name() -> None:
 
 def test_an_empty_host_is_idle_and_offers_room() -> None:
     host = RoomHost(_options(capacity=2, load_mode="jobs"), {"a": _session})
-    assert host.load() == (0.0, 0)
+    assert host.status() == WorkerLoad(0.0, 0, full=False)
     assert not host.jobs
+    assert host.offer("a", agent.Job(id="J1"))  # one room promised: half full
+    assert host.status() == WorkerLoad(0.5 * SERVER_TARGET_LOAD, 0, full=False)
+    assert host.offer("a", agent.Job(id="J2"))
+    assert host.status().full
+    assert not host.offer("a", agent.Job(id="J3"))  # full: declined
+    host.withdraw("a", agent.Job(id="J2"))  # never assigned: its room is free again
+    assert not host.status().full
 
 
 def test_own_load_counts_this_process_only() -> None:
