@@ -38,6 +38,8 @@ bench: setup
 	$(PY) bench/load_cost.py
 	$(PY) bench/chat_relay.py
 	$(PY) bench/admit_latency.py
+	$(PY) bench/bot_density.py
+	$(PY) bench/rooms_per_process.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

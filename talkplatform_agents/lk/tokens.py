@@ -16,7 +16,7 @@ from livekit.protocol.agent_dispatch import RoomAgentDispatch
 from livekit.protocol.room import RoomConfiguration
 
 from talkplatform_agents.lk.grants import grants_for
-from talkplatform_agents.lk.naming import validate_identity
+from talkplatform_agents.lk.naming import ROLE_ATTRIBUTE, validate_identity
 from talkplatform_agents.roles import Role
 
 __all__ = ["Credentials", "MintedToken", "mint_token", "role_metadata"]
@@ -73,7 +73,7 @@ def mint_token(
         "name": name,
         "metadata": _encode(metadata),
         "video": _grant_claims(grants),
-        "attributes": {"role": role.value},
+        "attributes": {ROLE_ATTRIBUTE: role.value},
         "sub": identity,
         "iss": credentials.api_key,
         "nbf": int(issued.timestamp()),

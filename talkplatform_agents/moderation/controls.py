@@ -13,7 +13,7 @@ from livekit import api
 
 from talkplatform_agents.errors import Conflict, NotFound
 from talkplatform_agents.lk.grants import participant_permission
-from talkplatform_agents.lk.naming import lobby_room_name, meeting_room_name
+from talkplatform_agents.lk.naming import ROLE_ATTRIBUTE, lobby_room_name, meeting_room_name
 from talkplatform_agents.lk.tokens import role_metadata
 from talkplatform_agents.moderation.deps import ModerationDeps
 from talkplatform_agents.moderation.policy import MeetingSettings
@@ -156,7 +156,7 @@ class HostControls:
         await self._deps.server.update_role(
             room,
             identity,
-            {"role": role.value},
+            {ROLE_ATTRIBUTE: role.value},
             role_metadata(role, present.name or identity),
             participant_permission(role),
         )
