@@ -56,14 +56,15 @@ def run_in_local_stack(
     body: Callable[[Stack], Awaitable[None]],
     *,
     agents: tuple[str, ...] = ("all",),
+    sqlite_synchronous: str = "full",
     **settings: Any,
 ) -> None:
     """Run ``body`` against the real stack in a fresh network namespace, then tear it down.
-    ``agents`` are the bots its worker runs; ``settings`` are extra Settings fields (by
-    their environment names)."""
+    ``agents`` are the bots its worker runs; ``sqlite_synchronous`` the store's fsync level
+    (store/db.py); ``settings`` are extra Settings fields (by their environment names)."""
     with tempfile.TemporaryDirectory() as tmp, NetNamespace.create() as namespace:
         namespace.enter()  # before any thread: the SDK's threads inherit it
-        database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        database_url = f"sqlite+aiosqlite:///{tmp}/bench.db?synchronous={sqlite_synchronous}"
         upgrade(database_url)
         config = Settings(
             _env_file=None,  # type: ignore[call-arg]

@@ -206,9 +206,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--latency-messages", type=int, default=200)
+    parser.add_argument(
+        "--synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="the SQLite store's fsync level (DATABASE_URL ?synchronous=)",
+    )
     args = parser.parse_args()
     run_in_local_stack(
         lambda stack: _measure(stack, args.messages, args.latency_messages),
+        sqlite_synchronous=args.synchronous,
         CHAT_MESSAGES_PER_SECOND=1e6,
         CHAT_MESSAGE_BURST=1_000_000,
     )

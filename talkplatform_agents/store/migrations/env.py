@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from talkplatform_agents.store.db import engine_url
 from talkplatform_agents.store.models import Base
 
 target_metadata = Base.metadata
@@ -24,7 +25,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = create_async_engine(url)
+    engine = create_async_engine(engine_url(url)[0])  # the URL without our own options
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
