@@ -80,11 +80,12 @@ class Settings(BaseSettings):
         description="What a bot server reports as its load: its own jobs and CPU ('own'), "
         "its jobs only, or the whole machine's CPU ('cpu', livekit-agents' default).",
     )
-    worker_executor: Literal["auto", "host", "process"] = Field(
+    worker_executor: Literal["auto", "host", "process", "thread"] = Field(
         default="auto",
         validation_alias="WORKER_EXECUTOR",
         description="How bot jobs run: 'auto' (chat and moderator many to a room host "
-        "process, the green room a process per session), or 'host' or 'process' for all.",
+        "process, the green room a process per session), or 'host', 'process' or 'thread' "
+        "(livekit-agents' thread executor, for measurement only) for every bot that can.",
     )
     worker_max_jobs: int = Field(
         default=8,

@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = ["BOTS", "BotOptions", "BotSpec", "Executor", "resolve"]
 
-# How a bot's jobs run: "host", many to a room host process (bots/room_host.py); or
-# "process", each in a process of its own, livekit-agents' way (bots/agents_job.py).
-Executor = Literal["host", "process"]
+# How a bot's jobs run: "host", many to a room host process (bots/room_host.py);
+# "process", each in a process of its own, livekit-agents' way (bots/agents_job.py); or
+# "thread", each in a thread of one livekit-agents server: kept to be measured against
+# (bench/bot_density.py), never the default. Concurrent joins made the SDK panic there.
+Executor = Literal["host", "process", "thread"]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """The room host: one process serving many bot jobs, each an ``rtc.Room`` on one event loop.
 
-livekit-agents runs a job per process (~200 MB each, measured), or a job per thread, each
-thread with its own event loop, IPC channel and loop watchdog: there, concurrent joins
-ended in the SDK's "timed out waiting for ReadyForRoomEventRequest" panic, which kills the
-process and every meeting in it (3 runs of 3 here at 10 to 20 meetings; README, "Bots at
-scale"). The
-host registers with livekit-server itself (``lk/agent_worker.py``), one link per agent name,
-and runs every job as a task here:
+livekit-agents runs a job per process (~260 MB a meeting, measured), or a job per thread,
+each thread with its own event loop, IPC channel and loop watchdog: 2.5 times this host's
+CPU per chatting meeting, and with other work on the machine concurrent joins ended in the
+SDK's "timed out waiting for ReadyForRoomEventRequest" panic, which kills the process and
+every meeting in it (3 runs of 3 at 10 to 20 meetings; README, "Bots at scale"). The host
+registers with livekit-server itself (``lk/agent_worker.py``), one link per agent name, and
+runs every job as a task here:
 - a job's failure (its session raised, its room dropped) ends that job only, and is reported
   to livekit-server as failed; the other rooms carry on;
 - joins are limited to a few at a time, and a join in flight is never cancelled (that

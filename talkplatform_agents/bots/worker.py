@@ -78,7 +78,9 @@ class WorkerOptions:
     def executor_of(self, spec: BotSpec) -> Executor:
         if self.executor == "auto":
             return spec.executor
-        return "host" if self.executor == "host" and spec.hostable else "process"
+        if self.executor == "host" and not spec.hostable:
+            return "process"  # the green room has no hosted session
+        return self.executor
 
     def host_options(self, agent_names: tuple[str, ...]) -> HostOptions:
         return HostOptions(
@@ -155,7 +157,7 @@ def run_workers(
             host_args = (host_options, name, options.log_level, ready)
             children[name] = _Child(name, serve_host, host_args)
     for spec in specs:
-        if options.executor_of(spec) == "process":
+        if options.executor_of(spec) != "host":
             server_args = (spec.agent_name, options, ready)
             children[spec.agent_name] = _Child(spec.agent_name, _serve_one, server_args)
     stop_requested = False
@@ -282,7 +284,7 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
     ``agents/greenroom_echo.py`` deploys it on its own (with LiveKit's CLI, and its
     health-check ``port``; 0 picks a free one)."""
     # In a bot's process only: the parent stays light.
-    from livekit.agents import AgentServer
+    from livekit.agents import AgentServer, JobExecutorType
 
     spec = resolve([agent_name])[0]
     # livekit-agents reads it from the environment, in each job process it starts.
@@ -297,6 +299,9 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
         api_key=options.api_key,
         api_secret=options.api_secret,
         multiprocessing_context="spawn",
+        job_executor_type=JobExecutorType.THREAD
+        if options.executor_of(spec) == "thread"
+        else JobExecutorType.PROCESS,
         num_idle_processes=options.idle_processes,
         load_threshold=options.load_threshold,
         load_fnc=load_fnc,
