@@ -49,6 +49,8 @@ class ReconcilerOptions:
     # Before the first look at the room: a bot dispatched with the room takes a few seconds
     # to join on a busy machine.
     grace_s: float = 4.0
+    # Before the first look after a bot left: nothing is on its way then, so look soon.
+    left_grace_s: float = 1.0
     # After each look that dispatched (a dispatch can itself be lost, or no worker may take
     # it), the next comes twice as late, up to this.
     max_interval_s: float = 30.0
@@ -63,7 +65,7 @@ class ReconcilerOptions:
     failures: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("grace_s", "max_interval_s", "starting_s", "warn_after_s"):
+        for name in ("grace_s", "left_grace_s", "max_interval_s", "starting_s", "warn_after_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
         if self.failures < 1:
@@ -71,7 +73,7 @@ class ReconcilerOptions:
 
     def interval(self, rounds: int) -> float:
         """The wait before the next look, after ``rounds`` looks that dispatched."""
-        return min(self.grace_s * 2.0**rounds, max(self.max_interval_s, self.grace_s))
+        return min(self.grace_s * 2.0**rounds, self.max_interval_s)
 
 
 @dataclass
@@ -102,17 +104,19 @@ class BotReconciler:
         return None if is_agent else self.check(room)
 
     def bot_left(self, room: str) -> asyncio.Task[None] | None:
-        """A bot left ``room`` (it died, was removed, or yielded to a twin): check that the
-        room still has its bots, if it still has users."""
-        return self.check(room)
+        """A bot left ``room`` (it died, was removed, or yielded to a twin): check soon that
+        the room still has its bots, if it still has users."""
+        return self.check(room, self._options.left_grace_s)
 
-    def check(self, room: str) -> asyncio.Task[None] | None:
-        """Start checking ``room`` for its bots, unless a check is already under way there;
-        the check started, if any (None also once closed)."""
+    def check(self, room: str, first_look_s: float | None = None) -> asyncio.Task[None] | None:
+        """Start checking ``room`` for its bots (the first look after ``first_look_s``, by
+        default the grace period), unless a check is already under way there; the check
+        started, if any (None also once closed)."""
         running = self._checks.get(room)
         if not agents_for_room(room) or (running is not None and not running.done()):
             return None
-        task = self._tasks.spawn(self._ensure_bots(room), room)
+        first = self._options.grace_s if first_look_s is None else first_look_s
+        task = self._tasks.spawn(self._ensure_bots(room, first), room)
         if task is not None:
             self._checks[room] = task
             task.add_done_callback(lambda done: self._forget(room, done))
@@ -122,11 +126,11 @@ class BotReconciler:
         if self._checks.get(room) is task:  # not a later check that took its place
             del self._checks[room]
 
-    async def _ensure_bots(self, room: str) -> None:
+    async def _ensure_bots(self, room: str, first_look_s: float) -> None:
         options = self._options
         loop = asyncio.get_running_loop()
         patient_until = loop.time() + options.starting_s
-        delay, rounds, failures, looks = options.grace_s, 0, 0, 0
+        delay, rounds, failures, looks = first_look_s, 0, 0, 0
         warned = False
         try:
             while True:

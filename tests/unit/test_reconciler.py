@@ -306,3 +306,27 @@ async def test_a_slow_start_is_waited_for() -> None:
     await _run(reconciler, MEETING)
     assert server.dispatched == []  # no twin while it was on its way
     assert server.looked == looks_before_arrival
+
+
+async def test_a_bot_that_left_is_dispatched_again() -> None:
+    server = FakeServer(_user("alice"), _bot(CHAT_AGENT_NAME))  # the moderator just left
+    options = replace(NOW, grace_s=3600, left_grace_s=0, max_interval_s=0)
+    reconciler = BotReconciler(server, options)
+    check = reconciler.bot_left(MEETING)  # soon: not after the long grace of a join
+    assert check is not None
+    await asyncio.wait_for(check, 30)
+    assert server.dispatched == [(MEETING, WAITING_ROOM_AGENT_NAME)]
+    await reconciler.aclose()
+
+
+async def test_a_finished_check_makes_way_for_the_next() -> None:
+    server = FakeServer(_user("alice"), _bot(CHAT_AGENT_NAME), _bot(WAITING_ROOM_AGENT_NAME))
+    reconciler = BotReconciler(server, NOW)
+    first = reconciler.participant_joined(MEETING, is_agent=False)
+    assert first is not None
+    await asyncio.wait_for(first, 30)
+    second = reconciler.bot_left(MEETING)  # right after: the finished one is no obstacle
+    assert second is not None
+    await asyncio.wait_for(second, 30)
+    assert server.looked == 2
+    await reconciler.aclose()
