@@ -110,9 +110,13 @@ class HostedJob:
 
     async def _join(self, subscribe: bool) -> None:
         async with self._host.joins:
-            await self._room.connect(
-                self._url, self._token, rtc.RoomOptions(auto_subscribe=subscribe)
+            if self.ended.is_set():
+                # Ended while waiting its turn: nothing is in flight yet, so never join.
+                raise RuntimeError(f"[{self.room_name}] the job ended before it joined")
+            options = rtc.RoomOptions(
+                auto_subscribe=subscribe, connect_timeout=self._host.join_timeout_s
             )
+            await self._room.connect(self._url, self._token, options)
 
     def shutdown(self, reason: str = "") -> None:
         if not self.ended.is_set():
