@@ -22,7 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Attendance", "Base", "Meeting", "MeetingMember", "WaitingEntry"]
+__all__ = [
+    "Attendance",
+    "Base",
+    "BotLease",
+    "Meeting",
+    "MeetingMember",
+    "WaitingEntry",
+    "WebhookEvent",
+]
 
 
 # MySQL/MariaDB DATETIME drops fractions of a second unless told otherwise; keep
@@ -201,3 +209,28 @@ class ChatParticipant(Base):
     )
     identity: Mapped[str] = mapped_column(String(128), primary_key=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class BotLease(Base):
+    """Who may dispatch a missing bot into a room, until when: the service processes that
+    see the same bot missing (a sweep each, a webhook to one) dispatch it once between
+    them."""
+
+    __tablename__ = "bot_leases"
+
+    room: Mapped[str] = mapped_column(String(128), primary_key=True)
+    agent_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    dispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class WebhookEvent(Base):
+    """A livekit-server webhook already handled, by its event id: a replay is ignored."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    received_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
