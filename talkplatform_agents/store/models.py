@@ -221,6 +221,9 @@ class BotLease(Base):
     room: Mapped[str] = mapped_column(String(128), primary_key=True)
     agent_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
+    # The bot's participant identity while a bot holds it; "" while a service's dispatch
+    # holds it (the bot is on its way).
+    identity: Mapped[str] = mapped_column(String(128), default="", server_default="")
     expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     dispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

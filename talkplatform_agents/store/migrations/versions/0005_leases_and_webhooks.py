@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("room", sa.String(128), primary_key=True),
         sa.Column("agent_name", sa.String(64), primary_key=True),
         sa.Column("holder", sa.String(128), nullable=False),
+        sa.Column("identity", sa.String(128), nullable=False, server_default=""),
         sa.Column("expires_at", TIMESTAMP, nullable=False),
         sa.Column("dispatches", sa.Integer(), nullable=False, server_default="0"),
     )

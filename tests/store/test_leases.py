@@ -1,0 +1,74 @@
+"""Bot leases on SQLite and MariaDB: a bot holds and renews, a death shows as expiry, and
+of several claimants for one room and bot exactly one wins."""
+
+from __future__ import annotations
+
+import asyncio
+
+from talkplatform_agents.store import Database
+from talkplatform_agents.store.leases import BotLeaseRepository, LeaseView
+
+ROOM, BOT = "meeting-abc", "chat-relay"
+
+
+async def _until_expired(leases: BotLeaseRepository, count: int) -> list[LeaseView]:
+    async with asyncio.timeout(10):
+        while True:  # a condition on the store's clock: polled
+            if len(expired := await leases.expired()) >= count:
+                return expired
+            await asyncio.sleep(0.05)
+
+
+async def test_a_held_lease_is_live_until_its_holder_stops_renewing(db: Database) -> None:
+    leases = BotLeaseRepository(db)
+    await leases.hold(ROOM, BOT, "proc-1", "agent-1", ttl_s=0.3)
+    assert await leases.claim(ROOM, BOT, "service-a", ttl_s=5) is False  # the bot is live
+    assert await leases.renew("proc-1", ttl_s=30) == 1
+    assert await leases.expired() == []
+    await leases.renew("proc-1", ttl_s=0.1)
+    [dead] = await _until_expired(leases, 1)
+    assert dead.identity == "agent-1"
+
+
+async def test_one_claimant_of_an_expired_lease_wins(db: Database) -> None:
+    leases = BotLeaseRepository(db)
+    await leases.hold(ROOM, BOT, "proc-1", "agent-1", ttl_s=0.05)
+    [dead] = await _until_expired(leases, 1)
+    wins = await asyncio.gather(
+        *(leases.take_expired(dead, f"service-{i}", ttl_s=10) for i in range(4))
+    )
+    assert sorted(wins) == [False, False, False, True]
+    [lease] = await leases.of_room(ROOM)
+    assert lease.identity == "" and lease.dispatches == 1
+    # The claimant may claim again (its dispatch was lost); nobody else may.
+    assert await leases.claim(ROOM, BOT, lease.holder, ttl_s=10) is True
+    assert await leases.claim(ROOM, BOT, "someone-else", ttl_s=10) is False
+
+
+async def test_claims_on_a_room_without_a_lease_let_one_dispatch(db: Database) -> None:
+    leases = BotLeaseRepository(db)
+    wins = await asyncio.gather(*(leases.claim(ROOM, BOT, f"svc-{i}", 10) for i in range(3)))
+    assert sorted(wins) == [False, False, True]
+
+
+async def test_the_arriving_bot_takes_over_the_claim_and_release_forgets_it(
+    db: Database,
+) -> None:
+    leases = BotLeaseRepository(db)
+    assert await leases.claim(ROOM, BOT, "service-a", ttl_s=10)
+    await leases.hold(ROOM, BOT, "proc-2", "agent-2", ttl_s=10)
+    [lease] = await leases.of_room(ROOM)
+    assert (lease.holder, lease.identity, lease.dispatches) == ("proc-2", "agent-2", 1)
+    assert await leases.release(ROOM, BOT, "proc-1") is False  # not the holder
+    assert await leases.release(ROOM, BOT, "proc-2") is True
+    assert await leases.of_room(ROOM) == []
+
+
+async def test_a_renewed_lease_is_neither_taken_nor_dropped(db: Database) -> None:
+    leases = BotLeaseRepository(db)
+    await leases.hold(ROOM, BOT, "proc-1", "agent-1", ttl_s=0.05)
+    [seen] = await _until_expired(leases, 1)
+    await leases.renew("proc-1", ttl_s=30)  # it was only slow
+    assert await leases.take_expired(seen, "service-a", ttl_s=10) is False
+    assert await leases.drop(seen) is False
+    assert len(await leases.of_room(ROOM)) == 1
