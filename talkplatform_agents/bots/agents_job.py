@@ -15,8 +15,15 @@ from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from talkplatform_agents.bots.hosted import HOSTED, HostedOptions
 from talkplatform_agents.bots.job import ShutdownCallback
+from talkplatform_agents.bots.lease import LeaseKeeper, LeaseOptions
 
-__all__ = ["AgentsJob", "hosted_entrypoint", "hosted_prewarm"]
+__all__ = [
+    "AgentsJob",
+    "hosted_entrypoint",
+    "hosted_prewarm",
+    "leased_entrypoint",
+    "leased_prewarm",
+]
 
 _OPTIONS_KEY = "hosted.options"
 
@@ -60,3 +67,44 @@ def hosted_entrypoint(agent_name: str) -> Callable[[JobContext], Awaitable[None]
 async def _run_session(agent_name: str, ctx: JobContext) -> None:
     options: HostedOptions = ctx.proc.userdata.get(_OPTIONS_KEY, HostedOptions())
     await HOSTED[agent_name](AgentsJob(ctx), options)
+
+
+_LEASE_KEY = "lease.options"
+
+
+def leased_prewarm(
+    lease: LeaseOptions, prewarm: Callable[[JobProcess], None] | None, proc: JobProcess
+) -> None:
+    """Once in each job process: the bot's own prewarm, and the lease options its jobs
+    hold their rooms with."""
+    proc.userdata[_LEASE_KEY] = lease
+    if prewarm is not None:
+        prewarm(proc)
+
+
+def leased_entrypoint(
+    agent_name: str, entrypoint: Callable[[JobContext], Awaitable[None]]
+) -> Callable[[JobContext], Awaitable[None]]:
+    """``entrypoint``, whose bot holds its room's lease (``bots/lease.py``) from the moment
+    it serves the room (the entrypoint returned, joined) until its job ends."""
+    return functools.partial(_run_leased, agent_name, entrypoint)
+
+
+async def _run_leased(
+    agent_name: str, entrypoint: Callable[[JobContext], Awaitable[None]], ctx: JobContext
+) -> None:
+    await entrypoint(ctx)
+    options: LeaseOptions = ctx.proc.userdata.get(_LEASE_KEY, LeaseOptions())
+    if not options.enabled or not ctx.room.isconnected():
+        return
+    # One keeper per job: a job process runs one job at a time, and its death is the job's.
+    keeper = LeaseKeeper(options)
+    keeper.start()
+    room, identity = ctx.room.name, ctx.room.local_participant.identity
+
+    async def release() -> None:
+        await keeper.release(room, agent_name, identity)
+        await keeper.aclose()
+
+    ctx.add_shutdown_callback(release)
+    await keeper.hold(room, agent_name, identity)

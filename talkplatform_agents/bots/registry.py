@@ -17,6 +17,7 @@ from talkplatform_agents.bots.greenroom import (
     greenroom_prewarm,
 )
 from talkplatform_agents.bots.hosted import HOSTED, HostedOptions
+from talkplatform_agents.bots.lease import LeaseOptions
 from talkplatform_agents.bots.moderator import ModeratorOptions
 from talkplatform_agents.lk.naming import (
     CHAT_AGENT_NAME,
@@ -44,6 +45,8 @@ class BotOptions:
     greenroom: GreenRoomOptions = field(default_factory=GreenRoomOptions)
     # The chat relay and the moderator, whose state lives in the store.
     hosted: HostedOptions = field(default_factory=HostedOptions)
+    # Every bot's lease on its room: how the service sees a bot die (bots/lease.py).
+    lease: LeaseOptions = field(default_factory=LeaseOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotOptions:
@@ -68,6 +71,11 @@ class BotOptions:
                     hosts_see_private=settings.chat_hosts_see_private,
                 ),
                 moderator=ModeratorOptions.from_settings(settings),
+            ),
+            lease=LeaseOptions(
+                database_url=settings.database_url,
+                ttl_s=settings.bot_lease_ttl_s,
+                beat_s=settings.bot_lease_beat_s,
             ),
         )
 

@@ -32,6 +32,7 @@ from livekit.protocol import agent
 
 from talkplatform_agents.bots.hosted import HOSTED, HostedOptions, Session
 from talkplatform_agents.bots.job import ShutdownCallback
+from talkplatform_agents.bots.lease import LeaseKeeper, LeaseOptions
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, machine_cpu
 from talkplatform_agents.lk.agent_worker import (
     SERVER_TARGET_LOAD,
@@ -56,6 +57,7 @@ class HostOptions:
     api_secret: str
     agent_names: tuple[str, ...]
     hosted: HostedOptions = field(default_factory=HostedOptions)
+    lease: LeaseOptions = field(default_factory=LeaseOptions)
     capacity: int = 50  # rooms in this process, of every agent name together
     load_mode: LoadMode = "own"
     load_threshold: float = 0.7  # own CPU at which the host takes no more (as livekit-agents)
@@ -88,6 +90,7 @@ class HostedJob:
         self._callbacks: list[ShutdownCallback] = []
         self.ended = asyncio.Event()
         self.reason = ""
+        self.identity = ""  # once joined
         self._room.on("disconnected", self._on_disconnected)
 
     @property
@@ -170,6 +173,8 @@ class RoomHost:
         self._cpu = 0.0
         self._cpu_at = 0.0
         self._work = TaskSet("room-host")
+        # Each bot's lease on its room: this process's heartbeat for the service.
+        self.leases = LeaseKeeper(options.lease)
         self._stopping = False
         self.joins = asyncio.Semaphore(options.joins_at_once)
 
@@ -234,6 +239,8 @@ class RoomHost:
 
     async def running(self, job: HostedJob) -> None:
         await self._links[job.agent_name].update_job(job.job.id, agent.JobStatus.JS_RUNNING)
+        job.identity = job.room.local_participant.identity
+        await self.leases.hold(job.room_name, job.agent_name, job.identity)
 
     async def _run(self, job: HostedJob) -> None:
         status, error = agent.JobStatus.JS_SUCCESS, ""
@@ -253,6 +260,9 @@ class RoomHost:
         finally:
             await job.close(self._options.close_timeout_s)
             self._jobs.pop(job.job.id, None)
+            # Left its room: not a death. (A twin's release spares the winner's lease.)
+            if job.identity:
+                await self.leases.release(job.room_name, job.agent_name, job.identity)
             with contextlib.suppress(Exception):
                 await self._links[job.agent_name].update_job(job.job.id, status, error)
             logger.info("[%s] %s: job %s ended (%s)", job.room_name, job.agent_name,
@@ -264,6 +274,7 @@ class RoomHost:
         """Register every agent name and serve jobs until cancelled; ``on_ready`` gets
         ``{agent_name: worker_id}`` once all are registered."""
         self._options.hosted.prepare()
+        self.leases.start()
         async with asyncio.TaskGroup() as group:
             for link in self._links.values():
                 group.create_task(link.run(), name=f"agent-link:{link.agent_name}")
@@ -282,6 +293,7 @@ class RoomHost:
         await self._work.aclose()
         for link in self._links.values():
             await link.aclose()
+        await self.leases.aclose()
 
 
 def serve_host(

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from talkplatform_agents.bots.agents_job import leased_entrypoint, leased_prewarm
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, jobs_load
 from talkplatform_agents.bots.registry import BotOptions, BotSpec, Executor, resolve
 from talkplatform_agents.bots.room_host import HostOptions, Ready, serve_host
@@ -89,6 +90,7 @@ class WorkerOptions:
             api_secret=self.api_secret,
             agent_names=agent_names,
             hosted=self.bots.hosted,
+            lease=self.bots.lease,
             capacity=self.rooms_per_host,
             load_mode=self.load_mode,
             load_threshold=self.load_threshold,
@@ -312,11 +314,17 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
         initialize_process_timeout=_INIT_TIMEOUT_S,
         port=port,
         # A partial of a module-level function pickles by reference: spawn-safe.
-        setup_fnc=functools.partial(spec.prewarm, options.bots) if spec.prewarm else None,
+        setup_fnc=functools.partial(
+            leased_prewarm,
+            options.bots.lease,
+            functools.partial(spec.prewarm, options.bots) if spec.prewarm else None,
+        ),
         # livekit-agents spells WARNING its own way.
         log_level="WARN" if options.log_level == "WARNING" else options.log_level,
     )
-    server.rtc_session(spec.entrypoint, agent_name=spec.agent_name)
+    server.rtc_session(
+        leased_entrypoint(spec.agent_name, spec.entrypoint), agent_name=spec.agent_name
+    )
     return server
 
 

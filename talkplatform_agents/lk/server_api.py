@@ -93,6 +93,11 @@ class ServerApi:
         )
         return await _unless_missing(self._api.room.update_participant(request)) is not None
 
+    async def rooms(self) -> list[api.Room]:
+        """Every live room on the server (or the cluster)."""
+        reply = await self._api.room.list_rooms(api.ListRoomsRequest())
+        return list(reply.rooms)
+
     async def delete_room(self, room: str) -> None:
         await _unless_missing(self._api.room.delete_room(api.DeleteRoomRequest(room=room)))
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -15,12 +18,14 @@ from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
 from talkplatform_agents.service.auth import AppTokenVerifier
 from talkplatform_agents.service.reconciler import BotReconciler
+from talkplatform_agents.service.sweeper import BotSweeper, LeaseGate, SweeperOptions
 from talkplatform_agents.store import (
     AttendanceRepository,
     Database,
     MeetingRepository,
     WaitingRepository,
 )
+from talkplatform_agents.store.leases import BotLeaseRepository
 
 __all__ = ["ServiceContext"]
 
@@ -39,6 +44,7 @@ class ServiceContext:
     http: httpx.AsyncClient
     server: ServerApi
     reconciler: BotReconciler
+    sweeper: BotSweeper
     attendance: AttendanceRepository
     waiting_room: WaitingRoom
     controls: HostControls
@@ -55,6 +61,15 @@ class ServiceContext:
             meetings, WaitingRepository(db), server, credentials, settings.livekit_url, token_ttl
         )
         waiting_room = WaitingRoom(deps)
+        # This process's name on the dispatches it claims (one service of several wins).
+        claimant = f"service/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        leases = BotLeaseRepository(db)
+        sweeping = SweeperOptions(
+            sweep_s=settings.bot_sweep_s,
+            rooms_sweep_s=settings.bot_rooms_sweep_s,
+            lease_ttl_s=settings.bot_lease_ttl_s,
+        )
+        reconciler = BotReconciler(server, gate=LeaseGate(leases, claimant, sweeping.claim_s))
         return cls(
             ws_url=settings.livekit_url,
             livekit_http_url=settings.livekit_http_url,
@@ -71,13 +86,19 @@ class ServiceContext:
             meetings=meetings,
             http=httpx.AsyncClient(timeout=httpx.Timeout(2.0)),
             server=server,
-            reconciler=BotReconciler(server),
+            reconciler=reconciler,
+            sweeper=BotSweeper(server, leases, claimant, reconciler.check, sweeping),
             attendance=AttendanceRepository(db),
             waiting_room=waiting_room,
             controls=HostControls(deps, waiting_room),
         )
 
+    def start(self) -> None:
+        """Start the background work (on the running loop): the bot sweeps."""
+        self.sweeper.start()
+
     async def aclose(self) -> None:
+        await self.sweeper.aclose()
         await self.reconciler.aclose()
         await self.waiting_room.aclose()
         await self.server.aclose()

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from livekit import api
 
@@ -37,7 +38,7 @@ from talkplatform_agents.lk.server_api import AgentDispatchApi
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["BotReconciler", "ReconcilerOptions", "ReconcilerStats"]
+__all__ = ["BotReconciler", "DispatchGate", "ReconcilerOptions", "ReconcilerStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +92,23 @@ class _Look:
     dispatched: int
 
 
+class DispatchGate(Protocol):
+    """Who may dispatch a bot into a room: one service of several (``store/leases.py``)."""
+
+    async def claim(self, room: str, agent_name: str) -> bool: ...
+
+
 class BotReconciler:
-    def __init__(self, server: AgentDispatchApi, options: ReconcilerOptions | None = None) -> None:
+    def __init__(
+        self,
+        server: AgentDispatchApi,
+        options: ReconcilerOptions | None = None,
+        gate: DispatchGate | None = None,
+    ) -> None:
         self._server = server
         self._options = options or ReconcilerOptions()
+        # None: this service alone dispatches (the bots' election settles any twin).
+        self._gate = gate
         self._tasks = TaskSet("reconciler")
         self._checks: dict[str, asyncio.Task[None]] = {}  # one pending check per room
         self.stats = ReconcilerStats()
@@ -178,6 +192,10 @@ class BotReconciler:
             # starting on a busy machine): a second dispatch would only make a twin.
             starting = await self._server.agents_in_flight(room) if expected else set()
             dispatching = [a for a in expected if a not in starting]
+            if self._gate is not None:
+                # A bot whose lease is live is on its way (another service's dispatch, or
+                # this one's, not yet arrived), or serving the room under another name.
+                dispatching = [a for a in dispatching if await self._gate.claim(room, a)]
             for missing in dispatching:
                 logger.warning("[%s] no %s; dispatching it", room, missing)
                 await self._server.dispatch(room, missing)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from talkplatform_agents.store.db import Database
@@ -96,14 +96,16 @@ class BotLeaseRepository:
             )
             return int(getattr(result, "rowcount", 0))
 
-    async def release(self, room: str, agent_name: str, holder: str) -> bool:
-        """The bot left ``room``: its lease goes, unless someone else's replaced it."""
+    async def release(self, room: str, agent_name: str, holder: str, identity: str) -> bool:
+        """The bot left ``room``: its lease goes, unless someone else's replaced it (a
+        twin's, a dispatch's)."""
         async with self._db.session() as session:
             result = await session.execute(
                 delete(BotLease).where(
                     BotLease.room == room,
                     BotLease.agent_name == agent_name,
                     BotLease.holder == holder,
+                    BotLease.identity == identity,
                 )
             )
             return bool(getattr(result, "rowcount", 0))
@@ -112,8 +114,8 @@ class BotLeaseRepository:
 
     async def claim(self, room: str, agent_name: str, claimant: str, ttl_s: float) -> bool:
         """Claim the right to dispatch ``agent_name`` into ``room`` for ``ttl_s``: granted
-        when nobody holds the lease, when it has expired, or when ``claimant`` already
-        holds it (its own earlier claim). Of several claimants at once, one wins."""
+        when nobody holds the lease or it has expired (a dead bot's, or a dispatch whose
+        bot never came: the claimant's own included). Of several claimants, one wins."""
         now = _now()
         async with self._db.session() as session:
             result = await session.execute(
@@ -121,7 +123,7 @@ class BotLeaseRepository:
                 .where(
                     BotLease.room == room,
                     BotLease.agent_name == agent_name,
-                    or_(BotLease.expires_at < now, BotLease.holder == claimant),
+                    BotLease.expires_at < now,
                 )
                 .values(
                     holder=claimant,

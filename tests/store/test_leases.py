@@ -40,8 +40,8 @@ async def test_one_claimant_of_an_expired_lease_wins(db: Database) -> None:
     assert sorted(wins) == [False, False, False, True]
     [lease] = await leases.of_room(ROOM)
     assert lease.identity == "" and lease.dispatches == 1
-    # The claimant may claim again (its dispatch was lost); nobody else may.
-    assert await leases.claim(ROOM, BOT, lease.holder, ttl_s=10) is True
+    # Nobody dispatches again while the claim lasts, the claimant included.
+    assert await leases.claim(ROOM, BOT, lease.holder, ttl_s=10) is False
     assert await leases.claim(ROOM, BOT, "someone-else", ttl_s=10) is False
 
 
@@ -59,8 +59,9 @@ async def test_the_arriving_bot_takes_over_the_claim_and_release_forgets_it(
     await leases.hold(ROOM, BOT, "proc-2", "agent-2", ttl_s=10)
     [lease] = await leases.of_room(ROOM)
     assert (lease.holder, lease.identity, lease.dispatches) == ("proc-2", "agent-2", 1)
-    assert await leases.release(ROOM, BOT, "proc-1") is False  # not the holder
-    assert await leases.release(ROOM, BOT, "proc-2") is True
+    assert await leases.release(ROOM, BOT, "proc-1", "agent-1") is False  # not the holder
+    assert await leases.release(ROOM, BOT, "proc-2", "agent-1") is False  # a twin's leave
+    assert await leases.release(ROOM, BOT, "proc-2", "agent-2") is True
     assert await leases.of_room(ROOM) == []
 
 

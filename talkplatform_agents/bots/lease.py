@@ -1,0 +1,131 @@
+"""A bot process's leases on its rooms (``store/leases.py``): its heartbeat.
+
+Each bot that serves a room holds the lease of (room, agent name); the process renews all
+of them in one statement every beat. A process that dies stops renewing, and within a
+lease's length the service sees which rooms lost their bot, and which participant in each
+is the dead bot (livekit-server keeps it in the room for about 20 s more). A bot that
+leaves its room releases its lease, so only a death is seen as one.
+
+The store being unreachable costs no bot its room: the keeper logs, keeps its rooms, and
+writes them all again once the store answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from talkplatform_agents.store import Database
+from talkplatform_agents.store.leases import BotLeaseRepository
+from talkplatform_agents.tasks import TaskSet
+
+__all__ = ["LeaseKeeper", "LeaseOptions"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LeaseOptions:
+    database_url: str = ""  # none: this process holds no leases (a bot without a store)
+    # A lease lasts this long unless renewed: the longest a bot's process may stall (a
+    # busy machine, a long garbage collection) before it is taken for dead.
+    ttl_s: float = 3.0
+    beat_s: float = 0.5  # renewal period; several per ttl_s, so one late beat is harmless
+
+    def __post_init__(self) -> None:
+        if not 0 < self.beat_s < self.ttl_s:
+            raise ValueError(f"need 0 < beat_s < ttl_s, not {self.beat_s} and {self.ttl_s}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.database_url)
+
+
+def process_holder() -> str:
+    """A holder name unique to this process (and this start of it): host/pid/nonce."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+class LeaseKeeper:
+    """The leases of the bots in this process. ``start`` begins the beat; ``hold`` and
+    ``release`` follow the bots; ``aclose`` stops the beat (the leases then expire, as for
+    a death, unless released first)."""
+
+    def __init__(self, options: LeaseOptions, holder: str | None = None) -> None:
+        self._options = options
+        self.holder = holder or process_holder()
+        self._db = Database(options.database_url) if options.enabled else None
+        self._leases = BotLeaseRepository(self._db) if self._db is not None else None
+        # (room, agent name) -> identity: what this process serves
+        self._held: dict[tuple[str, str], str] = {}
+        self._unwritten: set[tuple[str, str]] = set()
+        self._tasks = TaskSet(f"leases:{self.holder}")
+        self._healthy = True
+
+    def start(self) -> None:
+        if self._leases is not None:
+            self._tasks.spawn(self._beat(), "lease renewal")
+
+    async def hold(self, room: str, agent_name: str, identity: str) -> None:
+        key = (room, agent_name)
+        self._held[key] = identity
+        if self._leases is None:
+            return
+        try:
+            await self._leases.hold(room, agent_name, self.holder, identity, self._options.ttl_s)
+            self._unwritten.discard(key)
+        except Exception as exc:
+            self._unwritten.add(key)  # the beat writes it once the store answers
+            logger.warning("[%s] %s: lease not written yet: %r", room, agent_name, exc)
+
+    async def release(self, room: str, agent_name: str, identity: str) -> None:
+        key = (room, agent_name)
+        if self._held.get(key) == identity:
+            del self._held[key]
+            self._unwritten.discard(key)
+        if self._leases is None:
+            return
+        try:
+            await self._leases.release(room, agent_name, self.holder, identity)
+        except Exception as exc:
+            # The lease expires instead, and the service finds the room with its users
+            # but without this bot: it dispatches one, as for a bot that left.
+            logger.warning("[%s] %s: lease not released: %r", room, agent_name, exc)
+
+    async def _beat(self) -> None:
+        assert self._leases is not None
+        options = self._options
+        while True:
+            await asyncio.sleep(options.beat_s)
+            try:
+                for key in list(self._unwritten):
+                    if (identity := self._held.get(key)) is not None:
+                        await self._leases.hold(*key, self.holder, identity, options.ttl_s)
+                    self._unwritten.discard(key)
+                renewed = await self._leases.renew(self.holder, options.ttl_s)
+            except Exception as exc:
+                if self._healthy:
+                    logger.warning("leases of %d rooms not renewed: %r", len(self._held), exc)
+                self._healthy = False
+                # Whatever expired meanwhile may have been taken: write all again.
+                self._unwritten.update(self._held)
+                continue
+            if not self._healthy:
+                logger.info("leases renewed again (%d rooms)", renewed)
+                self._healthy = True
+            if renewed < len(self._held):
+                # A lease was taken from under a bot that is still here (this process
+                # stalled past ttl_s): the service is replacing it. Its bot will be removed;
+                # writing the lease again would only confuse the replacement.
+                logger.warning("%d of %d leases were taken over", len(self._held) - renewed,
+                               len(self._held))  # fmt: skip
+
+    async def aclose(self) -> None:
+        """Stop the beat and close the store. Idempotent."""
+        await self._tasks.aclose()
+        if self._db is not None:
+            await self._db.aclose()
