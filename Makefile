@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup up test check lint typecheck fast bench clean
+.PHONY: setup up test check lint typecheck fast fuzz bench clean
 
 setup:
 	@scripts/debian-packages.sh
@@ -30,6 +30,12 @@ typecheck:
 
 fast:
 	$(BIN)/pytest -q -m "not integration and not mysql"
+
+## The HTTP API against its OpenAPI document (schemathesis), at length: FUZZ_EXAMPLES
+## generated requests per operation and mode (`make test` runs 20).
+FUZZ_EXAMPLES ?= 300
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -m "not integration" -q -s -p no:cacheprovider --timeout=0
 
 bench: setup
 	$(PY) bench/token_service.py

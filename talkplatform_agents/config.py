@@ -5,8 +5,12 @@ Only the CLI builds it; everything below receives it as an argument.
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from typing import Literal
+import re
+from dataclasses import dataclass
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -15,14 +19,59 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["DEV_API_KEY", "DEV_API_SECRET", "Settings"]
+__all__ = ["DEV_API_KEY", "DEV_API_SECRET", "RateLimit", "Settings"]
 
 # Development defaults. livekit-server outside --dev mode needs a secret of 32+ characters.
 DEV_API_KEY = "talkplatform-dev"
 DEV_API_SECRET = "talkplatform-dev-secret-change-me-0123456789"
 DEV_APP_JWT_SECRET = "talkplatform-app-dev-secret-change-me"
+
+_PERIOD = re.compile(r"^(\d+(?:\.\d+)?)?\s*(s|sec|m|min|h|hour)$")
+_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``count`` per ``period_s``, written ``"N/period"`` (``30/min``, ``600/5m``, ``10/s``);
+    ``count`` 0 (written ``0`` or ``off``) is no limit. What it bounds depends on the
+    setting: a token bucket (``count`` at once, refilled at ``count`` per period) or a
+    sliding window (``count`` in any period)."""
+
+    count: int
+    period_s: float = 60.0
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        value = text.strip().lower()
+        if value in ("0", "off"):
+            return cls(0)
+        count, slash, period = value.partition("/")
+        match = _PERIOD.match(period.strip())
+        if not slash or not count.strip().isdigit() or match is None:
+            raise ValueError(f"{text!r} is not N/period (e.g. 30/min, 600/5m, 10/s) or 0 (off)")
+        span = float(match.group(1) or 1) * _UNIT_S[match.group(2)]
+        if span <= 0:
+            raise ValueError(f"{text!r}: the period must be longer than 0")
+        return cls(int(count), span)
+
+    @property
+    def enabled(self) -> bool:
+        return self.count > 0
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period_s:g}s" if self.count else "0"
+
+
+def _listed(value: object) -> object:
+    """A list setting from the environment: a JSON list, or comma-separated."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 class Settings(BaseSettings):
@@ -115,6 +164,36 @@ class Settings(BaseSettings):
         validation_alias="WORKER_ROOMS_PER_HOST",
         description="Rooms one room host process takes before it reports itself full.",
     )
+    bot_lease_ttl_s: float = Field(
+        default=3.0,
+        gt=0.2,
+        le=60,
+        validation_alias="BOT_LEASE_TTL_S",
+        description="A bot whose process stops renewing its lease this long is taken for "
+        "dead, and replaced (the longest stall a bot process may have).",
+    )
+    bot_lease_beat_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=20,
+        validation_alias="BOT_LEASE_BEAT_S",
+        description="How often a bot process renews its leases (under BOT_LEASE_TTL_S).",
+    )
+    bot_sweep_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        validation_alias="BOT_SWEEP_S",
+        description="How often the service looks for expired bot leases (dead bots).",
+    )
+    bot_rooms_sweep_s: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        validation_alias="BOT_ROOMS_SWEEP_S",
+        description="How often the service lists live rooms and checks each for its bots "
+        "(0: never; arrivals and departures still trigger checks).",
+    )
     livekit_server_bin: str = Field(
         default="bin/livekit-server", validation_alias="LIVEKIT_SERVER_BIN"
     )
@@ -145,6 +224,88 @@ class Settings(BaseSettings):
     )
     chat_hosts_see_private: bool = Field(default=False, validation_alias="CHAT_HOSTS_SEE_PRIVATE")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # Abuse limits of the token service (service/limits.py; per service process).
+    rate_limit_token_per_user: Annotated[RateLimit, NoDecode] = Field(
+        default=RateLimit(60, 60),
+        validation_alias="RATE_LIMIT_TOKEN_PER_USER",
+        description="Token requests (meeting and green room) per user: a token bucket.",
+    )
+    rate_limit_token_per_address: Annotated[RateLimit, NoDecode] = Field(
+        default=RateLimit(1200, 60),
+        validation_alias="RATE_LIMIT_TOKEN_PER_ADDRESS",
+        description="Token requests per client address (a NAT may hide many users, and a "
+        "load run all of its participants): a token bucket.",
+    )
+    rate_limit_auth_failures: Annotated[RateLimit, NoDecode] = Field(
+        default=RateLimit(100, 300),
+        validation_alias="RATE_LIMIT_AUTH_FAILURES",
+        description="401s per client address in a sliding window; past it, the address "
+        "gets 429 for anything until the window has room again.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="TRUSTED_PROXIES",
+        description="Addresses or networks whose X-Forwarded-For names the client.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="CORS_ORIGINS",
+        description="Browser origins (scheme://host[:port]) allowed to call the API.",
+    )
+    webhook_max_age_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        validation_alias="WEBHOOK_MAX_AGE_SECONDS",
+        description="A livekit-server webhook created longer ago (or further ahead, by a "
+        "skewed clock) is refused; replays within it are recognised by event id.",
+    )
+    allow_sqlite_in_production: bool = Field(
+        default=False, validation_alias="ALLOW_SQLITE_IN_PRODUCTION"
+    )
+
+    @field_validator(
+        "rate_limit_token_per_user",
+        "rate_limit_token_per_address",
+        "rate_limit_auth_failures",
+        mode="before",
+    )
+    @classmethod
+    def _rate_limit(cls, value: object) -> object:
+        return RateLimit.parse(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        listed = _listed(value)
+        if not isinstance(listed, list):
+            return listed
+        networks = []
+        for item in listed:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an address or network") from exc
+        return networks
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        listed = _listed(value)
+        if not isinstance(listed, list):
+            return listed
+        origins = []
+        for item in listed:
+            origin = str(item).strip().rstrip("/")
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path \
+                    or parts.query or parts.fragment or parts.username:  # fmt: skip
+                raise ValueError(
+                    f"CORS_ORIGINS: {item!r} is not an origin: scheme://host[:port], "
+                    "nothing after it (no '*': list the origins)"
+                )
+            origins.append(origin)
+        return origins
 
     @field_validator("livekit_url")
     @classmethod
@@ -154,13 +315,32 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _no_dev_secrets_in_production(self) -> Settings:
-        if self.app_env == "production":
-            dev = {DEV_API_SECRET, DEV_APP_JWT_SECRET}
-            if self.livekit_api_secret.get_secret_value() in dev:
-                raise ValueError("APP_ENV=production needs its own LIVEKIT_API_SECRET")
-            if self.app_jwt_secret.get_secret_value() in dev:
-                raise ValueError("APP_ENV=production needs its own APP_JWT_SECRET")
+    def _production_ready(self) -> Settings:
+        """Every reason production would be unsafe, at once, each naming its variable."""
+        if self.app_env != "production":
+            return self
+        problems = []
+        dev = {DEV_API_SECRET, DEV_APP_JWT_SECRET}
+        if self.livekit_api_secret.get_secret_value() in dev:
+            problems.append("LIVEKIT_API_SECRET is the development secret: set your own")
+        if self.app_jwt_secret.get_secret_value() in dev:
+            problems.append("APP_JWT_SECRET is the development secret: set your own")
+        # Browsers are handed LIVEKIT_URL (token responses, admission messages, and the bots
+        # connect to it too): from an https page only wss:// reaches it, and tokens travel
+        # on it.
+        if not self.livekit_url.startswith("wss://"):
+            problems.append(f"LIVEKIT_URL must be wss:// (clients are given it), not "
+                            f"{self.livekit_url!r}")  # fmt: skip
+        # Webhooks carry participants' identities and names.
+        if self.public_api_url is not None and not self.public_api_url.startswith("https://"):
+            problems.append(f"TOKEN_SERVICE_URL must be https://, not {self.public_api_url!r}")
+        if self.database_url.startswith("sqlite") and not self.allow_sqlite_in_production:
+            problems.append(
+                "DATABASE_URL is SQLite: use MariaDB/MySQL, or set "
+                "ALLOW_SQLITE_IN_PRODUCTION=1 for a single service process on one machine"
+            )
+        if problems:
+            raise ValueError("APP_ENV=production refuses to start: " + "; ".join(problems))
         return self
 
     @field_validator("log_level")

@@ -12,6 +12,7 @@ This module imports nothing from the package: every layer, the store included, m
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Invalid",
     "NotFound",
     "TalkPlatformError",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
 ]
@@ -69,6 +71,18 @@ class Conflict(ApiError):
 
 class Gone(ApiError):
     status, code = 410, "gone"
+
+
+class TooManyRequests(ApiError):
+    """Too many requests from one user or address for now. ``retry_after`` (whole seconds,
+    at least 1) says when the same request may succeed: the service sends it as
+    ``Retry-After`` and in the body as ``retryAfter``."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **context: Any) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message, retryAfter=self.retry_after, **context)
 
 
 class Unavailable(ApiError):

@@ -23,7 +23,7 @@ from talkplatform_agents.store import Database
 from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["LeaseKeeper", "LeaseOptions"]
+__all__ = ["LeaseKeeper", "LeaseOptions", "expire_leases_of", "holder_prefix", "process_holder"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,35 @@ class LeaseOptions:
         return bool(self.database_url)
 
 
-def process_holder() -> str:
+def process_holder(pid: int | None = None) -> str:
     """A holder name unique to this process (and this start of it): host/pid/nonce."""
-    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+    return f"{holder_prefix(pid or os.getpid())}{uuid.uuid4().hex[:8]}"
+
+
+def holder_prefix(pid: int) -> str:
+    """What every holder name of process ``pid`` on this machine starts with."""
+    return f"{socket.gethostname()}/{pid}/"
+
+
+def expire_leases_of(options: LeaseOptions, pid: int, timeout_s: float = 5.0) -> int:
+    """End now the leases of process ``pid``, which died (its parent saw it): the service
+    replaces its bots at its next sweep, rather than a lease's length later. Blocking; for
+    the worker's supervisor, which has no event loop. 0 when it cannot (it is logged)."""
+    if not options.enabled:
+        return 0
+
+    async def expire() -> int:
+        db = Database(options.database_url)
+        try:
+            return await BotLeaseRepository(db).expire(holder_prefix(pid))
+        finally:
+            await db.aclose()
+
+    try:
+        return asyncio.run(asyncio.wait_for(expire(), timeout_s))
+    except Exception as exc:
+        logger.warning("could not end the leases of dead process %d: %r", pid, exc)
+        return 0
 
 
 class LeaseKeeper:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from talkplatform_agents.bots.agents_job import leased_entrypoint, leased_prewarm
+from talkplatform_agents.bots.lease import expire_leases_of
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, jobs_load
 from talkplatform_agents.bots.registry import BotOptions, BotSpec, Executor, resolve
 from talkplatform_agents.bots.room_host import HostOptions, Ready, serve_host
@@ -208,6 +209,10 @@ def _restart(child: _Child, options: WorkerOptions, ctx: Any) -> bool:
                      child.name, len(child.deaths), options.restart_window_s, code)  # fmt: skip
         return False
     logger.error("worker: %s died (exit code %s); starting it again", child.name, code)
+    if child.process is not None and child.process.pid is not None:
+        # Its bots are dead in their rooms: say so now, not a lease's length later.
+        ended = expire_leases_of(options.bots.lease, child.process.pid)
+        logger.info("worker: %s's %d leases ended", child.name, ended)
     child.start(ctx)
     return True
 

@@ -51,7 +51,9 @@ class MariaDB:
     def url(self) -> str:
         return f"mysql+aiomysql://root@localhost/{self.database}?unix_socket={self.socket}&charset=utf8mb4"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, fresh: bool = True) -> None:
+        """Start the server; ``fresh``: a new data directory and an empty database, else
+        the data as the last ``stop`` left it (a restart, for fault tests)."""
         if (reason := mariadb_available()) is not None:
             raise HarnessError("mariadb", reason)
         data = self.base / "data"
@@ -59,13 +61,8 @@ class MariaDB:
         install = _binary("mariadb-install-db", "mysql_install_db")
         server = _binary("mariadbd", "mysqld")
         assert install and server
-        result = subprocess.run(
-            [install, "--no-defaults", f"--datadir={data}", "--user=root",
-             "--auth-root-authentication-method=normal", "--skip-test-db"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise HarnessError("mariadb", "mariadb-install-db failed", result.stderr[-2000:])
+        if fresh:
+            self._install(install, data)
         self._process = ManagedProcess(
             "mariadb",
             [server, "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
@@ -75,13 +72,31 @@ class MariaDB:
         )  # fmt: skip
         self._process.start()
         deadline = time.monotonic() + timeout
-        while not self._try_reset():
+        while not (self._try_reset() if fresh else self._accepts()):
             self._process.check_running()
             if time.monotonic() > deadline:
                 raise HarnessError(
                     "mariadb", "did not accept connections", self._process.log_tail()
                 )
             time.sleep(0.2)
+
+    def _accepts(self) -> bool:
+        import pymysql
+
+        try:
+            pymysql.connect(user="root", unix_socket=str(self.socket)).close()
+        except pymysql.err.OperationalError:
+            return False
+        return True
+
+    def _install(self, install: str, data: Path) -> None:
+        result = subprocess.run(
+            [install, "--no-defaults", f"--datadir={data}", "--user=root",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise HarnessError("mariadb", "mariadb-install-db failed", result.stderr[-2000:])
 
     def reset(self) -> None:
         """Drop and recreate the test database: each test starts from an empty schema."""

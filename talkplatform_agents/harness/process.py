@@ -88,6 +88,14 @@ class ManagedProcess:
                 popen.wait(5)
         self._reap_group()
 
+    def kill(self) -> None:
+        """SIGKILL to the whole group at once, with no chance to clean up (a crash)."""
+        if self._popen is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(5)
+
     def _reap_group(self) -> None:
         # Children that outlived their parent still carry its process group.
         self._signal_group(signal.SIGKILL)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import string
@@ -40,6 +41,11 @@ class StackOptions:
     run_dir: Path  # logs and the rendered server config
     host: str  # where everything binds and what livekit-server advertises
     api_port: int = 8000
+    # livekit-server's ports: a second stack in the same namespace needs its own
+    # (livekit.yaml's are 7880, 7881 and 7882).
+    livekit_port: int = LIVEKIT_PORT
+    rtc_tcp_port: int = LIVEKIT_PORT + 1
+    rtc_udp_port: int = LIVEKIT_PORT + 2
     agents: tuple[str, ...] = ("all",)  # agent names for the worker; "all": every bot
     turn: bool = False  # run coturn (config/coturn/turnserver.conf) beside the server
     start_timeout_s: float = 120.0  # a bound, not a wait: a busy 2-core box is slow to spawn
@@ -78,7 +84,7 @@ class Stack:
         host = self.options.host
         return self.settings.model_copy(
             update={
-                "livekit_url": f"ws://{host}:{LIVEKIT_PORT}",
+                "livekit_url": f"ws://{host}:{self.options.livekit_port}",
                 "api_host": host,
                 "api_port": self.options.api_port,
                 "public_api_url": f"http://{host}:{self.options.api_port}",
@@ -154,10 +160,35 @@ class Stack:
         process = self._spawn("coturn", argv, {"PATH": "/usr/bin:/bin"})
         self._wait(process, lambda: _accepts(host, TURN_PORT), f"listen on {host}:{TURN_PORT}")
 
-    def stop_process(self, name: str) -> None:
+    def stop_process(self, name: str, timeout: float = 10.0) -> None:
         for process in [p for p in self.processes if p.name == name]:
-            process.stop()
+            process.stop(timeout)
             self.processes.remove(process)
+
+    def process(self, name: str) -> ManagedProcess:
+        for process in self.processes:
+            if process.name == name:
+                return process
+        raise HarnessError(name, "is not running in this stack")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL ``name`` and every process it started (a crash, for fault tests)."""
+        process = self.process(name)
+        process.kill()
+        self.processes.remove(process)
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again (after ``kill`` or ``stop_process``), ready when this
+        returns: "livekit-server", "token-service" or "worker"."""
+        self.stop_process(name, _WORKER_STOP_S if name == "worker" else 10.0)
+        starts = {
+            "livekit-server": self._start_livekit,
+            "token-service": self._start_service,
+            "worker": self._start_worker,
+        }
+        if name not in starts:
+            raise HarnessError(name, f"cannot be restarted; known: {', '.join(starts)}")
+        starts[name]()
 
     def _start_service(self) -> None:
         settings = self.child_settings
@@ -186,6 +217,7 @@ class Stack:
             )
         except (OSError, KeyError, ValueError) as exc:
             raise HarnessError("livekit-server", f"cannot render {source}: {exc!r}") from exc
+        rendered = _with_ports(rendered, self.options)
         path = self.options.run_dir / "livekit.rendered.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(rendered)
@@ -229,6 +261,20 @@ class Stack:
             f"did not {what} within {self.options.start_timeout_s:.0f}s",
             process.log_tail(),
         )
+
+
+def _with_ports(config: str, options: StackOptions) -> str:
+    """livekit.yaml's three ports (top-level ``port``, ``rtc.tcp_port``, ``rtc.udp_port``)
+    as ``options`` say."""
+    for key, port in (
+        ("port", options.livekit_port),
+        ("tcp_port", options.rtc_tcp_port),
+        ("udp_port", options.rtc_udp_port),
+    ):
+        config, found = re.subn(rf"(?m)^(\s*{key}:\s*)\d+\s*$", rf"\g<1>{port}", config, count=1)
+        if not found:
+            raise HarnessError("livekit-server", f"the config has no {key} line to set")
+    return config
 
 
 def _accepts(host: str, port: int) -> bool:

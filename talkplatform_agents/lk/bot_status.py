@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from talkplatform_agents.lk.payloads import BadPayload
+
 __all__ = ["TOPIC_BOTS_MISSING", "BotsMissing"]
 
 TOPIC_BOTS_MISSING = "tp.bots.missing"
@@ -43,17 +45,28 @@ class BotsMissing:
 
     @classmethod
     def from_json(cls, payload: str | bytes) -> BotsMissing:
-        """Parse a received warning; ValueError naming what is wrong."""
+        """Parse a received warning; ``BadPayload`` (a ``ValueError``) naming what is wrong,
+        whatever the bytes."""
         try:
             body = json.loads(payload)
             room, missing = body["room"], body["missing"]
             since, looks = body["since"], body["looks"]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"not a {TOPIC_BOTS_MISSING} payload: {exc!r}") from exc
+        # RecursionError: JSON nested deeper than the parser's stack.
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            raise BadPayload(f"not a {TOPIC_BOTS_MISSING} payload: {_brief(exc)}") from exc
         if not isinstance(room, str) or not isinstance(missing, list):
-            raise ValueError(f"not a {TOPIC_BOTS_MISSING} payload: {body!r}")
+            raise BadPayload(f"not a {TOPIC_BOTS_MISSING} payload: room or missing is malformed")
         if not all(isinstance(bot, str) for bot in missing):
-            raise ValueError(f"bot names must be strings: {missing!r}")
-        if not isinstance(since, int) or not isinstance(looks, int):
-            raise ValueError(f"since and looks must be integers: {body!r}")
+            raise BadPayload("bot names must be strings")
+        if not all(_is_int(n) for n in (since, looks)):
+            raise BadPayload("since and looks must be integers")
         return cls(room, tuple(missing), since, looks)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _brief(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 120 else text[:117] + "..."

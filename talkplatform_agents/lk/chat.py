@@ -38,7 +38,11 @@ Other topics (reliable data, JSON):
   meeting's). Clients show reactions from the bot only.
 - ``tp.chat.event`` (from the bot): ``{"type": "deleted", "id", "by"}``,
   ``{"type": "edited", "id", "message", "editTimestamp"}`` (an edit, or a masked word in a
-  message the SFU had already delivered), ``{"type": "muted", "identity", "muted", "by"}``.
+  message the SFU had already delivered), ``{"type": "muted", "identity", "muted", "by"}``,
+  and to the sender of a message sent through the bot (room or private), once it is
+  stored: ``{"type": "stored", "id"}``, the receipt. A client keeps what has no receipt
+  and sends it again (same id) to the next chat bot, should this one die before storing
+  it; the store keeps one copy, and the receipt comes again.
 
 RPC methods on the bot (hosts and co-hosts only, as the store says; JSON payloads):
 
@@ -46,7 +50,12 @@ RPC methods on the bot (hosts and co-hosts only, as the store says; JSON payload
 - ``chat.mute`` ``{"identity", "muted": true|false}`` → ``{"identity", "muted"}``
 - ``chat.reactions`` ``{}`` (anyone) → ``{"meeting": {emoji: n}, "messages": {id: {emoji: n}}}``
 
-RPC errors: 2400 invalid payload, 2403 not a host, 2404 no such message.
+RPC errors: 2400 invalid payload, 2403 not a host, 2404 no such message, 2429 too many calls
+from this caller (wait and call again).
+
+Limits per sender, beside the moderation rules' (``bots/chat/options.py``): chat packets and
+text streams together (what is over it is dropped unread, answered by a throttled
+``rate_limited`` notice), a few text streams open at a time, and a deadline to finish one.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import ConfigDict, Field, FiniteFloat, StrictBool, StrictInt, StrictStr
 
 from talkplatform_agents.lk.payloads import BadPayload, Payload, PayloadT, parse
 
@@ -76,6 +85,7 @@ __all__ = [
     "RPC_DELETE",
     "RPC_MUTE",
     "RPC_REACTIONS",
+    "TOO_MANY_REQUESTS",
     "TOPIC_CHAT",
     "TOPIC_EVENT",
     "TOPIC_LEGACY_CHAT",
@@ -117,6 +127,7 @@ RPC_REACTIONS = "chat.reactions"
 INVALID_PAYLOAD = 2400
 FORBIDDEN = 2403
 NOT_FOUND = 2404
+TOO_MANY_REQUESTS = 2429
 
 _ID = Field(min_length=1, max_length=128)
 
@@ -132,9 +143,10 @@ class _Lenient(Payload):
 
 class LegacyChatMessage(_Lenient):
     id: StrictStr = _ID
-    timestamp: StrictInt | float = 0
+    # JSON has no NaN or infinity; a number too large for a float (1e999) is not a time.
+    timestamp: StrictInt | FiniteFloat = 0
     message: StrictStr
-    edit_timestamp: StrictInt | float | None = Field(default=None, alias="editTimestamp")
+    edit_timestamp: StrictInt | FiniteFloat | None = Field(default=None, alias="editTimestamp")
     ignore_legacy: StrictBool = Field(default=False, alias="ignoreLegacy")
     relay: StrictBool = False
     to: list[StrictStr] | None = None

@@ -29,7 +29,8 @@ may get "unsupported method". The bot calls ``greenroom.ping`` on the user to ti
 trip; any answer, even "unsupported method", counts, so frontends need not implement it.
 
 Malformed payloads get ``RpcError`` 2400 (invalid payload) with a readable message; 2403 is
-a caller other than the room's user, 2503 a feature that is unavailable (no blur model).
+a caller other than the room's user, 2429 too many calls at once or too fast (wait and call
+again), 2503 a feature that is unavailable (no blur model).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "RPC_SET_AUDIO_MODE",
     "RPC_SET_BLUR",
     "RPC_SET_PREVIEW",
+    "TOO_MANY_REQUESTS",
     "TOPIC_LEVEL",
     "TOPIC_REPORT",
     "TOPIC_STATE",
@@ -74,6 +76,7 @@ RPC_PING = "greenroom.ping"
 # Application error codes (LiveKit reserves 1400-1599 for its own).
 INVALID_PAYLOAD = 2400
 FORBIDDEN = 2403
+TOO_MANY_REQUESTS = 2429
 UNAVAILABLE = 2503
 
 

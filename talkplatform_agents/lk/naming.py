@@ -49,9 +49,10 @@ _LOBBY_SUFFIX = "-lobby"
 
 def validate_identity(identity: str) -> str:
     if not _IDENTITY.fullmatch(identity):
-        raise ValueError(
-            f"identity {identity!r} must be 1-128 characters of letters, digits and _.@:+-"
-        )
+        # The reason may go back to whoever sent it: name a long identity by its start.
+        shown = repr(identity) if len(identity) <= 140 else f"{identity[:128]!r}..."
+        shown = shown if len(shown) <= 300 else shown[:297] + "..."
+        raise ValueError(f"identity {shown} must be 1-128 characters of letters, digits and _.@:+-")
     return identity
 
 

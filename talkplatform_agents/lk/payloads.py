@@ -25,16 +25,30 @@ class Payload(BaseModel):
 PayloadT = TypeVar("PayloadT", bound=Payload)
 
 
+# A reason goes back to whoever sent the payload (an RPC error, a chat notice): it names a
+# few problems, briefly, however many unknown keys (of whatever length) the payload holds.
+_MAX_PROBLEMS = 5
+_MAX_PART = 80
+
+
 def parse(model: type[PayloadT], payload: str) -> PayloadT:
-    """Parse an RPC payload; an empty payload means ``{}``."""
+    """Parse an RPC payload; an empty payload means ``{}``. Anything else that is not the
+    model's JSON (any text, any JSON, nested however deep) is ``BadPayload``."""
     try:
         return model.model_validate_json(payload or "{}")
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise BadPayload(problems) from exc
+        errors = exc.errors(include_url=False, include_input=False)
+        problems = [
+            f"{_clip('.'.join(str(p) for p in err['loc']) or 'payload')}: {_clip(err['msg'])}"
+            for err in errors[:_MAX_PROBLEMS]
+        ]
+        if len(errors) > _MAX_PROBLEMS:
+            problems.append(f"and {len(errors) - _MAX_PROBLEMS} more")
+        raise BadPayload("; ".join(problems)) from exc
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_PART else text[: _MAX_PART - 3] + "..."
 
 
 def dumps(message: dict[str, Any]) -> str:

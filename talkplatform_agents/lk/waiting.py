@@ -32,13 +32,18 @@ meeting in the store; host-only ones say so). Payloads are JSON; answers are JSO
   ``{"identity"}``, ``host.add_cohost`` ``{"identity"}``, ``host.end`` ``{}``.
 
 Errors are ``RpcError`` with the HTTP status plus 2000: 2400 invalid payload, 2403 not a
-host, 2404 not waiting / not present, 2409 conflict, 2410 meeting ended, 2502 livekit-server
-answered with an error, 2503 the database or livekit-server unreachable (try again).
+host, 2404 not waiting / not present, 2409 conflict, 2410 meeting ended, 2429 too many calls
+from this caller (each caller may make ``RpcLimits.per_second`` calls a second after a burst,
+with a few at a time: wait and call again), 2502 livekit-server answered with an error, 2503
+the database or livekit-server unreachable (try again).
+
+A waiting participant's ``tp.waiting.chat`` messages are limited too (a few a second); those
+over the limit are dropped.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -54,6 +59,7 @@ __all__ = [
     "RPC_HOST_MUTE_ALL",
     "RPC_HOST_PASS",
     "RPC_HOST_REMOVE",
+    "RPC_TOO_MANY_REQUESTS",
     "RPC_WAITING_ADMIT",
     "RPC_WAITING_ADMIT_ALL",
     "RPC_WAITING_ADMIT_MANY",
@@ -96,6 +102,8 @@ RPC_HOST_ADD_COHOST = "host.add_cohost"
 RPC_HOST_END = "host.end"
 
 RPC_ERROR_BASE = 2000  # + the HTTP status of the same failure through REST
+# Every bot answers a caller over its per-caller limit with this (bots/rpc_limits.py).
+RPC_TOO_MANY_REQUESTS = RPC_ERROR_BASE + 429
 HOST_ONLY_METHODS = frozenset({RPC_HOST_PASS, RPC_HOST_ADD_COHOST, RPC_HOST_END})
 
 MAX_TEXT = 2000
@@ -111,7 +119,7 @@ class IdentityRequest(Payload):
 
 
 class IdentitiesRequest(Payload):
-    identities: list[str] = Field(min_length=1, max_length=500)
+    identities: list[Annotated[str, _IDENTITY]] = Field(min_length=1, max_length=500)
 
 
 class DenyRequest(Payload):

@@ -12,10 +12,12 @@ from talkplatform_agents.config import Settings
 from talkplatform_agents.service.chat_routes import chat_router
 from talkplatform_agents.service.context import ServiceContext
 from talkplatform_agents.service.error_handlers import install_error_handlers
+from talkplatform_agents.service.limits import AuthFailureGuard, LimitOptions, ServiceLimits
 from talkplatform_agents.service.metrics import router as metrics_router
 from talkplatform_agents.service.moderation_routes import router as moderation_router
 from talkplatform_agents.service.routes import router
-from talkplatform_agents.store import Database
+from talkplatform_agents.service.security import SecurityHeaders, WebhookGate, install_cors
+from talkplatform_agents.store import Database, WebhookEventRepository
 
 __all__ = ["create_app"]
 
@@ -26,16 +28,28 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = ServiceContext.from_settings(settings, Database(settings.database_url))
+        gate = WebhookGate(WebhookEventRepository(context.db), settings.webhook_max_age_seconds)
         app.state.context = context
+        context.start()
+        app.state.webhook_gate = gate
         try:
             yield
         finally:
+            await gate.aclose()
             await context.aclose()
 
     app = FastAPI(title="TalkPlatform token service", version=__version__, lifespan=lifespan)
+    limits = ServiceLimits(LimitOptions.from_settings(settings))
+    app.state.limits = limits
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(moderation_router)
     app.include_router(chat_router(settings))
     app.include_router(metrics_router)
+    # The last added is the outermost: security headers on everything (CORS preflights and
+    # the guard's 429s too), CORS headers on the guard's 429s so a browser can read them.
+    if limits.guards_logins:
+        app.add_middleware(AuthFailureGuard, limits=limits)
+    install_cors(app, settings.cors_origins)
+    app.add_middleware(SecurityHeaders, hsts=settings.api_url.startswith("https://"))
     return app

@@ -16,13 +16,22 @@ from fastapi import APIRouter, Query, Response
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.errors import Forbidden, NotFound
+from talkplatform_agents.service.openapi import LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import NO_STORE, Context, User
 from talkplatform_agents.store import MeetingView
-from talkplatform_agents.store.chat import ChatRepository, StoredMessage
+from talkplatform_agents.store.chat import MAX_SEQ, ChatRepository, StoredMessage
 
 __all__ = ["chat_router"]
 
 _EXPORT_LIMIT = 100_000
+# Both routes: 403 for a user who was never in the meeting (or, to export, is no host).
+_ERRORS = errors(LOGIN, STORE, MEETING, 403)
+_EXPORT_TYPES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The chat as JSON, or as text (format=text), as an attachment.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def chat_router(settings: Settings) -> APIRouter:
@@ -45,14 +54,14 @@ def chat_router(settings: Settings) -> APIRouter:
         value = chat.get("hostsSeePrivate") if isinstance(chat, dict) else None
         return value if isinstance(value, bool) else default_hosts_see_private
 
-    @router.get("/api/v1/meetings/{meeting_id}/chat")
+    @router.get("/api/v1/meetings/{meeting_id}/chat", responses=_ERRORS)
     async def chat_history(
         meeting_id: str,
         user: User,
         ctx: Context,
         response: Response,
         before: Annotated[
-            int | None, Query(ge=1, description="A message's seq: older ones")
+            int | None, Query(ge=1, le=MAX_SEQ, description="A message's seq: older ones")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
@@ -72,7 +81,11 @@ def chat_router(settings: Settings) -> APIRouter:
             "nextBefore": messages[0].seq if len(messages) == limit else None,
         }
 
-    @router.get("/api/v1/meetings/{meeting_id}/chat/export", response_model=None)
+    @router.get(
+        "/api/v1/meetings/{meeting_id}/chat/export",
+        response_model=None,
+        responses={**_EXPORT_TYPES, **_ERRORS},
+    )
     async def chat_export(
         meeting_id: str,
         user: User,

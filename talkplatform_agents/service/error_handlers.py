@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from livekit import api
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from talkplatform_agents.errors import ApiError, Unauthorized
+from talkplatform_agents.errors import ApiError, TooManyRequests, Unauthorized
 from talkplatform_agents.lk.server_api import as_api_error
 
 __all__ = ["install_error_handlers"]
@@ -39,6 +39,8 @@ async def _error(request: Request, exc: Exception) -> JSONResponse:
     if error.status >= 500:
         logger.warning("%s %s: %s", request.method, request.url.path, error.message)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
     return _json(error.status, error.body(), headers)
 
 
@@ -54,8 +56,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return _json(exc.status_code, {"error": {"code": code, "message": str(exc.detail)}})
+    codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
+    # The exception's own headers stay: a 405's Allow says which methods the path takes.
+    body = {"error": {"code": code, "message": str(exc.detail)}}
+    return _json(exc.status_code, body, dict(exc.headers) if exc.headers else None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -9,12 +9,23 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import ConfigDict, Field
 
+from talkplatform_agents.errors import Forbidden, NotFound
+from talkplatform_agents.roles import MODERATOR_ROLES
+from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import Context, User
 from talkplatform_agents.service.schemas import Wire
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1")
+# Every route: a login, the store, the meeting, a host's (or co-host's) right to act (403),
+# and a meeting that has not ended (410: all but the attendance report, which hosts read
+# after the end too; a router's responses cannot leave one route out).
+router = APIRouter(prefix="/api/v1", responses=errors(LOGIN, STORE, MEETING, 403, 410))
+# Routes that ask livekit-server who is in the room, or act there; 409 for who may not be
+# acted on that way (the host, oneself, a moderator already).
+_LIVEKIT = errors(LIVEKIT)
+_ON_SOMEONE = errors(LIVEKIT, 409)
+_BODY = errors(BODY)
 _MEETING = "/meetings/{meeting_id}"
 _WAITING = _MEETING + "/waiting-room"
 _PARTICIPANT = _MEETING + "/participants/{identity}"
@@ -50,7 +61,7 @@ class IdentityBody(_Body):
     identity: str = Field(min_length=1, max_length=128)
 
 
-@router.patch("/public-meetings/{meeting_id}")
+@router.patch("/public-meetings/{meeting_id}", responses=errors(BODY, 400))  # and settings
 async def patch_settings(
     meeting_id: str, body: SettingsPatch, user: User, ctx: Context
 ) -> dict[str, Any]:
@@ -79,14 +90,14 @@ async def admit_all(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]
     return await ctx.waiting_room.admit_all(meeting_id, user.user_id)
 
 
-@router.post(_WAITING + "/admit")
+@router.post(_WAITING + "/admit", responses=_BODY)
 async def admit_many(
     meeting_id: str, body: IdentitiesBody, user: User, ctx: Context
 ) -> dict[str, Any]:
     return await ctx.waiting_room.admit_many(meeting_id, user.user_id, body.identities)
 
 
-@router.post(_WAITING + "/message")
+@router.post(_WAITING + "/message", responses=_BODY)
 async def message_waiting(
     meeting_id: str, body: MessageBody, user: User, ctx: Context
 ) -> dict[str, Any]:
@@ -98,7 +109,7 @@ async def admit(meeting_id: str, identity: str, user: User, ctx: Context) -> dic
     return await ctx.waiting_room.admit(meeting_id, user.user_id, identity)
 
 
-@router.post(_WAITING + "/{identity}/deny")
+@router.post(_WAITING + "/{identity}/deny", responses=_BODY)
 async def deny(
     meeting_id: str, identity: str, user: User, ctx: Context, body: DenyBody | None = None
 ) -> dict[str, Any]:
@@ -106,14 +117,14 @@ async def deny(
     return await ctx.waiting_room.deny(meeting_id, user.user_id, identity, reason)
 
 
-@router.post(_PARTICIPANT + "/return-to-waiting")
+@router.post(_PARTICIPANT + "/return-to-waiting", responses=_ON_SOMEONE)
 async def return_to_waiting(
     meeting_id: str, identity: str, user: User, ctx: Context
 ) -> dict[str, Any]:
     return await ctx.waiting_room.return_to_waiting(meeting_id, user.user_id, identity)
 
 
-@router.post(_PARTICIPANT + "/mute")
+@router.post(_PARTICIPANT + "/mute", responses=errors(LIVEKIT, BODY))
 async def mute(
     meeting_id: str, identity: str, user: User, ctx: Context, body: MuteBody | None = None
 ) -> dict[str, Any]:
@@ -121,24 +132,24 @@ async def mute(
     return await ctx.controls.mute(meeting_id, user.user_id, identity, body.track_sid, body.source)
 
 
-@router.post(_MEETING + "/mute-all")
+@router.post(_MEETING + "/mute-all", responses=_LIVEKIT)
 async def mute_all(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
     return await ctx.controls.mute_all(meeting_id, user.user_id)
 
 
-@router.post(_PARTICIPANT + "/remove")
+@router.post(_PARTICIPANT + "/remove", responses=_ON_SOMEONE)
 async def remove(meeting_id: str, identity: str, user: User, ctx: Context) -> dict[str, Any]:
     return await ctx.controls.remove(meeting_id, user.user_id, identity)
 
 
-@router.post(_MEETING + "/host")
+@router.post(_MEETING + "/host", responses=errors(LIVEKIT, 409, BODY))
 async def pass_host(
     meeting_id: str, body: IdentityBody, user: User, ctx: Context
 ) -> dict[str, Any]:
     return await ctx.controls.pass_host(meeting_id, user.user_id, body.identity)
 
 
-@router.post(_MEETING + "/cohosts")
+@router.post(_MEETING + "/cohosts", responses=errors(LIVEKIT, 409, BODY))
 async def add_cohost(
     meeting_id: str, body: IdentityBody, user: User, ctx: Context
 ) -> dict[str, Any]:
@@ -155,14 +166,22 @@ async def unlock(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
     return await ctx.controls.set_lock(meeting_id, user.user_id, False)
 
 
-@router.post(_MEETING + "/end")
+@router.post(_MEETING + "/end", responses=_LIVEKIT)
 async def end(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
     return await ctx.controls.end(meeting_id, user.user_id)
 
 
 @router.get(_MEETING + "/attendance")
 async def attendance(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    await ctx.waiting_room.queue(meeting_id, user.user_id)  # the same check: hosts and co-hosts
+    """Who was in the meeting room and the lobby, when: for hosts and co-hosts, during the
+    meeting and after it has ended (when the report is wanted most)."""
+    found = await ctx.meetings.with_role(meeting_id, user.user_id)
+    if found is None:
+        raise NotFound("meeting not found", meetingId=meeting_id)
+    if found[1] not in MODERATOR_ROLES:
+        raise Forbidden(
+            "only a host or co-host may do this", meetingId=meeting_id, caller=user.user_id
+        )
     rows = await ctx.attendance.of_meeting(meeting_id)
     return {
         "attendance": [

@@ -21,14 +21,26 @@ from talkplatform_agents.roles import Role
 from talkplatform_agents.service.attendance import record_webhook
 from talkplatform_agents.service.auth import AppUser
 from talkplatform_agents.service.context import ServiceContext
+from talkplatform_agents.service.limits import charge_token_request
+from talkplatform_agents.service.openapi import (
+    BODY,
+    LIVEKIT,
+    LOGIN,
+    MEETING,
+    STORE,
+    TOKEN,
+    errors,
+)
 from talkplatform_agents.service.schemas import (
     ConnectionInfo,
     CreateMeeting,
+    Health,
     MeetingOut,
     TokenMetadata,
     TokenRequest,
     TokenResponse,
 )
+from talkplatform_agents.service.security import WebhookGate
 from talkplatform_agents.store import MeetingView
 
 __all__ = ["router"]
@@ -56,18 +68,24 @@ Context = Annotated[ServiceContext, Depends(_context)]
 User = Annotated[AppUser, Depends(_user)]
 
 
-@router.get("/healthz")
-async def healthz(ctx: Context, response: Response) -> dict[str, str]:
+async def _token_quota(request: Request, user: User) -> None:
+    charge_token_request(request, user.user_id)  # 429 past RATE_LIMIT_TOKEN_PER_*
+
+
+@router.get("/healthz", responses={503: {"model": Health, "description": "No database."}})
+async def healthz(ctx: Context, response: Response) -> Health:
     try:
         await ctx.db.ping()
     except Exception as exc:
         logger.warning("health: database unreachable: %s", exc)
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return {"status": "unavailable", "database": "unreachable"}
-    return {"status": "ok", "database": "ok"}
+        return Health(status="unavailable", database="unreachable")
+    return Health(status="ok", database="ok")
 
 
-@router.post("/api/v1/meetings", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/meetings", status_code=status.HTTP_201_CREATED, responses=errors(LOGIN, STORE, BODY)
+)
 async def create_meeting(body: CreateMeeting, user: User, ctx: Context) -> MeetingOut:
     meeting = await ctx.meetings.create(
         title=body.title, settings=body.settings, host_user_id=user.user_id, host_name=user.name
@@ -76,12 +94,16 @@ async def create_meeting(body: CreateMeeting, user: User, ctx: Context) -> Meeti
     return _meeting_out(meeting)
 
 
-@router.get("/api/v1/meetings/{meeting_id}")
+@router.get("/api/v1/meetings/{meeting_id}", responses=errors(LOGIN, STORE, MEETING))
 async def get_meeting(meeting_id: str, _user: User, ctx: Context) -> MeetingOut:
     return _meeting_out(await _existing_meeting(ctx, meeting_id))
 
 
-@router.post("/api/v1/livekit/token")
+@router.post(
+    "/api/v1/livekit/token",
+    dependencies=[Depends(_token_quota)],
+    responses=errors(LOGIN, STORE, TOKEN, LIVEKIT),
+)
 async def meeting_token(
     body: TokenRequest, user: User, ctx: Context, request: Request, response: Response
 ) -> TokenResponse:
@@ -100,7 +122,9 @@ async def meeting_token(
     return _token_out(ctx, minted, granted.status)
 
 
-@router.post("/api/v1/greenroom/token")
+@router.post(
+    "/api/v1/greenroom/token", dependencies=[Depends(_token_quota)], responses=errors(LOGIN)
+)
 async def greenroom_token(user: User, ctx: Context, response: Response) -> TokenResponse:
     """A token for the user's own green room, which dispatches the echo bot into it."""
     response.headers.update(NO_STORE)
@@ -116,7 +140,7 @@ async def greenroom_token(user: User, ctx: Context, response: Response) -> Token
     return _token_out(ctx, minted)
 
 
-@router.get("/api/v1/livekit/connection-info")
+@router.get("/api/v1/livekit/connection-info", responses=errors(LOGIN))
 async def connection_info(_user: User, ctx: Context) -> ConnectionInfo:
     """Signed-in users only: the answer carries TURN credentials."""
     server, detail = await _livekit_health(ctx)
@@ -128,22 +152,33 @@ async def connection_info(_user: User, ctx: Context) -> ConnectionInfo:
     )
 
 
-@router.post("/api/v1/livekit/webhook")
+@router.post("/api/v1/livekit/webhook", responses=errors(400, 401, 422, STORE))
 async def livekit_webhook(
     request: Request, ctx: Context, authorization: Annotated[str | None, Header()] = None
 ) -> dict[str, str]:
+    """Verified, then acted on once: a stale event is a 400, a replay (its event id seen
+    before, by any service process on the database) is acknowledged and ignored."""
     body = (await request.body()).decode("utf-8", errors="replace")
     try:
         event = ctx.webhooks.receive(body, authorization or "")
     except Exception as exc:
         raise Unauthorized(f"webhook rejected: {exc}") from exc
-    logger.info("webhook %s room=%s", event.event, event.room.name or "-")
-    is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
-    if event.event == "participant_joined":
-        ctx.reconciler.participant_joined(event.room.name, is_agent)
-    elif event.event == "participant_left" and is_agent:
-        ctx.reconciler.bot_left(event.room.name)
-    await record_webhook(ctx.meetings, ctx.attendance, event)
+    room = event.room.name or "-"
+    gate: WebhookGate = request.app.state.webhook_gate
+    if not await gate.first_seen(event):
+        logger.info("[%s] webhook %s (%s) seen before: ignored", room, event.event, event.id)
+        return {"status": "duplicate"}
+    logger.info("[%s] webhook %s (%s)", room, event.event, event.id)
+    try:
+        is_agent = event.participant.kind == api.ParticipantInfo.Kind.AGENT
+        if event.event == "participant_joined":
+            ctx.reconciler.participant_joined(event.room.name, is_agent)
+        elif event.event == "participant_left" and is_agent:
+            ctx.reconciler.bot_left(event.room.name)
+        await record_webhook(ctx.meetings, ctx.attendance, event)
+    except Exception:
+        await gate.forget(event)  # so that livekit-server's retry is acted on, not ignored
+        raise
     return {"status": "ok"}
 
 

@@ -6,14 +6,16 @@ import datetime as dt
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from talkplatform_agents.lk.ice import IceServer
+from talkplatform_agents.moderation import MeetingSettings
 
 __all__ = [
     "ConnectionInfo",
     "CreateMeeting",
+    "Health",
     "MeetingOut",
     "TokenMetadata",
     "TokenRequest",
@@ -43,6 +45,13 @@ class CreateMeeting(Wire):
             raise ValueError("settings must be plain JSON (no NaN or Infinity)") from exc
         if len(encoded) > MAX_SETTINGS_BYTES:
             raise ValueError(f"settings must be at most {MAX_SETTINGS_BYTES} bytes of JSON")
+        # Refused now, not at every later token request: a meeting nobody could join.
+        try:
+            MeetingSettings.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"settings.{where}: {first['msg']}") from exc
         return value
 
 
@@ -78,6 +87,11 @@ class TokenResponse(Wire):
     room: str
     expires_at: dt.datetime
     metadata: TokenMetadata
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]
 
 
 class ConnectionInfo(Wire):

@@ -55,7 +55,7 @@ class SweeperOptions:
     lease_ttl_s: float = 3.0  # the bots' lease length (BOT_LEASE_TTL_S)
     # A dispatch's claim lasts this long: the bot must arrive and hold the lease by then, or
     # the dispatch is taken for lost and made again (by whichever service sweeps first).
-    claim_s: float = 5.0
+    claim_s: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("sweep_s", "lease_ttl_s", "claim_s"):

@@ -16,6 +16,7 @@ from talkplatform_agents.store.waiting import (
     WaitingStatus,
     WaitingView,
 )
+from talkplatform_agents.store.webhook_events import WebhookEventRepository
 
 __all__ = [
     "AttendanceRepository",
@@ -30,5 +31,6 @@ __all__ = [
     "WaitingStats",
     "WaitingStatus",
     "WaitingView",
+    "WebhookEventRepository",
     "upgrade",
 ]

@@ -23,7 +23,17 @@ from talkplatform_agents.store.models import (
     Meeting,
 )
 
-__all__ = ["ChatRepository", "NewMessage", "ReactionCounts", "SaveOutcome", "StoredMessage"]
+__all__ = [
+    "MAX_SEQ",
+    "ChatRepository",
+    "NewMessage",
+    "ReactionCounts",
+    "SaveOutcome",
+    "StoredMessage",
+]
+
+# The largest message seq: a signed 64-bit column. The drivers refuse a bigger bound.
+MAX_SEQ = 2**63 - 1
 
 
 class SaveOutcome(enum.Enum):
@@ -222,7 +232,7 @@ class ChatRepository:
         """The last ``limit`` messages ``viewer`` may see (``None``: everything), before
         ``seq`` ``before``, oldest first."""
         query = select(ChatMessage).where(ChatMessage.meeting_id == meeting_id)
-        if before is not None:
+        if before is not None and before <= MAX_SEQ:  # beyond it: before every message
             query = query.where(ChatMessage.seq < before)
         if viewer is not None and not all_private:
             addressed = exists().where(

@@ -110,6 +110,17 @@ class BotLeaseRepository:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    async def expire(self, holder_prefix: str) -> int:
+        """Every lease whose holder starts with ``holder_prefix`` ends now: their process
+        is known dead (its parent saw it die), so the service need not wait out the lease."""
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(BotLease)
+                .where(BotLease.holder.startswith(holder_prefix, autoescape=True))
+                .values(expires_at=_now() - dt.timedelta(seconds=1))
+            )
+            return int(getattr(result, "rowcount", 0))
+
     # -- the service's side -------------------------------------------------------------
 
     async def claim(self, room: str, agent_name: str, claimant: str, ttl_s: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -222,7 +223,8 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 
 
 async def test_webhook_signature_is_verified(client: httpx.AsyncClient, settings: Settings) -> None:
-    body = '{"event": "room_started", "room": {"name": "meeting-1"}, "id": "EV_1"}'
+    event = {"event": "room_started", "room": {"name": "meeting-1"}, "id": "EV_1"}
+    body = json.dumps({**event, "createdAt": int(time.time())})
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
 
     def signed(secret: str) -> str:

@@ -73,3 +73,12 @@ async def test_a_renewed_lease_is_neither_taken_nor_dropped(db: Database) -> Non
     assert await leases.take_expired(seen, "service-a", ttl_s=10) is False
     assert await leases.drop(seen) is False
     assert len(await leases.of_room(ROOM)) == 1
+
+
+async def test_a_dead_process_s_leases_end_at_once(db: Database) -> None:
+    leases = BotLeaseRepository(db)
+    await leases.hold(ROOM, BOT, "box/41/aa", "agent-1", ttl_s=30)
+    await leases.hold(ROOM, "waiting-room", "box/4/bb", "agent-2", ttl_s=30)
+    assert await leases.expire("box/41/") == 1  # not box/4's
+    [dead] = await leases.expired()
+    assert dead.identity == "agent-1"

@@ -24,10 +24,10 @@ from talkplatform_agents.bots.chat.moderation import Code, Moderator
 from talkplatform_agents.bots.chat.notices import NoticeThrottle
 from talkplatform_agents.bots.chat.options import ChatOptions
 from talkplatform_agents.bots.chat.pipeline import Accepted, ChatPipeline, Reaction
-from talkplatform_agents.bots.chat.ratelimit import RateLimiter, TokenBucket
 from talkplatform_agents.bots.chat.roster import Roster, StrictClock, name_of
 from talkplatform_agents.bots.chat.rpc import ChatRpc
 from talkplatform_agents.bots.chat.wordfilter import WordFilter
+from talkplatform_agents.bots.ratelimit import RateLimiter, TokenBucket
 from talkplatform_agents.errors import Unavailable
 from talkplatform_agents.lk import chat as proto
 from talkplatform_agents.store.chat import StoredMessage

@@ -6,7 +6,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from talkplatform_agents.config import Settings
+from talkplatform_agents.config import RateLimit, Settings
 from talkplatform_agents.lk.ice import IceServer, configured_ice_servers
 
 
@@ -40,15 +40,118 @@ def test_child_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings(_env_file=None) == original  # type: ignore[call-arg]
 
 
-def test_production_refuses_the_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+PRODUCTION = {
+    "APP_ENV": "production",
+    "LIVEKIT_API_SECRET": "p" * 40,
+    "APP_JWT_SECRET": "q" * 40,
+    "LIVEKIT_URL": "wss://lk.example.test",
+    "DATABASE_URL": "mysql+aiomysql://talk:pw@db.example.test/talkplatform",
+}
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **overrides: str | None) -> Settings:
+    for key, value in {**PRODUCTION, **overrides}.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_production_starts_when_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _production(monkeypatch, TOKEN_SERVICE_URL="https://api.example.test")
+    assert settings.app_env == "production"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"LIVEKIT_API_SECRET": None}, "LIVEKIT_API_SECRET"),
+        ({"APP_JWT_SECRET": None}, "APP_JWT_SECRET"),
+        ({"LIVEKIT_URL": "ws://lk.example.test"}, "LIVEKIT_URL must be wss://"),
+        ({"TOKEN_SERVICE_URL": "http://api.example.test"}, "TOKEN_SERVICE_URL must be https://"),
+        ({"DATABASE_URL": None}, "DATABASE_URL is SQLite"),
+        ({"DATABASE_URL": "sqlite+aiosqlite:////var/tp.db"}, "ALLOW_SQLITE_IN_PRODUCTION=1"),
+    ],
+)
+def test_production_refuses_to_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str | None], variable: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"APP_ENV=production refuses .*{variable}"):
+        _production(monkeypatch, **overrides)
+
+
+def test_production_lists_every_problem_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
-    with pytest.raises(ValidationError, match="LIVEKIT_API_SECRET"):
+    with pytest.raises(ValidationError) as refused:
         Settings(_env_file=None)  # type: ignore[call-arg]
-    monkeypatch.setenv("LIVEKIT_API_SECRET", "p" * 40)
-    with pytest.raises(ValidationError, match="APP_JWT_SECRET"):
+    for variable in ("LIVEKIT_API_SECRET", "APP_JWT_SECRET", "LIVEKIT_URL", "DATABASE_URL"):
+        assert variable in str(refused.value)
+
+
+def test_production_may_keep_sqlite_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _production(monkeypatch, DATABASE_URL=None, ALLOW_SQLITE_IN_PRODUCTION="1")
+    assert settings.database_url.startswith("sqlite") and settings.allow_sqlite_in_production
+
+
+def test_development_accepts_what_production_refuses() -> None:
+    settings = Settings(_env_file=None, TOKEN_SERVICE_URL="http://x.test")  # type: ignore[call-arg]
+    assert settings.app_env == "development" and settings.livekit_url.startswith("ws://")
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "period_s"),
+    [
+        ("30/min", 30, 60),
+        ("600/5m", 600, 300),
+        ("10/s", 10, 1),
+        ("5/1h", 5, 3600),
+        ("7/2.5s", 7, 2.5),
+        ("0", 0, 60),
+        ("off", 0, 60),
+    ],
+)
+def test_rate_limits_parse(text: str, count: int, period_s: float) -> None:
+    limit = RateLimit.parse(text)
+    assert (limit.count, limit.period_s) == (count, period_s)
+    assert RateLimit.parse(str(limit)) == limit
+
+
+@pytest.mark.parametrize("text", ["60", "ten/min", "5/fortnight", "5/0s", "-1/min", ""])
+def test_a_bad_rate_limit_names_its_setting(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("RATE_LIMIT_TOKEN_PER_USER", text)
+    with pytest.raises(ValidationError, match="RATE_LIMIT_TOKEN_PER_USER"):
         Settings(_env_file=None)  # type: ignore[call-arg]
-    monkeypatch.setenv("APP_JWT_SECRET", "q" * 40)
-    assert Settings(_env_file=None).app_env == "production"  # type: ignore[call-arg]
+
+
+def test_list_settings_take_commas_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example.test/, http://localhost:5173")
+    monkeypatch.setenv("TRUSTED_PROXIES", '["10.0.0.0/8", "::1"]')
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.cors_origins == ["https://app.example.test", "http://localhost:5173"]
+    assert settings.trusted_proxies == ["10.0.0.0/8", "::1/128"]
+    for key, value in settings.child_env().items():
+        monkeypatch.setenv(key, value)
+    assert Settings(_env_file=None) == settings  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None, CORS_ORIGINS="", TRUSTED_PROXIES="")  # type: ignore[call-arg]
+    assert defaults.cors_origins == [] and defaults.trusted_proxies == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CORS_ORIGINS", "*"),
+        ("CORS_ORIGINS", "https://app.example.test/path"),
+        ("CORS_ORIGINS", "app.example.test"),
+        ("TRUSTED_PROXIES", "10.0.0.1, proxy.example.test"),
+    ],
+)
+def test_bad_list_entries_name_their_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable):
+        Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 def test_short_secrets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

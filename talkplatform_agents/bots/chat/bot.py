@@ -9,6 +9,7 @@ host calls a method (bots/chat/rpc.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -23,6 +24,8 @@ from talkplatform_agents.bots.chat.outbox import Outbox
 from talkplatform_agents.bots.chat.pipeline import Accepted, ChatPipeline, Reaction
 from talkplatform_agents.bots.chat.roster import DEFAULT_ARRIVAL_WAIT_S, Roster
 from talkplatform_agents.bots.chat.rpc import ChatRpc
+from talkplatform_agents.bots.ratelimit import RateLimiter, Refusals
+from talkplatform_agents.bots.rpc_limits import CallerLimits
 from talkplatform_agents.lk import chat as proto
 from talkplatform_agents.store.chat import StoredMessage
 from talkplatform_agents.tasks import TaskSet
@@ -53,6 +56,11 @@ class ChatRelayBot:
         # here, so that stop() ends it.
         self._work = TaskSet(room.name)
         self._stopping = False
+        # A sender's packets and streams, counted before anything is read or spawned: a
+        # flood is dropped here, unread, at the cost of a lookup each.
+        self._inbound = RateLimiter(options.inbound_per_second, options.inbound_burst)
+        self._open: dict[str, int] = {}  # text streams being read, per sender
+        self._dropped = Refusals()
 
     @property
     def tag(self) -> str:
@@ -71,6 +79,8 @@ class ChatRelayBot:
         ctx.room.register_text_stream_handler(proto.TOPIC_CHAT, self._on_text_stream)
         ctx.room.on("data_received", self._on_data)
         ctx.room.on("participant_connected", self._on_participant_connected)
+        # Ahead of every method: a caller's flood never reaches the store.
+        ctx.room.local_participant.add_rpc_interceptor(CallerLimits(self.tag, ctx.options.rpc))
         self._rpc.register(ctx.room.local_participant)
         self._pipeline.start()
         logger.info("[%s] chat relay ready (%d muted)", self.tag, len(ctx.muted))
@@ -98,31 +108,63 @@ class ChatRelayBot:
         if self._stopping or self._ctx.roster.is_agent(sender):
             reader.close()
             return
+        open_now = self._open.get(sender, 0)
+        if open_now >= self._ctx.options.max_open_streams or not self._inbound.allow(sender):
+            reader.close()
+            self._flooded(sender, reader.info.stream_id)
+            return
+        self._open[sender] = open_now + 1
         self._work.spawn(self._read_stream(reader, sender), f"read<-{sender}")
 
     async def _read_stream(self, reader: rtc.TextStreamReader, sender: str) -> None:
         info = reader.info
-        limit = self._ctx.options.max_stream_bytes
-        parts: list[str] = []
-        size = 0
         try:
-            if info.size and info.size > limit:
-                reader.close()
-                await self._ctx.refuse(sender, Code.TOO_LARGE, info.stream_id)
-                return
-            async for chunk in reader:
-                size += len(chunk.encode())
-                if size > limit:
-                    reader.close()
-                    await self._ctx.refuse(sender, Code.TOO_LARGE, info.stream_id)
-                    return
-                parts.append(chunk)
-            chat = from_text_stream(info.stream_id, sender, "".join(parts), info.attributes)
-        except (proto.BadPayload, rtc.StreamError, UnicodeError) as exc:
-            reader.close()
+            text = await self._read_text(reader)
+        finally:
+            reader.close()  # unread chunks stop queueing here
+            if (left := self._open.get(sender, 1) - 1) > 0:
+                self._open[sender] = left
+            else:
+                self._open.pop(sender, None)
+        if isinstance(text, tuple):
+            code, detail = text
+            await self._ctx.refuse(sender, code, info.stream_id, detail=detail)
+            return
+        try:
+            chat = from_text_stream(info.stream_id, sender, text, info.attributes)
+        except proto.BadPayload as exc:
             await self._ctx.refuse(sender, Code.INVALID, info.stream_id, detail=str(exc))
             return
         await self._moderate(chat)
+
+    async def _read_text(self, reader: rtc.TextStreamReader) -> str | tuple[Code, str]:
+        """The stream's text, or why it is refused (a code and the notice's detail)."""
+        options = self._ctx.options
+        limit = options.max_stream_bytes
+        if reader.info.size and reader.info.size > limit:
+            return Code.TOO_LARGE, ""
+        parts: list[str] = []
+        size = 0
+        try:
+            # A stream left open would hold its slot (of max_open_streams) for good.
+            async with asyncio.timeout(options.stream_timeout_s):
+                async for chunk in reader:
+                    size += len(chunk.encode())
+                    if size > limit:
+                        return Code.TOO_LARGE, ""
+                    parts.append(chunk)
+        except TimeoutError:
+            return Code.INVALID, f"it did not finish within {options.stream_timeout_s:g} s"
+        except (rtc.StreamError, UnicodeError) as exc:
+            return Code.INVALID, str(exc)
+        return "".join(parts)
+
+    def _flooded(self, sender: str, ref: str | None) -> None:
+        """Something of ``sender``'s was dropped unread: over their inbound limit."""
+        if (count := self._dropped.add(sender)) is not None:
+            logger.warning("[%s] %s sends too fast: %d dropped unread", self.tag, sender, count)
+        if (notice := self._ctx.refusal(sender, Code.RATE_LIMITED, ref)) is not None:
+            self._work.spawn(notice, f"notice->{sender}")
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         if self._stopping or packet.topic not in (proto.TOPIC_LEGACY_CHAT, proto.TOPIC_REACTION):
@@ -136,6 +178,9 @@ class ChatRelayBot:
             return
         sender = packet.participant.identity
         if packet.participant.kind == _AGENT:
+            return
+        if not self._inbound.allow(sender):
+            self._flooded(sender, None)
             return
         if packet.topic == proto.TOPIC_LEGACY_CHAT:
             self._work.spawn(self._legacy(sender, packet.data), f"legacy<-{sender}")

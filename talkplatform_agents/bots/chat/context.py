@@ -4,6 +4,7 @@ what, the replies to a sender, and the state that changes during the meeting."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +85,29 @@ class ChatContext:
     ) -> None:
         """Tell ``sender`` why something of theirs was refused (throttled: a flood of
         refusals must not become a flood of notices)."""
+        if (notice := self.refusal(sender, code, ref, text=text, detail=detail)) is not None:
+            await notice
+
+    def refusal(
+        self,
+        sender: str,
+        code: Code,
+        ref: str | None,
+        *,
+        text: str = "",
+        detail: str = "",
+    ) -> Coroutine[Any, Any, None] | None:
+        """The notice ``refuse`` sends, to run later; ``None`` when the throttle holds it
+        back (counted, and said in the next). For callers that cannot await."""
         body = text or notice_text(
             code, limit=self.options.max_message_chars, detail=detail, words=""
         )
         message = self.throttle.admit(sender, body)
         if message is None:
-            return
+            return None
+        return self._notice(sender, code, message, ref)
+
+    async def _notice(self, sender: str, code: Code, message: str, ref: str | None) -> None:
         # Sent even to a sender the SDK does not know: they may have joined a moment ago
         # (the server routes by identity), or have left (then nobody gets it).
         try:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from talkplatform_agents.bots.chat.options import ChatOptions
-from talkplatform_agents.bots.chat.ratelimit import RateLimiter
 from talkplatform_agents.bots.chat.wordfilter import WordFilter
+from talkplatform_agents.bots.ratelimit import RateLimiter
 
 __all__ = ["Code", "Moderator", "Verdict", "notice_text"]
 

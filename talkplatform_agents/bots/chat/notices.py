@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from talkplatform_agents.bots.chat.ratelimit import RateLimiter
+from talkplatform_agents.bots.ratelimit import RateLimiter
 
 __all__ = ["NoticeThrottle"]
 

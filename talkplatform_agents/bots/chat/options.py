@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from talkplatform_agents.bots.ratelimit import RpcLimits
 
 __all__ = ["BlockedAction", "ChatOptions"]
 
@@ -24,6 +26,14 @@ class ChatOptions:
     # Whether hosts and co-hosts see private messages; a meeting's settings
     # (``{"chat": {"hostsSeePrivate": bool}}``) override it.
     hosts_see_private: bool = False
+    # Per sender, ahead of the rules above, so that a flood costs no parsing or task each:
+    # chat packets and text streams opened (well above the messages' and reactions' rates
+    # together, so only a flood meets it), streams open at once, and the time to finish one.
+    inbound_per_second: float = 20.0
+    inbound_burst: int = 60
+    max_open_streams: int = 4
+    stream_timeout_s: float = 30.0
+    rpc: RpcLimits = field(default_factory=RpcLimits)  # per caller
 
     def __post_init__(self) -> None:
         if not 0 <= self.history_size <= 500:
@@ -37,6 +47,10 @@ class ChatOptions:
                 raise ValueError(f"chat {name} must be positive")
         if self.message_burst < 1 or self.reaction_burst < 1:
             raise ValueError("chat bursts must be at least 1")
+        if not self.inbound_per_second > 0 or self.inbound_burst < 1:
+            raise ValueError("chat inbound limits must be positive")
+        if self.max_open_streams < 1 or not self.stream_timeout_s > 0:
+            raise ValueError("chat stream limits must be positive")
         if self.blocked_action not in ("reject", "mask"):
             raise ValueError(
                 f"chat blocked action must be reject or mask, not {self.blocked_action!r}"

@@ -43,6 +43,9 @@ class Reaction:
     reaction: proto.ReactionIn
 
 
+_KEPT = frozenset({SaveOutcome.CREATED, SaveOutcome.EDITED, SaveOutcome.DUPLICATE})
+
+
 class ChatPipeline:
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
@@ -149,6 +152,12 @@ class ChatPipeline:
         self, item: Accepted, outcome: SaveOutcome, stored: StoredMessage, people: list[str]
     ) -> None:
         chat = item.chat
+        if (chat.relay or chat.to) and outcome in _KEPT:
+            # A receipt: a client sending through the bot knows what the store holds, and
+            # sends again what it lacks to the next bot, should this one die (the store
+            # keeps one copy of a message sent twice: a DUPLICATE).
+            receipt = {"type": "stored", "id": stored.id}
+            self._effect(self._ctx.outbox.data(proto.TOPIC_EVENT, receipt, [chat.sender]))
         if outcome is SaveOutcome.NOT_OWNER:
             self._effect(self._ctx.refuse(chat.sender, Code.NOT_YOURS, chat.id))
         elif outcome is SaveOutcome.DELETED:

@@ -31,6 +31,8 @@ from talkplatform_agents.bots.greenroom.audio import (
 )
 from talkplatform_agents.bots.greenroom.blur import BlurUnavailable
 from talkplatform_agents.bots.greenroom.video import BlurPacing, VideoLoop
+from talkplatform_agents.bots.ratelimit import RpcLimits
+from talkplatform_agents.bots.rpc_limits import CallerLimits
 from talkplatform_agents.lk import greenroom as proto
 from talkplatform_agents.lk.naming import ECHO_AGENT_NAME
 from talkplatform_agents.lk.quality import NetworkHistory
@@ -55,11 +57,13 @@ _NOT_ECHOED = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREEN
 class GreenRoomOptions:
     segmentation_model: Path = Path("models/selfie_segmentation.tflite")
     blur_pacing: BlurPacing = field(default_factory=BlurPacing)
+    rpc: RpcLimits = field(default_factory=RpcLimits)  # per caller
 
 
 class GreenRoomBot:
     def __init__(self, room: rtc.Room, options: GreenRoomOptions) -> None:
         self._room = room
+        self._rpc_limits = options.rpc
         self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=_QUEUE_MS)
         self._meter = LevelMeter()
         self._mic = analysis.MicCheck()
@@ -94,6 +98,9 @@ class GreenRoomBot:
         # RPCs first: the protocol promises that once the echo track is published, the bot
         # answers them (a call in between would get "unsupported method").
         local = self._room.local_participant
+        # Ahead of every method: a flood of calls (toggling the preview, say) is refused
+        # before it starts or stops any media.
+        local.add_rpc_interceptor(CallerLimits(self.tag, self._rpc_limits))
         local.register_rpc_method(proto.RPC_SET_AUDIO_MODE, self._rpc_set_audio_mode)
         local.register_rpc_method(proto.RPC_SET_PREVIEW, self._rpc_set_preview)
         local.register_rpc_method(proto.RPC_SET_BLUR, self._rpc_set_blur)

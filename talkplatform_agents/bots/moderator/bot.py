@@ -20,6 +20,7 @@ from livekit import rtc
 from talkplatform_agents.bots.election import Election
 from talkplatform_agents.bots.job import BotJob
 from talkplatform_agents.bots.moderator.rpc import register_rpc
+from talkplatform_agents.bots.ratelimit import RateLimiter, Refusals, RpcLimits
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import waiting as proto
 from talkplatform_agents.lk.naming import WAITING_ROOM_AGENT_NAME, RoomKind, parse_room
@@ -31,7 +32,7 @@ from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.store import Database, MeetingRepository, WaitingRepository
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["ModeratorBot", "ModeratorOptions", "moderator_session"]
+__all__ = ["ModeratorBot", "ModeratorLimits", "ModeratorOptions", "moderator_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +58,34 @@ class ModeratorOptions:
         )
 
 
+@dataclass(frozen=True)
+class ModeratorLimits:
+    """Per sender: a waiting participant's messages to the hosts (each costs a store query
+    and a send through livekit-server; those over it are dropped), and RPC calls."""
+
+    lobby_chat_per_second: float = 1.0
+    lobby_chat_burst: int = 5
+    rpc: RpcLimits = field(default_factory=RpcLimits)
+
+
 class ModeratorBot:
     def __init__(
-        self, room: rtc.Room, meeting_id: str, kind: RoomKind, deps: ModerationDeps
+        self,
+        room: rtc.Room,
+        meeting_id: str,
+        kind: RoomKind,
+        deps: ModerationDeps,
+        limits: ModeratorLimits | None = None,
     ) -> None:
         self._room = room
         self._meeting_id = meeting_id
         self._kind = kind
         self._deps = deps
+        self._limits = limits or ModeratorLimits()
+        self._lobby_chat = RateLimiter(
+            self._limits.lobby_chat_per_second, self._limits.lobby_chat_burst
+        )
+        self._dropped = Refusals()
         self.waiting_room = WaitingRoom(deps)
         self.controls = HostControls(deps, self.waiting_room)
         self._tasks = TaskSet(room.name, self._step_failed)
@@ -75,7 +96,9 @@ class ModeratorBot:
 
     async def start(self) -> None:
         if self._kind is RoomKind.MEETING:
-            register_rpc(self._room, self._meeting_id, self.waiting_room, self.controls)
+            register_rpc(
+                self._room, self._meeting_id, self.waiting_room, self.controls, self._limits.rpc
+            )
         self._room.on("participant_connected", self._on_joined)
         self._room.on("participant_disconnected", self._on_left)
         self._room.on("data_received", self._on_data)
@@ -117,6 +140,13 @@ class ModeratorBot:
             return
         sender = packet.participant
         if sender is None:
+            return
+        # Before reading it: a flood costs a lookup a packet, and its log lines are few.
+        if not self._lobby_chat.allow(sender.identity):
+            if (count := self._dropped.add(sender.identity)) is not None:
+                logger.warning(
+                    "[%s] lobby chat from %s too fast: %d dropped", self.tag, sender.identity, count
+                )
             return
         try:
             text = parse(proto.WaitingChat, packet.data.decode("utf-8", errors="strict")).text

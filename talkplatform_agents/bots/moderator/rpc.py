@@ -12,7 +12,9 @@ from typing import Any
 
 from livekit import rtc
 
+from talkplatform_agents.bots.ratelimit import RpcLimits
 from talkplatform_agents.bots.rpc_errors import RpcHandler, answer_errors
+from talkplatform_agents.bots.rpc_limits import CallerLimits
 from talkplatform_agents.lk import waiting as proto
 from talkplatform_agents.lk.payloads import dumps, parse
 from talkplatform_agents.moderation import HostControls, WaitingRoom
@@ -97,9 +99,16 @@ def _methods(waiting_room: WaitingRoom, controls: HostControls) -> dict[str, Han
 
 
 def register_rpc(
-    room: rtc.Room, meeting_id: str, waiting_room: WaitingRoom, controls: HostControls
+    room: rtc.Room,
+    meeting_id: str,
+    waiting_room: WaitingRoom,
+    controls: HostControls,
+    limits: RpcLimits | None = None,
 ) -> list[str]:
-    """Register every method on ``room``'s local participant; return their names."""
+    """Register every method on ``room``'s local participant, behind per-caller ``limits``;
+    return their names."""
+    # Ahead of every method: a caller's flood never reaches the store or livekit-server.
+    room.local_participant.add_rpc_interceptor(CallerLimits(room.name, limits))
     methods = _methods(waiting_room, controls)
     for name, handler in methods.items():
         room.local_participant.register_rpc_method(
