@@ -24,4 +24,5 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "$want" > "$stamp"
 fi
 "$root/scripts/install-livekit.sh"
+"$root/scripts/install-flood.sh"
 "$root/scripts/fetch-models.sh"

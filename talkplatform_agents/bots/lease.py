@@ -86,33 +86,40 @@ class LeaseKeeper:
         self.holder = holder or process_holder()
         self._db = Database(options.database_url) if options.enabled else None
         self._leases = BotLeaseRepository(self._db) if self._db is not None else None
-        # (room, agent name) -> identity: what this process serves
-        self._held: dict[tuple[str, str], str] = {}
-        self._unwritten: set[tuple[str, str]] = set()
+        # (room, agent name, identity): the bots this process runs (twins in one room
+        # included, until one yields)
+        self._held: set[tuple[str, str, str]] = set()
+        # Those whose lease is not theirs yet: the store was unreachable, or a live bot
+        # (a twin, or the one this bot will yield to) holds it. Tried again every beat.
+        self._unwritten: set[tuple[str, str, str]] = set()
         self._tasks = TaskSet(f"leases:{self.holder}")
         self._healthy = True
+        self._missing = 0
 
     def start(self) -> None:
         if self._leases is not None:
             self._tasks.spawn(self._beat(), "lease renewal")
 
     async def hold(self, room: str, agent_name: str, identity: str) -> None:
-        key = (room, agent_name)
-        self._held[key] = identity
+        key = (room, agent_name, identity)
+        self._held.add(key)
         if self._leases is None:
             return
         try:
-            await self._leases.hold(room, agent_name, self.holder, identity, self._options.ttl_s)
-            self._unwritten.discard(key)
+            if await self._leases.hold(room, agent_name, self.holder, identity,
+                                       self._options.ttl_s):  # fmt: skip
+                self._unwritten.discard(key)
+                return
+            logger.info("[%s] %s: a live bot holds the lease; %s waits for it", room,
+                        agent_name, identity)  # fmt: skip
         except Exception as exc:
-            self._unwritten.add(key)  # the beat writes it once the store answers
             logger.warning("[%s] %s: lease not written yet: %r", room, agent_name, exc)
+        self._unwritten.add(key)
 
     async def release(self, room: str, agent_name: str, identity: str) -> None:
-        key = (room, agent_name)
-        if self._held.get(key) == identity:
-            del self._held[key]
-            self._unwritten.discard(key)
+        key = (room, agent_name, identity)
+        self._held.discard(key)
+        self._unwritten.discard(key)
         if self._leases is None:
             return
         try:
@@ -129,26 +136,29 @@ class LeaseKeeper:
             await asyncio.sleep(options.beat_s)
             try:
                 for key in list(self._unwritten):
-                    if (identity := self._held.get(key)) is not None:
-                        await self._leases.hold(*key, self.holder, identity, options.ttl_s)
+                    room, agent_name, identity = key
+                    if key in self._held and not await self._leases.hold(
+                        room, agent_name, self.holder, identity, options.ttl_s
+                    ):
+                        continue  # still someone else's, live
                     self._unwritten.discard(key)
                 renewed = await self._leases.renew(self.holder, options.ttl_s)
             except Exception as exc:
+                # Only renewals follow an outage: a lease the service took meanwhile is
+                # its replacement's, and must not be taken back.
                 if self._healthy:
-                    logger.warning("leases of %d rooms not renewed: %r", len(self._held), exc)
+                    logger.warning("leases of %d bots not renewed: %r", len(self._held), exc)
                 self._healthy = False
-                # Whatever expired meanwhile may have been taken: write all again.
-                self._unwritten.update(self._held)
                 continue
             if not self._healthy:
-                logger.info("leases renewed again (%d rooms)", renewed)
+                logger.info("leases renewed again (%d bots)", renewed)
                 self._healthy = True
-            if renewed < len(self._held):
-                # A lease was taken from under a bot that is still here (this process
-                # stalled past ttl_s): the service is replacing it. Its bot will be removed;
-                # writing the lease again would only confuse the replacement.
-                logger.warning("%d of %d leases were taken over", len(self._held) - renewed,
-                               len(self._held))  # fmt: skip
+            missing = len(self._held) - len(self._unwritten) - renewed
+            if missing > 0 and missing != self._missing:
+                # Leases taken from under bots still here (this process stalled past
+                # ttl_s): the service is replacing them, and will remove these bots.
+                logger.warning("%d of %d leases were taken over", missing, len(self._held))
+            self._missing = missing
 
     async def aclose(self) -> None:
         """Stop the beat and close the store. Idempotent."""

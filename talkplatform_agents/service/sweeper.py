@@ -14,8 +14,8 @@ Two sweeps, each a loop on its own period:
   (``BotReconciler.check``), for the rooms whose webhooks were lost, or whose bot never
   held a lease.
 
-After a sweep that could not read the store, the next ones judge no lease for a lease's
-length: the bots could not renew either, and their processes need one beat to do it.
+After the store could not be read, no lease is judged until a lease's length after it can
+be again: the bots could not renew either, and they need a beat to do it.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class BotSweeper:
         self._options = options or SweeperOptions()
         self._tasks = TaskSet("sweeper")
         self._trust_at = 0.0  # monotonic time from which expired leases are judged
+        self._failing = False  # the last read of the store failed
         self.stats = SweeperStats()
 
     def start(self) -> None:
@@ -113,6 +114,13 @@ class BotSweeper:
         except Exception as exc:
             self._distrust(exc)
             return
+        if self._failing:
+            # The store answers again, and so it does for the bots only now: give them a
+            # lease's length, from now, to renew theirs.
+            self._failing = False
+            self._trust_at = time.monotonic() + self._options.lease_ttl_s
+            logger.info("bot leases readable again; judging them in %.1fs",
+                        self._options.lease_ttl_s)  # fmt: skip
         if time.monotonic() < self._trust_at:
             return
         for lease in expired:
@@ -130,11 +138,17 @@ class BotSweeper:
                 self.stats.dropped += 1
                 logger.info("[%s] %s lease dropped: nobody left to serve", room, bot)
             return
-        if not await self._leases.take_expired(lease, self._claimant, self._options.claim_s):
+        if lease.identity:
+            # The dead bot first (the new one would yield to it: it is "active"), and
+            # before the claim, which forgets who it was: a removal that fails is tried
+            # again at the next sweep. Several services may remove it; that is harmless.
+            await self._server.remove(room, lease.identity)
+        # A dispatch that keeps not arriving (no worker, or a bot that will not stay) is
+        # made again further apart each time.
+        claim_s = self._options.claim_s * 2 ** min(lease.dispatches, 4)
+        if not await self._leases.take_expired(lease, self._claimant, claim_s):
             return  # another service took it, or the bot renewed after all
         if lease.identity:
-            # The dead bot first: the new one would yield to it (it is "active").
-            await self._server.remove(room, lease.identity)
             self.stats.replaced += 1
             logger.warning("[%s] %s %s died; replacing it", room, bot, lease.identity)
         else:
@@ -148,11 +162,11 @@ class BotSweeper:
         return [p.identity for p in present if p.kind != api.ParticipantInfo.Kind.AGENT]
 
     def _distrust(self, exc: Exception) -> None:
-        if time.monotonic() >= self._trust_at:
-            logger.warning("bot leases unreadable: %r; judging none for %.1fs after",
-                           exc, self._options.lease_ttl_s)  # fmt: skip
+        if not self._failing:
+            logger.warning("bot leases unreadable: %r; judging none until %.1fs after they "
+                           "are readable again", exc, self._options.lease_ttl_s)  # fmt: skip
         self.stats.failures += 1
-        self._trust_at = time.monotonic() + self._options.lease_ttl_s
+        self._failing = True
 
     async def sweep_rooms(self) -> None:
         """Check every live room that should have bots."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from talkplatform_agents.store.db import Database
@@ -67,26 +67,36 @@ class BotLeaseRepository:
 
     async def hold(
         self, room: str, agent_name: str, holder: str, identity: str, ttl_s: float
-    ) -> None:
-        """The bot ``identity`` (of process ``holder``) serves ``room`` now; it takes the
-        lease whoever had it (a dispatch's claim, or a bot that died)."""
-        for _ in range(2):  # a twin inserting at the same moment: then update its row
-            async with self._db.session() as session:
-                result = await session.execute(
-                    update(BotLease)
-                    .where(BotLease.room == room, BotLease.agent_name == agent_name)
-                    .values(holder=holder, identity=identity, expires_at=_until(ttl_s))
+    ) -> bool:
+        """The bot ``identity`` (of process ``holder``) serves ``room`` now: it takes the
+        lease from a dispatch's claim, from a dead bot (expired), or from nobody. Not from
+        a live bot: a twin that joins beside it must not take its lease (the twin yields
+        soon, and its leave would end the lease of the bot that stays). False then."""
+        now = _now()
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(BotLease)
+                .where(
+                    BotLease.room == room,
+                    BotLease.agent_name == agent_name,
+                    or_(
+                        BotLease.identity == "",
+                        BotLease.identity == identity,
+                        BotLease.expires_at < now,
+                    ),
                 )
-                if getattr(result, "rowcount", 0):
-                    return
-            try:
-                async with self._db.session() as session:
-                    session.add(BotLease(room=room, agent_name=agent_name, holder=holder,
-                                         identity=identity, expires_at=_until(ttl_s),
-                                         dispatches=0))  # fmt: skip
-                return
-            except IntegrityError:
-                continue
+                .values(holder=holder, identity=identity, expires_at=_until(ttl_s), dispatches=0)
+            )
+            if getattr(result, "rowcount", 0):
+                return True
+        try:
+            async with self._db.session() as session:
+                session.add(BotLease(room=room, agent_name=agent_name, holder=holder,
+                                     identity=identity, expires_at=_until(ttl_s),
+                                     dispatches=0))  # fmt: skip
+        except IntegrityError:
+            return False  # a live bot holds it
+        return True
 
     async def renew(self, holder: str, ttl_s: float) -> int:
         """Every lease ``holder`` holds lasts ``ttl_s`` more; how many it holds."""

@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -282,3 +283,46 @@ async def test_the_green_room_answers_its_user_through_a_flood(
         # And it keeps pushing its report, as promised.
         async with asyncio.timeout(30):
             await user.next_data(green_proto.TOPIC_REPORT)
+
+
+FLOODER = Path(__file__).resolve().parents[2] / "bin" / "tp-flood"  # scripts/install-flood.sh
+
+
+async def test_the_chat_bot_serves_others_through_10000_packets_a_second(
+    meetings: Callable[..., Any],
+) -> None:
+    """A native participant (tests/flood, Go) sends the bot 10,000 chat packets a second
+    for 3 s, well beyond what a Python one can: the bot still relays and stores the
+    others' chat, answers the host, and stores only a trickle of the flood."""
+    m: Meeting = await meetings()
+    host = await m.join(m.host, "Host")
+    bob = await m.join(_uid("bob"), "Bob")
+    bot = m.bot
+    flooder = _uid("flooder")
+    grant = await post_json(m.api, "/api/v1/livekit/token", m.auth(flooder, "F"),
+                            {"meetingId": m.id})  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        str(FLOODER), "-url", grant["wsUrl"], "-token", grant["token"], "-rate", "10000",
+        "-seconds", "3", "-to", bot, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    sent: list[str] = []
+
+    async def others() -> None:
+        for i in range(5):
+            sent.append(await bob.send(bot, f"through the flood {i}"))
+            await host.got(sent[-1])
+        totals = json.loads(await host.participant.rpc(bot, proto.RPC_REACTIONS, "{}"))
+        assert totals == {"meeting": {}, "messages": {}}
+
+    async with asyncio.timeout(120):
+        out, _ = await asyncio.gather(process.communicate(), others())
+    assert process.returncode == 0
+    flood = json.loads(out[0])
+    rate = flood["sent"] / flood["seconds"]
+    print(f"\nflood: {flood['sent']} packets in {flood['seconds']:.2f} s ({rate:.0f} a second)")
+    assert flood["sent"] > 0
+    stored = await m.stored_where(lambda ms: set(sent) <= set(_by_id(ms)))
+    # The flood is one message id sent again and again: stored once at most (as edits).
+    assert len([s for s in stored if s["id"] == "flood"]) <= 1
+    after = await bob.send(bot, "still there?")
+    assert (await host.got(after)).text == "still there?"

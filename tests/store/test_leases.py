@@ -21,7 +21,7 @@ async def _until_expired(leases: BotLeaseRepository, count: int) -> list[LeaseVi
 
 async def test_a_held_lease_is_live_until_its_holder_stops_renewing(db: Database) -> None:
     leases = BotLeaseRepository(db)
-    await leases.hold(ROOM, BOT, "proc-1", "agent-1", ttl_s=0.3)
+    assert await leases.hold(ROOM, BOT, "proc-1", "agent-1", ttl_s=30)
     assert await leases.claim(ROOM, BOT, "service-a", ttl_s=5) is False  # the bot is live
     assert await leases.renew("proc-1", ttl_s=30) == 1
     assert await leases.expired() == []
@@ -58,7 +58,8 @@ async def test_the_arriving_bot_takes_over_the_claim_and_release_forgets_it(
     assert await leases.claim(ROOM, BOT, "service-a", ttl_s=10)
     await leases.hold(ROOM, BOT, "proc-2", "agent-2", ttl_s=10)
     [lease] = await leases.of_room(ROOM)
-    assert (lease.holder, lease.identity, lease.dispatches) == ("proc-2", "agent-2", 1)
+    # The dispatch arrived: its count starts again.
+    assert (lease.holder, lease.identity, lease.dispatches) == ("proc-2", "agent-2", 0)
     assert await leases.release(ROOM, BOT, "proc-1", "agent-1") is False  # not the holder
     assert await leases.release(ROOM, BOT, "proc-2", "agent-1") is False  # a twin's leave
     assert await leases.release(ROOM, BOT, "proc-2", "agent-2") is True
@@ -82,3 +83,14 @@ async def test_a_dead_process_s_leases_end_at_once(db: Database) -> None:
     assert await leases.expire("box/41/") == 1  # not box/4's
     [dead] = await leases.expired()
     assert dead.identity == "agent-1"
+
+
+async def test_a_twin_neither_takes_nor_ends_the_live_bot_s_lease(db: Database) -> None:
+    leases = BotLeaseRepository(db)
+    assert await leases.hold(ROOM, BOT, "proc-1", "agent-1", ttl_s=30)
+    assert await leases.hold(ROOM, BOT, "proc-2", "agent-2", ttl_s=30) is False
+    assert await leases.release(ROOM, BOT, "proc-2", "agent-2") is False  # it yields
+    assert await leases.renew("proc-1", ttl_s=30) == 1
+    # The one that stays may be the newcomer: once the other has left, it takes the lease.
+    assert await leases.release(ROOM, BOT, "proc-1", "agent-1") is True
+    assert await leases.hold(ROOM, BOT, "proc-2", "agent-2", ttl_s=30) is True
