@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/admit_latency.py
 	$(PY) bench/bot_density.py
 	$(PY) bench/rooms_per_process.py
+	$(PY) bench/recovery.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

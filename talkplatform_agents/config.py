@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     bot_sweep_s: float = Field(
         default=0.5,
         gt=0,
-        le=60,
+        le=3600,
         validation_alias="BOT_SWEEP_S",
         description="How often the service looks for expired bot leases (dead bots).",
     )
