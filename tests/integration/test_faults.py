@@ -30,7 +30,9 @@ from talkplatform_agents.harness.mariadb import MariaDB
 from talkplatform_agents.lk import chat as proto
 from talkplatform_agents.lk.naming import (
     CHAT_AGENT_NAME,
+    ECHO_AGENT_NAME,
     WAITING_ROOM_AGENT_NAME,
+    greenroom_room_name,
     lobby_room_name,
     meeting_room_name,
 )
@@ -274,6 +276,24 @@ async def test_killed_bot_processes_are_replaced_with_their_state(faults: Faults
         assert sorted(await meeting.stored_ids()) == sorted([*said, gap, after])
     metrics = (await _get(faults, "/metrics")).text
     assert "tp_bots_replaced_total 0" not in metrics
+
+
+async def test_a_killed_green_room_job_process_is_replaced(faults: Faults) -> None:
+    """The green room's bot runs a process per session (livekit-agents): SIGKILL of that
+    process, and a new echo bot joins the user's green room."""
+    user = _uid("user")
+    async with httpx.AsyncClient(base_url=faults.settings.api_url, timeout=30) as http:
+        reply = await http.post("/api/v1/greenroom/token", headers=_auth(user))
+        assert reply.status_code == 200, reply.text
+        grant = reply.json()
+    async with _joined(grant, user) as person:
+        old = {ECHO_AGENT_NAME: str(await until(lambda: person.bot(ECHO_AGENT_NAME), 90))}
+        pid = await _holder(faults, greenroom_room_name(user), ECHO_AGENT_NAME)
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        new = await _replaced(person, old, 60)
+        faults.recoveries["green-room job process SIGKILL"] = time.monotonic() - killed_at
+        assert new[ECHO_AGENT_NAME] != old[ECHO_AGENT_NAME]
 
 
 async def test_a_killed_worker_s_bots_return_once_a_worker_is_up(faults: Faults) -> None:
