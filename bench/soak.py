@@ -16,9 +16,11 @@ reads what the others send; each host reads its chat's latest page every 30 s.
 
 Every ``--sample-s`` seconds, for livekit-server, the token service, the worker, its
 children (room hosts, multiprocessing's resource tracker) and this process: RSS, open fds,
-threads, and live asyncio tasks where a process shows them (the token service's ``GET
-/metrics`` ``tp_asyncio_tasks``, and this process's loop; the worker and its room hosts
-show none). It passes when, after the warm-up (the first ``--warmup``, 20 %, of the run):
+threads, and live asyncio tasks where a process shows them: the token service's ``GET
+/metrics`` ``tp_asyncio_tasks``, this process's loop, and each room host's, which it logs to
+the worker's log when sent SIGUSR1 (the worker's parent and the resource tracker show none;
+SIGUSR1 would end them). It passes when, after the warm-up (the first ``--warmup``, 20 %,
+of the run):
 - every process's RSS stays within ``--max-rss-growth`` (10 %) of its level right after the
   warm-up, both medians of 3 samples (one sample's garbage-collection swing is no trend);
 - its fds and tasks stay flat: max - min within 4, or 10 % of the min if more;
@@ -36,7 +38,10 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import os
 import random
+import re
+import signal
 import statistics
 import sys
 import time
@@ -62,6 +67,9 @@ from talkplatform_agents.tasks import TaskSet
 BENCH = "synthetic (this process)"
 TASKS_METRIC = "tp_asyncio_tasks"
 SMOOTH = 3  # samples: the RSS criterion compares medians of this many
+# What a room host logs on SIGUSR1 (bots/room_host.py).
+HOST_CENSUS = re.compile(r"room host (\S+) \(pid (\d+)\): (\d+) asyncio tasks, (\d+) jobs")
+CENSUS_WAIT_S = 5.0  # for every room host's answer: a loaded 2-core box is slow to schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +180,56 @@ class Api:
         await self.http.aclose()
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether ``pid`` handles ``signum`` (its SigCgt mask in /proc): SIGUSR1 ends a process
+    that does not, as the worker's parent and multiprocessing's resource tracker."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+class HostCensus:
+    """The room hosts' live asyncio tasks: each logs them to the worker's log on SIGUSR1."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.offset = log.stat().st_size  # earlier answers are not this run's
+        self.unanswered = 0
+
+    def _read(self) -> dict[int, int]:
+        """Tasks by pid in the lines logged since the last read, the newest winning."""
+        with self.log.open("rb") as file:
+            file.seek(self.offset)
+            data = file.read()
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self.offset += end
+        text = data[:end].decode(errors="replace")
+        return {int(m[2]): int(m[3]) for m in HOST_CENSUS.finditer(text)}
+
+    async def ask(self, pids: list[int]) -> dict[int, int]:
+        """Live tasks of each of ``pids`` that handles SIGUSR1 and answers in time."""
+        asked = []
+        for pid in pids:
+            if _catches(pid, signal.SIGUSR1):  # not yet, while a new host starts its loop
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGUSR1)
+                    asked.append(pid)
+        counts: dict[int, int] = {}
+        deadline = time.monotonic() + CENSUS_WAIT_S
+        while True:
+            counts.update(self._read())
+            if all(pid in counts for pid in asked) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        self.unanswered += sum(1 for pid in pids if pid not in counts)
+        return counts
+
+
 class Sampler:
     """RSS, fds, threads and tasks of every process of the stack, and of this one."""
 
@@ -183,6 +241,8 @@ class Sampler:
         self.errors: list[str] = []
         pids = {p.name: p.pid for p in stack.processes if p.pid is not None}
         self.worker = psutil.Process(pids["worker"])
+        self.census = HostCensus(stack.options.run_dir / "worker.log")
+        self.room_hosts: set[int] = set()
         self.service_pid = pids["token-service"]
         for name, pid in pids.items():
             self._add(name, pid, 0.0)
@@ -205,6 +265,7 @@ class Sampler:
                     else:
                         name = f"room host {self._hosts}"
                         self._hosts += 1
+                        self.room_hosts.add(child.pid)
                     self._add(name, child.pid, now)
                     if self._sampled:
                         self.appeared.append(f"{name} (pid {child.pid}) at {now:.0f}s")
@@ -217,9 +278,13 @@ class Sampler:
         except httpx.HTTPError as exc:
             self.errors.append(f"GET /metrics at {now:.0f}s: {exc!r}")
             service_tasks = None
+        tasks: dict[int, int | None] = {self.service_pid: service_tasks}
+        tasks.update(await self.census.ask(sorted(self.room_hosts)))
         for series in self.series.values():
-            tasks = service_tasks if series.pid == self.service_pid else None
-            series.sample(now, len(asyncio.all_tasks()) if series.name == BENCH else tasks)
+            if series.name == BENCH:
+                series.sample(now, len(asyncio.all_tasks()))
+            else:
+                series.sample(now, tasks.get(series.pid))
         self._sampled = True
 
     async def run(self, until: float, every_s: float) -> None:
@@ -567,6 +632,11 @@ def _summarise(soak: Soak, options: SoakOptions, argv: list[str]) -> int:
         failures += failed
     failures += [f"a process appeared during the run: {a}" for a in soak.sampler.appeared]
     failures += soak.sampler.errors
+    failures += [
+        f"{s.name}: its asyncio tasks were never observed (no answer to SIGUSR1)"
+        for s in series
+        if s.pid in soak.sampler.room_hosts and not any(n is not None for n in s.tasks)
+    ]
     figures = _message_figures(soak)
     failures += _message_failures(figures)
     png = RESULTS / "soak.png"
@@ -575,7 +645,8 @@ def _summarise(soak: Soak, options: SoakOptions, argv: list[str]) -> int:
         "command": " ".join(["bench/soak.py", *argv]),
         "options": dataclasses.asdict(options),
         **figures,
-        "tasks_not_observable": [s.name for s in series if not any(s.tasks)],
+        "tasks_not_observable": [s.name for s in series if all(n is None for n in s.tasks)],
+        "room_host_census_unanswered": soak.sampler.census.unanswered,
         "png": str(png.relative_to(RESULTS.parent.parent)),
         "passed": not failures,
         "failures": failures,

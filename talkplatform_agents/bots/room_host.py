@@ -14,6 +14,7 @@ runs every job as a task here:
   waits for the join, then leaves;
 - a host holds at most ``capacity`` rooms: its Python runs on one core, and a native crash
   takes down every room in it (the worker starts it again), so the worker runs several.
+SIGUSR1 makes a host log (at WARNING) its live asyncio tasks and jobs: bench/soak.py's view.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -315,6 +317,13 @@ async def _host_main(options: HostOptions, name: str, ready: mp.Queue[Ready] | N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+    def census() -> None:
+        # An operator (or bench/soak.py) asks how many tasks the loop holds: a leak grows them.
+        logger.warning("room host %s (pid %d): %d asyncio tasks, %d jobs", name, os.getpid(),
+                       len(asyncio.all_tasks()), len(host.jobs))  # fmt: skip
+
+    loop.add_signal_handler(signal.SIGUSR1, census)
 
     def registered(ids: dict[str, str]) -> None:
         logger.info("room host %s ready: %s", name, ids)

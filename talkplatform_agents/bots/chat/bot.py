@@ -171,10 +171,11 @@ class ChatRelayBot:
             return
         if packet.participant is None:
             # The SDK names the sender of a packet only once it knows them, so a packet
-            # that overtakes its sender's arrival comes with nobody to answer.
-            logger.warning(
-                "[%s] a %s packet from an unknown sender: dropped", self.tag, packet.topic
-            )
+            # that overtakes its sender's arrival comes with nobody to answer. Logged as
+            # a count: a flood of them must not become a flood of log lines.
+            if (count := self._dropped.add("")) is not None:
+                logger.warning("[%s] %d packets from an unknown sender: dropped", self.tag,
+                               count)  # fmt: skip
             return
         sender = packet.participant.identity
         if packet.participant.kind == _AGENT:
