@@ -133,7 +133,9 @@ class BotSweeper:
     async def _settle(self, lease: LeaseView) -> None:
         room, bot = lease.room, lease.agent_name
         users = await self._users(room)
-        if not users or bot not in agents_for_room(room):
+        # Any bot that held a lease belongs there (the recorder, dispatched on request,
+        # included): one that finds nothing to do on arrival leaves, releasing it.
+        if not users:
             if await self._leases.drop(lease):
                 self.stats.dropped += 1
                 logger.info("[%s] %s lease dropped: nobody left to serve", room, bot)
