@@ -203,6 +203,12 @@ class Settings(BaseSettings):
         validation_alias="SEGMENTATION_MODEL",
         description="Person-segmentation model for background blur (scripts/fetch-models.sh).",
     )
+    recordings_dir: str = Field(
+        default="var/recordings",
+        validation_alias="RECORDINGS_DIR",
+        description="Where recordings are written: a directory per recording, with its "
+        "manifest.json (the recorder writes, the service serves).",
+    )
     # The chat relay bot (bots/chat/options.py says what each means).
     chat_history_size: int = Field(default=50, ge=0, le=500, validation_alias="CHAT_HISTORY_SIZE")
     chat_max_message_chars: int = Field(

@@ -19,9 +19,15 @@ from talkplatform_agents.bots.greenroom import (
 from talkplatform_agents.bots.hosted import HOSTED, HostedOptions
 from talkplatform_agents.bots.lease import LeaseOptions
 from talkplatform_agents.bots.moderator import ModeratorOptions
+from talkplatform_agents.bots.recorder.bot import (
+    RecorderOptions,
+    recorder_entrypoint,
+    recorder_prewarm,
+)
 from talkplatform_agents.lk.naming import (
     CHAT_AGENT_NAME,
     ECHO_AGENT_NAME,
+    RECORDER_AGENT_NAME,
     WAITING_ROOM_AGENT_NAME,
 )
 
@@ -47,6 +53,7 @@ class BotOptions:
     hosted: HostedOptions = field(default_factory=HostedOptions)
     # Every bot's lease on its room: how the service sees a bot die (bots/lease.py).
     lease: LeaseOptions = field(default_factory=LeaseOptions)
+    recorder: RecorderOptions = field(default_factory=RecorderOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotOptions:
@@ -71,6 +78,10 @@ class BotOptions:
                     hosts_see_private=settings.chat_hosts_see_private,
                 ),
                 moderator=ModeratorOptions.from_settings(settings),
+            ),
+            recorder=RecorderOptions(
+                database_url=settings.database_url,
+                recordings_dir=Path(settings.recordings_dir).resolve(),
             ),
             lease=LeaseOptions(
                 database_url=settings.database_url,
@@ -100,6 +111,10 @@ def _prewarm_greenroom(options: BotOptions, proc: JobProcess) -> None:
     greenroom_prewarm(proc, options.greenroom)
 
 
+def _prewarm_recorder(options: BotOptions, proc: JobProcess) -> None:
+    recorder_prewarm(proc, options.recorder)
+
+
 def _prewarm_hosted(options: BotOptions, proc: JobProcess) -> None:
     hosted_prewarm(options.hosted, proc)
 
@@ -113,6 +128,14 @@ BOTS: dict[str, BotSpec] = {
             "green room: echo (live or playback), preview with blur, level meter, report",
             _prewarm_greenroom,
             executor="process",  # media: its CPU needs the cores, not one event loop
+        ),
+        BotSpec(
+            RECORDER_AGENT_NAME,
+            recorder_entrypoint,
+            "recording: every track to its own file, a mixed audio file, an Egress-shaped "
+            "manifest (on request, or settings.recording.auto)",
+            _prewarm_recorder,
+            executor="process",  # media: decodes and encodes
         ),
         BotSpec(
             WAITING_ROOM_AGENT_NAME,

@@ -237,3 +237,28 @@ def settings(
 def attendance(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
     """Who attended, from when to when (webhooks)."""
     run(as_, app_token, "GET", f"/meetings/{meeting_id}/attendance")
+
+
+record = typer.Typer(help="Recordings of the meeting room (hosts and co-hosts).")
+meeting.add_typer(record, name="record")
+Recording = Annotated[str, typer.Argument(help="Recording id.")]
+
+
+@record.command("start")
+def record_start(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Start recording the meeting room (the recorder bot joins it)."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/recordings", {})
+
+
+@record.command("stop")
+def record_stop(
+    meeting_id: Meeting, recording_id: Recording, as_: As = None, app_token: Token = None
+) -> None:
+    """Stop a recording (its recorder finalises its files)."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/recordings/{recording_id}/stop")
+
+
+@record.command("list")
+def record_list(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """The meeting's recordings, oldest first."""
+    run(as_, app_token, "GET", f"/meetings/{meeting_id}/recordings")

@@ -13,6 +13,7 @@ __all__ = [
     "ECHO_AGENT_NAME",
     "LOBBY_AGENTS",
     "MEETING_AGENTS",
+    "RECORDER_AGENT_NAME",
     "WAITING_ROOM_AGENT_NAME",
     "RoomKind",
     "RoomRef",
@@ -27,6 +28,9 @@ __all__ = [
 ECHO_AGENT_NAME = "greenroom-echo"
 WAITING_ROOM_AGENT_NAME = "waiting-room"
 CHAT_AGENT_NAME = "chat-relay"
+# Not one of MEETING_AGENTS: dispatched into a meeting room only while it is recorded
+# (lk/recording.py).
+RECORDER_AGENT_NAME = "recorder"
 
 # The bots every meeting room and every lobby room must have. The token service dispatches
 # them, and its reconciler re-dispatches any that is missing.

@@ -114,8 +114,12 @@ class ServerApi:
             if any(job.state.status == agent.JobStatus.JS_PENDING for job in d.state.jobs)
         }
 
-    async def dispatch(self, room: str, agent_name: str) -> str:
-        request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)
+    async def dispatch(self, room: str, agent_name: str, metadata: str = "") -> str:
+        """Dispatch ``agent_name`` into ``room``; ``metadata`` is the job's (the bot reads
+        it as ``ctx.job.metadata``). The dispatch's id."""
+        request = api.CreateAgentDispatchRequest(
+            room=room, agent_name=agent_name, metadata=metadata
+        )
         dispatch = await self._api.agent_dispatch.create_dispatch(request)
         logger.info("[%s] dispatched %s (%s)", room, agent_name, dispatch.id)
         return dispatch.id

@@ -9,6 +9,7 @@ What is left is a bug: a 500, logged with its traceback.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -54,13 +55,30 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, {"error": error})
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
     # The exception's own headers stay: a 405's Allow says which methods the path takes.
     body = {"error": {"code": code, "message": str(exc.detail)}}
-    return _json(exc.status_code, body, dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405 and headers and "Allow" in headers:
+        headers["Allow"] = _allowed(request, headers["Allow"])
+    return _json(exc.status_code, body, headers)
+
+
+def _allowed(request: Request, framework: str) -> str:
+    """Every method the path takes. The framework's 405 names only the methods of the first
+    route that matched the path, and a path may have a route per method (GET and POST): the
+    OpenAPI document (built once, then cached) has them all."""
+    methods = {m.strip() for m in framework.split(",") if m.strip()}
+    path = request.url.path
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        parts = re.split(r"(\{[^}/]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:

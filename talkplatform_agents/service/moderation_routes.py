@@ -9,11 +9,11 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import ConfigDict, Field
 
-from talkplatform_agents.errors import Forbidden, NotFound
+from talkplatform_agents.errors import Forbidden, Invalid, NotFound
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import Context, User
-from talkplatform_agents.service.schemas import Wire
+from talkplatform_agents.service.schemas import Wire, check_recording_settings
 
 __all__ = ["router"]
 
@@ -65,6 +65,10 @@ class IdentityBody(_Body):
 async def patch_settings(
     meeting_id: str, body: SettingsPatch, user: User, ctx: Context
 ) -> dict[str, Any]:
+    try:
+        check_recording_settings(body.settings)
+    except ValueError as exc:
+        raise Invalid(str(exc), meetingId=meeting_id) from exc
     settings = await ctx.controls.update_settings(meeting_id, user.user_id, body.settings)
     return {"id": meeting_id, "settings": settings}
 

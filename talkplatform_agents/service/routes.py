@@ -31,6 +31,7 @@ from talkplatform_agents.service.openapi import (
     TOKEN,
     errors,
 )
+from talkplatform_agents.service.recording import auto_record
 from talkplatform_agents.service.schemas import (
     ConnectionInfo,
     CreateMeeting,
@@ -41,7 +42,7 @@ from talkplatform_agents.service.schemas import (
     TokenResponse,
 )
 from talkplatform_agents.service.security import WebhookGate
-from talkplatform_agents.store import MeetingView
+from talkplatform_agents.store import MeetingView, RecordingRepository
 
 __all__ = ["router"]
 
@@ -176,6 +177,7 @@ async def livekit_webhook(
         elif event.event == "participant_left" and is_agent:
             ctx.reconciler.bot_left(event.room.name)
         await record_webhook(ctx.meetings, ctx.attendance, event)
+        await auto_record(ctx.meetings, RecordingRepository(ctx.db), ctx.server, event)
     except Exception:
         await gate.forget(event)  # so that livekit-server's retry is acted on, not ignored
         raise

@@ -17,9 +17,11 @@ __all__ = [
     "CreateMeeting",
     "Health",
     "MeetingOut",
+    "RecordingSettings",
     "TokenMetadata",
     "TokenRequest",
     "TokenResponse",
+    "check_recording_settings",
 ]
 
 
@@ -52,7 +54,30 @@ class CreateMeeting(Wire):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise ValueError(f"settings.{where}: {first['msg']}") from exc
+        check_recording_settings(value)
         return value
+
+
+class RecordingSettings(BaseModel):
+    """``settings.recording``: ``{"auto": true}`` records the meeting room from its first
+    participant on (service/recording.py). Checked when settings are written; read
+    leniently later (a meeting stored before this check records as if it were absent)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    auto: bool = False
+
+
+def check_recording_settings(settings: dict[str, Any]) -> None:
+    """A ValueError that names the fault when ``settings.recording`` is not valid."""
+    if "recording" not in settings or settings["recording"] is None:
+        return
+    try:
+        RecordingSettings.model_validate(settings["recording"])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in ("recording", *first["loc"]))
+        raise ValueError(f"settings.{where}: {first['msg']}") from exc
 
 
 class MeetingOut(Wire):

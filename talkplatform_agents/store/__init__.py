@@ -9,6 +9,11 @@ from talkplatform_agents.store.meetings import (
     MeetingView,
 )
 from talkplatform_agents.store.migrate import upgrade
+from talkplatform_agents.store.recordings import (
+    RecordingRepository,
+    RecordingStatus,
+    RecordingView,
+)
 from talkplatform_agents.store.waiting import (
     Transition,
     WaitingRepository,
@@ -26,6 +31,9 @@ __all__ = [
     "MeetingRepository",
     "MeetingSnapshot",
     "MeetingView",
+    "RecordingRepository",
+    "RecordingStatus",
+    "RecordingView",
     "Transition",
     "WaitingRepository",
     "WaitingStats",

@@ -28,6 +28,7 @@ __all__ = [
     "BotLease",
     "Meeting",
     "MeetingMember",
+    "Recording",
     "WaitingEntry",
     "WebhookEvent",
 ]
@@ -237,3 +238,31 @@ class WebhookEvent(Base):
     event: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     received_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
+
+
+class Recording(Base):
+    """A recording of a meeting room, made by the recorder bot. Its status moves starting →
+    active → stopping → complete | failed (or starting → aborted: stopped before a recorder
+    began); ``version`` is bumped by each change, for conditional updates."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (UniqueConstraint("running_meeting", name="uq_recordings_running_meeting"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # When a recorder last checked in: a recording whose recorder went silent can be ended.
+    seen_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    error: Mapped[str | None] = mapped_column(String(1000))
+    parts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The meeting's id while the recording runs (starting, active, stopping), NULL after:
+    # unique, so a meeting has at most one running recording, whichever process starts it
+    # (NULLs never collide, on SQLite and MariaDB alike).
+    running_meeting: Mapped[str | None] = mapped_column(String(64))

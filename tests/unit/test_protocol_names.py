@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from talkplatform_agents.lk import bot_status, chat, greenroom, naming, waiting
+from talkplatform_agents.lk import bot_status, chat, greenroom, naming, recording, waiting
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -53,6 +53,12 @@ WIRE_NAMES: list[tuple[str, str]] = [
     (chat.RPC_DELETE, "chat.delete"),
     (chat.RPC_MUTE, "chat.mute"),
     (chat.RPC_REACTIONS, "chat.reactions"),
+    # Recording's consent signals and the recorder's RPCs (lk/recording.py).
+    (recording.ATTR_RECORDING, "tp.recording"),
+    (recording.TOPIC_NOTICE, "tp.recording.notice"),
+    (recording.RPC_RECORDING_STOP, "recording.stop"),
+    (recording.RPC_RECORDING_STATUS, "recording.status"),
+    (naming.RECORDER_AGENT_NAME, "recorder"),
     # The bots as the server dispatches them, and how a bot tells it serves its room.
     (naming.ECHO_AGENT_NAME, "greenroom-echo"),
     (naming.WAITING_ROOM_AGENT_NAME, "waiting-room"),

@@ -1,0 +1,186 @@
+"""The recorder bot (agent_name ``recorder``), a process per recording (livekit-agents): it
+decodes and encodes media, so it needs the cores, not a shared event loop.
+
+The recording lives in the store (``store/recordings.py``); the bot is one part of it:
+
+- dispatched with ``{"recordingId"}`` (``lk/recording.py``), or without metadata (the
+  service's sweep replacing a recorder that died), it takes the meeting's running
+  recording. Meeting rooms only: a lobby is never recorded;
+- ``mark_active`` gives it its part number; it records (``session.py``), says so to
+  everyone (its attribute ``tp.recording: "1"`` and a ``started`` notice), and checks in
+  every few seconds; a host's stop (``stopping``) ends the recording ``complete``, a write
+  error ``failed`` with the reason; both are announced;
+- its job ending otherwise (SIGTERM, the room ending) closes every file and the manifest;
+  the recording ends ``complete`` once nobody is left in the room, and stays ``active``
+  while people are, for the next recorder to carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livekit import rtc
+from livekit.agents import AutoSubscribe, JobContext, JobProcess
+
+from talkplatform_agents.bots.recorder.session import RecordingSession, SessionOptions
+from talkplatform_agents.bots.recorder.storage import LocalStorage
+from talkplatform_agents.lk import recording as proto
+from talkplatform_agents.lk.naming import RoomKind, parse_room
+from talkplatform_agents.lk.payloads import BadPayload, parse
+from talkplatform_agents.store import Database
+from talkplatform_agents.store.recordings import RecordingRepository, RecordingStatus
+from talkplatform_agents.tasks import TaskSet
+
+__all__ = ["RecorderOptions", "recorder_entrypoint", "recorder_prewarm"]
+
+logger = logging.getLogger(__name__)
+
+_OPTIONS_KEY = "recorder.options"
+
+
+@dataclass(frozen=True)
+class RecorderOptions:
+    database_url: str = ""
+    recordings_dir: Path = Path("var/recordings")
+    session: SessionOptions = field(default_factory=SessionOptions)
+    check_in_s: float = 2.0
+
+
+def recorder_prewarm(proc: JobProcess, options: RecorderOptions) -> None:
+    """Once in each job process: the options for the entrypoint."""
+    proc.userdata[_OPTIONS_KEY] = options
+
+
+async def recorder_entrypoint(ctx: JobContext) -> None:
+    options: RecorderOptions = ctx.proc.userdata.get(_OPTIONS_KEY, RecorderOptions())
+    room_name = ctx.job.room.name
+    ref = parse_room(room_name)
+    if ref.kind is not RoomKind.MEETING:
+        logger.warning("[%s] the recorder records meeting rooms only; leaving", room_name)
+        ctx.shutdown("not a meeting room")
+        return
+    db = Database(options.database_url)
+    ctx.add_shutdown_callback(db.aclose)
+    recordings = RecordingRepository(db)
+    recording_id = await _recording_id(ctx.job.metadata, recordings, ref.key)
+    view = await recordings.mark_active(recording_id) if recording_id else None
+    if view is None or view.status is not RecordingStatus.ACTIVE:
+        logger.info("[%s] no recording to carry on (%s); leaving", room_name,
+                    view.status.value if view else "none")  # fmt: skip
+        ctx.shutdown("no running recording")
+        return
+    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
+    Recorder(ctx, recordings, view.id, options).start()
+
+
+async def _recording_id(metadata: str, recordings: RecordingRepository, meeting: str) -> str:
+    if metadata:
+        try:
+            return parse(proto.RecordingJob, metadata).recording_id
+        except BadPayload as exc:
+            logger.warning("[meeting-%s] bad recorder metadata: %s", meeting, exc)
+    running = await recordings.running(meeting)
+    return running.id if running else ""
+
+
+class Recorder:
+    """The bot's control: the session, the store's word on stopping, and the announcements."""
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        recordings: RecordingRepository,
+        recording_id: str,
+        options: RecorderOptions,
+    ) -> None:
+        self._ctx = ctx
+        self._room = ctx.room
+        self._recordings = recordings
+        self._id = recording_id
+        self._options = options
+        self._tasks = TaskSet(f"recorder-control:{ctx.room.name}")
+        self._session = RecordingSession(
+            ctx.room, recording_id, LocalStorage(options.recordings_dir), options.session,
+            self._failed,
+        )  # fmt: skip
+        self._ended = asyncio.Event()
+
+    def start(self) -> None:
+        self._session.start()
+        self._ctx.add_shutdown_callback(self._on_shutdown)
+        self._tasks.spawn(self._announce_on(), "announce")
+        self._tasks.spawn(self._check_in(), "check-in")
+        logger.info("[%s] recording %s, part %d", self._room.name, self._id, self._session.part)
+
+    async def _announce_on(self) -> None:
+        await self._room.local_participant.set_attributes(
+            {proto.ATTR_RECORDING: proto.ATTR_RECORDING_ON}
+        )
+        await self._notice(proto.NOTICE_STARTED)
+
+    async def _check_in(self) -> None:
+        while not self._ended.is_set():
+            await asyncio.sleep(self._options.check_in_s)
+            try:
+                view = await self._recordings.check_in(self._id)
+            except Exception as exc:  # the store away: keep recording, ask again later
+                logger.warning("[%s] recording %s: check-in failed: %r", self._room.name,
+                               self._id, exc)  # fmt: skip
+                continue
+            if view is None or view.status is not RecordingStatus.ACTIVE:
+                await self._end(error="")
+                return
+
+    def _failed(self, reason: str) -> None:
+        self._tasks.spawn(self._end(error=reason), "fail")
+
+    async def _end(self, error: str) -> None:
+        """A host's stop (or the recording ended elsewhere), or a failure: close the part,
+        end the recording, announce it, leave."""
+        if self._ended.is_set():
+            return
+        self._ended.set()
+        await self._session.stop(error)
+        if error:
+            await self._recordings.finish(self._id, RecordingStatus.FAILED, error)
+        else:
+            self._session.finish()
+            await self._recordings.finish(self._id, RecordingStatus.COMPLETE)
+        await self._announce_off(proto.NOTICE_FAILED if error else proto.NOTICE_STOPPED, error)
+        self._ctx.shutdown("recording failed" if error else "recording stopped")
+
+    async def _announce_off(self, status: proto.NoticeStatus, error: str = "") -> None:
+        try:
+            await self._room.local_participant.set_attributes(
+                {proto.ATTR_RECORDING: proto.ATTR_RECORDING_OFF}
+            )
+            await self._notice(status, error)
+        except Exception as exc:  # leaving anyway: the attribute goes with the bot
+            logger.warning("[%s] could not announce %s: %r", self._room.name, status, exc)
+
+    async def _notice(self, status: proto.NoticeStatus, error: str = "") -> None:
+        payload = proto.notice_payload(self._id, status, int(time.time() * 1000), error or None)
+        await self._room.local_participant.publish_data(
+            payload, reliable=True, topic=proto.TOPIC_NOTICE
+        )
+
+    async def _on_shutdown(self) -> None:
+        # SIGTERM, or the room ended: every file and the manifest closed before exit.
+        if not self._ended.is_set():
+            self._ended.set()
+            await self._session.stop()
+            if not _people_in(self._room):
+                self._session.finish()
+                await self._recordings.finish(self._id, RecordingStatus.COMPLETE)
+        await self._tasks.aclose()
+
+
+def _people_in(room: rtc.Room) -> bool:
+    return any(
+        p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        for p in room.remote_participants.values()
+    )

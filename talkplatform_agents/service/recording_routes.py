@@ -1,0 +1,177 @@
+"""Recordings over HTTP, for a meeting's hosts and co-hosts: start, stop, list, read one
+with its manifest, and download its files.
+
+Each recording has its directory, ``RECORDINGS_DIR/<recording id>/``, with its
+``manifest.json`` and its files. A file is served only by a name its manifest lists
+(``file_results[].filename``, relative to that directory or absolute inside it; or that
+filename's last part), and only from inside that directory: a name the manifest does not
+list, ``..`` or an absolute path included, is a 404 like any unknown file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import FileResponse
+from pydantic import ConfigDict
+
+from talkplatform_agents.config import Settings
+from talkplatform_agents.errors import Forbidden, Gone, NotFound
+from talkplatform_agents.roles import MODERATOR_ROLES
+from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
+from talkplatform_agents.service.recording import start_recording, stop_recording
+from talkplatform_agents.service.routes import NO_STORE, Context, User
+from talkplatform_agents.service.schemas import Wire
+from talkplatform_agents.store import MeetingView, RecordingRepository, RecordingView
+
+__all__ = ["recording_router"]
+
+logger = logging.getLogger(__name__)
+
+_RECORDINGS = "/api/v1/meetings/{meeting_id}/recordings"
+_ONE = _RECORDINGS + "/{recording_id}"
+MANIFEST = "manifest.json"
+# Largest manifest read: an hour-long meeting of many tracks is well under this.
+_MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+_FILE_TYPES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file (Ogg/Opus audio, WebM/VP8 video, ...), as an attachment.",
+        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+class StartBody(Wire):
+    """Nothing to say yet; anything else is a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def recording_router(settings: Settings) -> APIRouter:
+    # Every route: a login, the store, the meeting and the recording (404), a host's or
+    # co-host's right (403).
+    router = APIRouter(responses=errors(LOGIN, STORE, MEETING, 403))
+    root = Path(settings.recordings_dir)
+
+    async def moderated(ctx: Context, meeting_id: str, user_id: str) -> MeetingView:
+        found = await ctx.meetings.with_role(meeting_id, user_id)
+        if found is None:
+            raise NotFound("meeting not found", meetingId=meeting_id)
+        meeting, role = found
+        if role not in MODERATOR_ROLES:
+            raise Forbidden(
+                "only a host or co-host may do this", meetingId=meeting_id, caller=user_id
+            )
+        return meeting
+
+    async def recording_of(ctx: Context, meeting_id: str, recording_id: str) -> RecordingView:
+        recording = await RecordingRepository(ctx.db).get(recording_id)
+        if recording is None or recording.meeting_id != meeting_id:
+            raise NotFound("no such recording", meetingId=meeting_id, recordingId=recording_id)
+        return recording
+
+    @router.post(
+        _RECORDINGS,
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=errors(BODY, LIVEKIT, 409, 410),
+    )
+    async def start(
+        meeting_id: str, user: User, ctx: Context, body: StartBody | None = None
+    ) -> dict[str, Any]:
+        """Start recording the meeting room: the recorder is on its way (``starting``); 409
+        while a recording runs (its id as ``recordingId``); 410 once the meeting ended."""
+        meeting = await moderated(ctx, meeting_id, user.user_id)
+        if meeting.ended_at is not None:
+            raise Gone("the meeting has ended", meetingId=meeting_id)
+        recordings = RecordingRepository(ctx.db)
+        recording = await start_recording(recordings, ctx.server, meeting_id, user.user_id)
+        return recording.to_json()
+
+    @router.post(_ONE + "/stop", status_code=status.HTTP_202_ACCEPTED, responses=errors(409))
+    async def stop(meeting_id: str, recording_id: str, user: User, ctx: Context) -> dict[str, Any]:
+        """Ask the recording to stop: ``stopping`` until its recorder has finalised its
+        files (then ``complete``); ``aborted`` if no recorder had begun. Stopping an ended
+        recording changes nothing."""
+        await moderated(ctx, meeting_id, user.user_id)
+        recording = await recording_of(ctx, meeting_id, recording_id)
+        stopped = await stop_recording(RecordingRepository(ctx.db), ctx.server, recording)
+        return stopped.to_json()
+
+    @router.get(_RECORDINGS)
+    async def list_recordings(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
+        """The meeting's recordings, oldest first (also after the meeting ended)."""
+        await moderated(ctx, meeting_id, user.user_id)
+        made = await RecordingRepository(ctx.db).of_meeting(meeting_id)
+        return {"recordings": [r.to_json() for r in made]}
+
+    @router.get(_ONE)
+    async def get_recording(
+        meeting_id: str, recording_id: str, user: User, ctx: Context
+    ) -> dict[str, Any]:
+        """The recording, with its manifest (Egress's ``EgressInfo`` fields) once the
+        recorder has written one (``null`` before)."""
+        await moderated(ctx, meeting_id, user.user_id)
+        recording = await recording_of(ctx, meeting_id, recording_id)
+        manifest = await asyncio.to_thread(_manifest, root, recording)
+        return {**recording.to_json(), "manifest": manifest}
+
+    @router.get(_ONE + "/files/{name:path}", response_model=None, responses=_FILE_TYPES)
+    async def download(
+        meeting_id: str, recording_id: str, name: str, user: User, ctx: Context
+    ) -> FileResponse:
+        """A file of the recording, by a name its manifest lists."""
+        await moderated(ctx, meeting_id, user.user_id)
+        recording = await recording_of(ctx, meeting_id, recording_id)
+        path = await asyncio.to_thread(_listed_file, root, recording, name)
+        if path is None:
+            raise NotFound("no such file in this recording", recordingId=recording_id, name=name)
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=media_type, filename=path.name, headers=NO_STORE)
+
+    return router
+
+
+def _manifest(root: Path, recording: RecordingView) -> dict[str, Any] | None:
+    """The recording's manifest, or None when there is none (yet) or it cannot be read."""
+    path = root / recording.id / MANIFEST
+    try:
+        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+            logger.warning("recording %s: manifest over %d bytes: not read", recording.id,
+                           _MAX_MANIFEST_BYTES)  # fmt: skip
+            return None
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("recording %s: manifest unreadable: %s", recording.id, exc)
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _listed_file(root: Path, recording: RecordingView, name: str) -> Path | None:
+    """The file ``name`` names if the manifest lists it and it lies inside the recording's
+    directory (``root/<id>/``; a relative filename is relative to it)."""
+    manifest = _manifest(root, recording)
+    results = manifest.get("file_results") if manifest else None
+    if not isinstance(results, list):
+        return None
+    base = root / recording.id
+    top = base.resolve()
+    for result in results:
+        filename = result.get("filename") if isinstance(result, dict) else None
+        if not isinstance(filename, str) or not filename:
+            continue
+        if name not in (filename, Path(filename).name):
+            continue
+        path = Path(filename) if Path(filename).is_absolute() else base / filename
+        resolved = path.resolve()
+        # A manifest is trusted no further than its recording's directory.
+        if resolved.is_relative_to(top) and resolved.is_file():
+            return resolved
+    return None

@@ -1,0 +1,151 @@
+"""The recorder against the real server: a host starts a recording, everyone sees that it
+is on, two synthetic participants' tracks land in their own files and in the mix, a stop
+ends it ``complete`` with an Egress-shaped manifest, and the files decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+
+from talkplatform_agents.config import Settings
+from talkplatform_agents.lk import recording as proto
+from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
+
+from .conftest import post_json, until
+
+pytestmark = pytest.mark.integration
+Auth = Callable[..., dict[str, str]]
+
+
+def _uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def people() -> AsyncIterator[AsyncExitStack]:
+    async with AsyncExitStack() as stack:
+        yield stack
+
+
+async def _join(
+    api: httpx.AsyncClient, auth: Auth, stack: AsyncExitStack, user: str, meeting_id: str
+) -> SyntheticParticipant:
+    grant = await post_json(api, "/api/v1/livekit/token", auth(user, user.title()),
+                            {"meetingId": meeting_id})  # fmt: skip
+    participant = SyntheticParticipant(
+        ParticipantConfig(url=grant["wsUrl"], token=grant["token"], width=320, height=180, fps=10)
+    )
+    await stack.enter_async_context(participant)
+    return participant
+
+
+def _recording_on(participant: SyntheticParticipant) -> bool | None:
+    return (
+        any(
+            p.attributes.get(proto.ATTR_RECORDING) == proto.ATTR_RECORDING_ON
+            for p in participant.room.remote_participants.values()
+        )
+        or None
+    )
+
+
+def _decoded_seconds(path: Path) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams[0]
+        last = 0.0
+        for frame in container.decode(stream):
+            if frame.time is not None:
+                last = max(last, float(frame.time))
+        return last
+
+
+async def _eventually(probe: Callable[[], Any], timeout_s: float) -> Any:
+    """Poll an async ``probe`` until it returns something truthy (HTTP state: nothing to
+    await)."""
+    async with asyncio.timeout(timeout_s):
+        while not (value := await probe()):  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+    return value
+
+
+async def _files_decode(
+    api: httpx.AsyncClient, auth: Auth, base: str, directory: Path, manifest: dict[str, Any]
+) -> None:
+    for f in manifest["file_results"]:
+        assert f["ended_at"] >= f["started_at"] > 0 and f["size"] > 0, f
+        assert f["offset_ns"] == f["started_at"] - manifest["started_at"] or f["kind"] == "mixed"
+        seconds = await asyncio.to_thread(_decoded_seconds, directory / f["filename"])
+        assert seconds > 0.5, (f["filename"], seconds)
+        download = await api.get(f"{base}/files/{f['filename']}", headers=auth)
+        assert download.status_code == 200 and len(download.content) == f["size"]
+
+
+async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
+    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
+) -> None:
+    host, guest = _uid("host"), _uid("guest")
+    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
+                              {"title": "recorded", "settings": {}})  # fmt: skip
+    meeting_id = created["id"]
+    host_p = await _join(api, user_auth, people, host, meeting_id)
+    guest_p = await _join(api, user_auth, people, guest, meeting_id)
+    base = f"/api/v1/meetings/{meeting_id}/recordings"
+
+    assert (await api.post(base, headers=user_auth(guest))).status_code == 403
+    started = await api.post(base, headers=user_auth(host))
+    assert started.status_code == 202, started.text
+    rid = started.json()["id"]
+    assert (await api.post(base, headers=user_auth(host))).status_code == 409
+
+    # Consent: everyone in the room sees the recorder's attribute.
+    await until(lambda: _recording_on(guest_p), 90)
+    await until(lambda: _recording_on(host_p), 30)
+
+    async def status() -> dict[str, Any]:
+        reply = await api.get(f"{base}/{rid}", headers=user_auth(host))
+        assert reply.status_code == 200, reply.text
+        body: dict[str, Any] = reply.json()
+        return body
+
+    async def media_written() -> bool:
+        kinds = [f["kind"] for f in ((await status()).get("manifest") or {}).get(
+            "file_results", [])]  # fmt: skip
+        return kinds.count("audio") >= 2 and kinds.count("video") >= 2
+
+    await _eventually(media_written, 60)
+    directory = Path(live_settings.recordings_dir) / rid
+
+    def enough() -> bool | None:  # a few seconds of audio in each participant's file
+        oggs = [p for p in directory.glob("*.ogg") if "mixed" not in p.name]
+        return (len(oggs) >= 2 and all(p.stat().st_size > 4000 for p in oggs)) or None
+
+    await until(enough, 60)
+    stopped = await api.post(f"{base}/{rid}/stop", headers=user_auth(host))
+    assert stopped.status_code == 202, stopped.text
+
+    async def complete() -> dict[str, Any] | None:
+        body = await status()
+        return body if body["status"] == "complete" else None
+
+    final = await _eventually(complete, 60)
+    await until(lambda: not _recording_on(guest_p) or None, 30)
+
+    manifest = final["manifest"]
+    assert manifest["egress_id"] == rid and manifest["room_name"] == f"meeting-{meeting_id}"
+    assert manifest["status"] == "EGRESS_COMPLETE" and manifest["ended_at"] > 0
+    files = manifest["file_results"]
+    assert {f["identity"] for f in files if f["kind"] != "mixed"} == {host, guest}
+    assert sum(f["kind"] == "mixed" for f in files) == 1
+    await _files_decode(api, user_auth(host), f"{base}/{rid}", directory, manifest)
+    traversal = await api.get(f"{base}/{rid}/files/..%2F..%2Fetc%2Fpasswd",
+                              headers=user_auth(host))  # fmt: skip
+    assert traversal.status_code == 404
