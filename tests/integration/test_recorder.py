@@ -6,6 +6,8 @@ ends it ``complete`` with an Egress-shaped manifest, and the files decode.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -18,6 +20,9 @@ import pytest
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import recording as proto
+from talkplatform_agents.lk.naming import RECORDER_AGENT_NAME
+from talkplatform_agents.store import Database
+from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
 from .conftest import post_json, until
@@ -149,3 +154,65 @@ async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
     traversal = await api.get(f"{base}/{rid}/files/..%2F..%2Fetc%2Fpasswd",
                               headers=user_auth(host))  # fmt: skip
     assert traversal.status_code == 404
+
+
+async def _holder_pid(database_url: str, room: str) -> int | None:
+    db = Database(database_url)
+    try:
+        leases = await BotLeaseRepository(db).of_room(room)
+    finally:
+        await db.aclose()
+    held = [x.holder for x in leases if x.agent_name == RECORDER_AGENT_NAME and x.identity]
+    return int(held[0].split("/")[1]) if held else None
+
+
+async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries_on(
+    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
+) -> None:
+    host = _uid("host")
+    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
+                              {"title": "killed", "settings": {}})  # fmt: skip
+    meeting_id = created["id"]
+    guest_p = await _join(api, user_auth, people, host, meeting_id)
+    base = f"/api/v1/meetings/{meeting_id}/recordings"
+    started = await api.post(base, headers=user_auth(host))
+    assert started.status_code == 202, started.text
+    rid = started.json()["id"]
+    directory = Path(live_settings.recordings_dir) / rid
+
+    async def status() -> dict[str, Any]:
+        reply = await api.get(f"{base}/{rid}", headers=user_auth(host))
+        assert reply.status_code == 200, reply.text
+        body: dict[str, Any] = reply.json()
+        return body
+
+    def some_audio() -> bool | None:  # a few seconds of it
+        oggs = [p for p in directory.glob("*-p1.ogg") if "mixed" not in p.name]
+        return (bool(oggs) and all(p.stat().st_size > 4000 for p in oggs)) or None
+
+    await until(lambda: _recording_on(guest_p), 90)
+    await until(some_audio, 60)
+    pid = await _eventually(lambda: _holder_pid(live_settings.database_url,
+                                                f"meeting-{meeting_id}"), 30)  # fmt: skip
+    os.kill(pid, signal.SIGKILL)
+
+    # The files it was writing still open and play (to within a page of the kill).
+    for path in directory.glob("*-p1.*"):
+        assert await asyncio.to_thread(_decoded_seconds, path) > 0.5, path
+
+    # The service's sweep replaces the recorder, which carries on in part 2.
+    async def second_part() -> dict[str, Any] | None:
+        body = await status()
+        return body if body["parts"] >= 2 and body["status"] == "active" else None
+
+    await _eventually(second_part, 90)
+    await until(lambda: any(directory.glob("*-p2.ogg")) or None, 60)
+    assert (await api.post(f"{base}/{rid}/stop", headers=user_auth(host))).status_code == 202
+
+    async def complete() -> dict[str, Any] | None:
+        body = await status()
+        return body if body["status"] == "complete" else None
+
+    manifest = (await _eventually(complete, 60))["manifest"]
+    assert [p["part"] for p in manifest["parts"]] == [1, 2]
+    assert {f["part"] for f in manifest["file_results"]} == {1, 2}
