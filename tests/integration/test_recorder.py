@@ -6,6 +6,7 @@ ends it ``complete`` with an Egress-shaped manifest, and the files decode.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import uuid
@@ -17,10 +18,11 @@ from typing import Any
 import av
 import httpx
 import pytest
+from livekit import rtc
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import recording as proto
-from talkplatform_agents.lk.naming import RECORDER_AGENT_NAME
+from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, RECORDER_AGENT_NAME
 from talkplatform_agents.store import Database
 from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
@@ -61,6 +63,15 @@ def _recording_on(participant: SyntheticParticipant) -> bool | None:
         )
         or None
     )
+
+
+def _recorder(participant: SyntheticParticipant, besides: str = "") -> str:
+    return next(
+        (p.identity for p in participant.room.remote_participants.values()
+         if p.attributes.get(AGENT_NAME_ATTRIBUTE) == RECORDER_AGENT_NAME
+         and p.identity != besides),
+        "",
+    )  # fmt: skip
 
 
 def _decoded_seconds(path: Path) -> float:
@@ -134,6 +145,12 @@ async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
         return (len(oggs) >= 2 and all(p.stat().st_size > 4000 for p in oggs)) or None
 
     await until(enough, 60)
+    recorder = _recorder(guest_p)
+    with pytest.raises(rtc.RpcError) as refused_rpc:  # a guest may not even ask
+        await guest_p.rpc(recorder, proto.RPC_RECORDING_STATUS, "{}")
+    assert refused_rpc.value.code == 2403
+    said = json.loads(await host_p.rpc(recorder, proto.RPC_RECORDING_STATUS, "{}"))
+    assert said["id"] == rid and said["status"] == "active" and said["parts"] == 1
     stopped = await api.post(f"{base}/{rid}/stop", headers=user_auth(host))
     assert stopped.status_code == 202, stopped.text
 
@@ -194,6 +211,7 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
     await until(some_audio, 60)
     pid = await _eventually(lambda: _holder_pid(live_settings.database_url,
                                                 f"meeting-{meeting_id}"), 30)  # fmt: skip
+    killed = _recorder(guest_p)
     os.kill(pid, signal.SIGKILL)
 
     # The files it was writing still open and play (to within a page of the kill).
@@ -207,7 +225,10 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
 
     await _eventually(second_part, 90)
     await until(lambda: any(directory.glob("*-p2.ogg")) or None, 60)
-    assert (await api.post(f"{base}/{rid}/stop", headers=user_auth(host))).status_code == 202
+    # A host stops it through the recorder itself this time.
+    recorder = await until(lambda: _recorder(guest_p, besides=killed) or None, 30)
+    answer = json.loads(await guest_p.rpc(recorder, proto.RPC_RECORDING_STOP, "{}"))
+    assert answer == {"id": rid, "status": "stopping"}
 
     async def complete() -> dict[str, Any] | None:
         body = await status()

@@ -18,6 +18,7 @@ The recording lives in the store (``store/recordings.py``); the bot is one part 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,10 +29,13 @@ from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from talkplatform_agents.bots.recorder.session import RecordingSession, SessionOptions
 from talkplatform_agents.bots.recorder.storage import LocalStorage
+from talkplatform_agents.bots.rpc_errors import answer_errors
+from talkplatform_agents.errors import Forbidden, NotFound
 from talkplatform_agents.lk import recording as proto
 from talkplatform_agents.lk.naming import RoomKind, parse_room
 from talkplatform_agents.lk.payloads import BadPayload, parse
-from talkplatform_agents.store import Database
+from talkplatform_agents.roles import MODERATOR_ROLES
+from talkplatform_agents.store import Database, MeetingRepository
 from talkplatform_agents.store.recordings import RecordingRepository, RecordingStatus
 from talkplatform_agents.tasks import TaskSet
 
@@ -64,17 +68,18 @@ async def recorder_entrypoint(ctx: JobContext) -> None:
         ctx.shutdown("not a meeting room")
         return
     db = Database(options.database_url)
-    ctx.add_shutdown_callback(db.aclose)
     recordings = RecordingRepository(db)
     recording_id = await _recording_id(ctx.job.metadata, recordings, ref.key)
     view = await recordings.mark_active(recording_id) if recording_id else None
     if view is None or view.status is not RecordingStatus.ACTIVE:
         logger.info("[%s] no recording to carry on (%s); leaving", room_name,
                     view.status.value if view else "none")  # fmt: skip
+        ctx.add_shutdown_callback(db.aclose)
         ctx.shutdown("no running recording")
         return
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
-    Recorder(ctx, recordings, view.id, options).start()
+    Recorder(ctx, recordings, MeetingRepository(db), view.id, options).start()
+    ctx.add_shutdown_callback(db.aclose)  # after the recorder's own: it ends the recording
 
 
 async def _recording_id(metadata: str, recordings: RecordingRepository, meeting: str) -> str:
@@ -94,12 +99,15 @@ class Recorder:
         self,
         ctx: JobContext,
         recordings: RecordingRepository,
+        meetings: MeetingRepository,
         recording_id: str,
         options: RecorderOptions,
     ) -> None:
         self._ctx = ctx
         self._room = ctx.room
         self._recordings = recordings
+        self._meetings = meetings
+        self._meeting_id = parse_room(ctx.room.name).key
         self._id = recording_id
         self._options = options
         self._tasks = TaskSet(f"recorder-control:{ctx.room.name}")
@@ -112,6 +120,10 @@ class Recorder:
     def start(self) -> None:
         self._session.start()
         self._ctx.add_shutdown_callback(self._on_shutdown)
+        local = self._room.local_participant
+        for method, handler in ((proto.RPC_RECORDING_STOP, self._rpc_stop),
+                                (proto.RPC_RECORDING_STATUS, self._rpc_status)):  # fmt: skip
+            local.register_rpc_method(method, answer_errors(self._room.name, method, handler))
         self._tasks.spawn(self._announce_on(), "announce")
         self._tasks.spawn(self._check_in(), "check-in")
         logger.info("[%s] recording %s, part %d", self._room.name, self._id, self._session.part)
@@ -134,6 +146,31 @@ class Recorder:
             if view is None or view.status is not RecordingStatus.ACTIVE:
                 await self._end(error="")
                 return
+
+    # -- the hosts' RPCs (the store says who is a host, never the caller) ---------------
+
+    async def _host_only(self, data: rtc.RpcInvocationData) -> None:
+        if await self._meetings.role(self._meeting_id, data.caller_identity) not in (
+            MODERATOR_ROLES
+        ):
+            raise Forbidden("only the meeting's hosts and co-hosts control its recording")
+
+    async def _rpc_stop(self, data: rtc.RpcInvocationData) -> str:
+        await self._host_only(data)
+        view = await self._recordings.request_stop(self._id)
+        if view is None:
+            raise NotFound("no such recording", recordingId=self._id)
+        # The next check-in ends it: the answer must reach the caller before the bot leaves.
+        return json.dumps({"id": view.id, "status": view.status.value})
+
+    async def _rpc_status(self, data: rtc.RpcInvocationData) -> str:
+        await self._host_only(data)
+        view = await self._recordings.get(self._id)
+        if view is None:
+            raise NotFound("no such recording", recordingId=self._id)
+        started = view.started_at.isoformat() if view.started_at else None
+        return json.dumps({"id": view.id, "status": view.status.value, "parts": view.parts,
+                           "startedAt": started})  # fmt: skip
 
     def _failed(self, reason: str) -> None:
         self._tasks.spawn(self._end(error=reason), "fail")
