@@ -235,5 +235,7 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
         return body if body["status"] == "complete" else None
 
     manifest = (await _eventually(complete, 60))["manifest"]
+    # Nobody is left showing "recording": not the new recorder, nor the killed one.
+    await until(lambda: not _recording_on(guest_p) or None, 30)
     assert [p["part"] for p in manifest["parts"]] == [1, 2]
     assert {f["part"] for f in manifest["file_results"]} == {1, 2}
