@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import socket
 import uuid
@@ -13,6 +14,7 @@ from livekit import api
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk.ice import IceServer, configured_ice_servers
+from talkplatform_agents.lk.naming import RECORDER_AGENT_NAME, RoomKind, parse_room
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
@@ -26,6 +28,7 @@ from talkplatform_agents.store import (
     WaitingRepository,
 )
 from talkplatform_agents.store.leases import BotLeaseRepository
+from talkplatform_agents.store.recordings import RecordingRepository
 
 __all__ = ["ServiceContext"]
 
@@ -69,7 +72,11 @@ class ServiceContext:
             rooms_sweep_s=settings.bot_rooms_sweep_s,
             lease_ttl_s=settings.bot_lease_ttl_s,
         )
-        reconciler = BotReconciler(server, gate=LeaseGate(leases, claimant, sweeping.claim_s))
+        reconciler = BotReconciler(
+            server,
+            gate=LeaseGate(leases, claimant, sweeping.claim_s),
+            wanted=functools.partial(_wanted_bots, RecordingRepository(db)),
+        )
         return cls(
             ws_url=settings.livekit_url,
             livekit_http_url=settings.livekit_http_url,
@@ -104,3 +111,12 @@ class ServiceContext:
         await self.server.aclose()
         await self.http.aclose()
         await self.db.aclose()
+
+
+async def _wanted_bots(recordings: RecordingRepository, room: str) -> tuple[str, ...]:
+    """A meeting room being recorded should have a recorder (one that left while people
+    remain, drained say, is replaced, and the new one carries the recording on)."""
+    ref = parse_room(room)
+    if ref.kind is RoomKind.MEETING and await recordings.running(ref.key) is not None:
+        return (RECORDER_AGENT_NAME,)
+    return ()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -104,11 +105,15 @@ class BotReconciler:
         server: AgentDispatchApi,
         options: ReconcilerOptions | None = None,
         gate: DispatchGate | None = None,
+        wanted: Callable[[str], Awaitable[tuple[str, ...]]] | None = None,
     ) -> None:
         self._server = server
         self._options = options or ReconcilerOptions()
         # None: this service alone dispatches (the bots' election settles any twin).
         self._gate = gate
+        # The bots a room should have beyond its kind's, as the store says now (a meeting
+        # being recorded has a recorder): looked for and dispatched the same way.
+        self._wanted = wanted
         self._tasks = TaskSet("reconciler")
         self._checks: dict[str, asyncio.Task[None]] = {}  # one pending check per room
         self.stats = ReconcilerStats()
@@ -187,7 +192,10 @@ class BotReconciler:
             if len(agents) == len(present):
                 return _Look(users=False, missing=[], dispatched=0)
             running = {p.attributes.get(AGENT_NAME_ATTRIBUTE, "") for p in agents}
-            expected = [a for a in agents_for_room(room) if a not in running]
+            wanted = agents_for_room(room)
+            if self._wanted is not None:
+                wanted = (*wanted, *await self._wanted(room))
+            expected = [a for a in wanted if a not in running]
             # A bot whose job a worker has taken is on its way (its process may still be
             # starting on a busy machine): a second dispatch would only make a twin.
             starting = await self._server.agents_in_flight(room) if expected else set()

@@ -77,12 +77,13 @@ class RoomClient:
         self.state = ClientState.RUNNING
         return time.perf_counter() - started
 
-    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
-        """Run ``work`` as a task of this client while it is in the room; else close it."""
+    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None] | None:
+        """Run ``work`` as a task of this client while it is in the room, and return it (to
+        cancel it early); else close it and return None."""
         if not self.running:
             work.close()
-            return
-        self._tasks.spawn(work, what)
+            return None
+        return self._tasks.spawn(work, what)
 
     async def leave(self, last_words: Callable[[], Awaitable[None]] | None = None) -> None:
         """Take no new task, run ``last_words`` (while still in the room: a last measure),
@@ -106,13 +107,13 @@ class RoomClient:
         tone: ToneConfig,
         marker_log: MarkerLog,
         gain: Callable[[], float] = _unity,
-    ) -> None:
-        """Publish the marked tone as a microphone, and pump it."""
+    ) -> asyncio.Task[None] | None:
+        """Publish the marked tone as a microphone, and pump it; returns the pump."""
         source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=50)
         track = rtc.LocalAudioTrack.create_audio_track(track_name, source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         await self.room.local_participant.publish_track(track, options)
-        self.spawn(pump_tone(source, tone, marker_log, gain), "audio")
+        return self.spawn(pump_tone(source, tone, marker_log, gain), "audio")
 
     async def publish_frames(
         self,

@@ -53,6 +53,7 @@ class ParticipantConfig:
     fps: int = 15
     tone: ToneConfig = field(default_factory=ToneConfig)
     black_video: bool = False  # publish black frames: a covered camera
+    subscribe: bool = True  # False: publish only, receive and measure nothing (a light client)
     connect_timeout_s: float = 10.0
     label: str = "synthetic"  # for log lines until the identity is known
 
@@ -96,6 +97,7 @@ class SyntheticParticipant:
         self.join_time_s: float | None = None
         # Linear gain on the published tone; 0 is a silent microphone. Change it any time.
         self.audio_gain = 1.0
+        self._tone_pump: asyncio.Task[None] | None = None
         self._marker_seen = asyncio.Event()
         self.room.on("track_subscribed", self._on_track_subscribed)
         self.room.on("data_received", self._on_data)
@@ -116,7 +118,7 @@ class SyntheticParticipant:
         cfg = self.config
         try:
             self.join_time_s = await self._client.join(
-                cfg.url, cfg.token, auto_subscribe=True, timeout_s=cfg.connect_timeout_s
+                cfg.url, cfg.token, auto_subscribe=cfg.subscribe, timeout_s=cfg.connect_timeout_s
             )
         except rtc.ConnectError as exc:
             raise SyntheticError(self._tag, f"could not join {cfg.url}: {exc}") from exc
@@ -262,8 +264,23 @@ class SyntheticParticipant:
         if video:
             await self._publish_video()
 
+    async def unpublish_audio(self) -> None:
+        """Stop the tone and unpublish its track: a microphone switched off. Publishing it
+        again (``publish_media(audio=True, video=False)``) makes a new track (a new sid)
+        whose markers count from 0."""
+        pump, self._tone_pump = self._tone_pump, None
+        if pump is not None:
+            pump.cancel()
+            await asyncio.wait([pump])
+        local = self.room.local_participant
+        for publication in list(local.track_publications.values()):
+            if publication.source == rtc.TrackSource.SOURCE_MICROPHONE:
+                await local.unpublish_track(publication.sid)
+
     async def _publish_audio(self) -> None:
-        await self._client.publish_tone(
+        if self._tone_pump is not None:
+            raise SyntheticError(self._tag, "the tone is published already")
+        self._tone_pump = await self._client.publish_tone(
             "synthetic-tone", self.config.tone, self.marker_log, lambda: self.audio_gain
         )
 

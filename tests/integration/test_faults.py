@@ -18,8 +18,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 from livekit import rtc
@@ -68,6 +70,7 @@ def faults(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Ite
             _env_file=None,  # type: ignore[call-arg]
             DATABASE_URL=mariadb.url,
             APP_JWT_SECRET=APP_SECRET,
+            RECORDINGS_DIR=str(base / "recordings"),
         )
         options = StackOptions(
             root=ROOT,
@@ -341,6 +344,62 @@ async def test_a_drained_worker_stores_what_its_chat_bot_was_given(faults: Fault
         await until(lambda: set(burst) <= set(host.receipts) or None, 60)
         assert sorted(await meeting.stored_ids()) == sorted(burst)
         faults.recoveries["drain: stored by the draining bot (of 8)"] = len(at_exit)
+
+
+async def test_a_drained_recorder_closes_its_files_and_the_recording_carries_on(
+    faults: Faults,
+) -> None:
+    """SIGTERM to the worker mid-recording: the recorder closes every file and the manifest
+    before it exits; once a worker is back, a new recorder carries the recording on."""
+    async with _meeting(faults) as (meeting, host):
+        auth = _auth(meeting.host)
+        base = f"/api/v1/meetings/{meeting.id}/recordings"
+        started = await meeting.http.post(base, headers=auth)
+        assert started.status_code == 202, started.text
+        rid = started.json()["id"]
+        directory = Path(faults.settings.recordings_dir) / rid
+
+        async def recording() -> dict[str, Any]:
+            reply = await meeting.http.get(f"{base}/{rid}", headers=auth)
+            assert reply.status_code == 200, reply.text
+            body: dict[str, Any] = reply.json()
+            return body
+
+        async def writing() -> bool:  # the mix (nobody here publishes), a few pages of it
+            manifest = (await recording()).get("manifest") or {}
+            mixed = [f for f in manifest.get("file_results", []) if f["kind"] == "mixed"]
+            path = directory / mixed[0]["filename"] if mixed else None
+            return path is not None and path.exists() and path.stat().st_size > 200
+
+        await until_async(writing, 90)
+        worker = faults.stack.process("worker")
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGTERM)
+        try:
+            await until_async(lambda: _exited(worker), 60)
+            manifest = (await recording())["manifest"]
+            assert manifest["parts"][0]["ended_at"] > 0  # closed, not cut short
+            first = [f for f in manifest["file_results"] if f["part"] == 1]
+            assert first and all(f["ended_at"] > 0 and f["size"] > 0 for f in first), first
+            for f in first:
+                with av.open(str(directory / f["filename"])) as container:
+                    assert container.streams[0].duration or container.duration, f
+        finally:
+            await asyncio.to_thread(faults.stack.restart, "worker")
+
+        async def second_part() -> bool:
+            body = await recording()
+            return body["parts"] >= 2 and body["status"] == "active"
+
+        await until_async(second_part, 120)
+        stopped = await meeting.http.post(f"{base}/{rid}/stop", headers=auth)
+        assert stopped.status_code == 202, stopped.text
+
+        async def complete() -> bool:
+            return (await recording())["status"] == "complete"
+
+        await until_async(complete, 60)
+        assert host.identity == meeting.host
 
 
 async def test_restarted_livekit_server_brings_everyone_back(faults: Faults) -> None:

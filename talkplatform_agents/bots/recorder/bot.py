@@ -21,18 +21,20 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from livekit import rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
+from talkplatform_agents.bots.election import Election
 from talkplatform_agents.bots.recorder.session import RecordingSession, SessionOptions
 from talkplatform_agents.bots.recorder.storage import LocalStorage
 from talkplatform_agents.bots.rpc_errors import answer_errors
 from talkplatform_agents.errors import Forbidden, NotFound
 from talkplatform_agents.lk import recording as proto
-from talkplatform_agents.lk.naming import RoomKind, parse_room
+from talkplatform_agents.lk.naming import RECORDER_AGENT_NAME, RoomKind, parse_room
 from talkplatform_agents.lk.payloads import BadPayload, parse
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.store import Database, MeetingRepository
@@ -69,17 +71,29 @@ async def recorder_entrypoint(ctx: JobContext) -> None:
         return
     db = Database(options.database_url)
     recordings = RecordingRepository(db)
+    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
+    # A second recorder may come (the REST start's dispatch and the reconciler's, for one):
+    # of two, one records, the one already recording if any.
+    election = Election(ctx.room, RECORDER_AGENT_NAME, lambda _: ctx.shutdown("duplicate"))
+
+    async def close_election() -> None:
+        election.close()
+
+    ctx.add_shutdown_callback(close_election)
     recording_id = await _recording_id(ctx.job.metadata, recordings, ref.key)
-    view = await recordings.mark_active(recording_id) if recording_id else None
+    view = None
+    if election.start() and recording_id:
+        view = await recordings.mark_active(recording_id)
     if view is None or view.status is not RecordingStatus.ACTIVE:
         logger.info("[%s] no recording to carry on (%s); leaving", room_name,
                     view.status.value if view else "none")  # fmt: skip
         ctx.add_shutdown_callback(db.aclose)
         ctx.shutdown("no running recording")
         return
-    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
-    Recorder(ctx, recordings, MeetingRepository(db), view.id, options).start()
-    ctx.add_shutdown_callback(db.aclose)  # after the recorder's own: it ends the recording
+    # The recorder closes the store itself, last: livekit-agents runs shutdown callbacks
+    # all at once, and ending the recording needs the store.
+    Recorder(ctx, recordings, MeetingRepository(db), view.id, options, db.aclose).start()
+    await election.mark_active()
 
 
 async def _recording_id(metadata: str, recordings: RecordingRepository, meeting: str) -> str:
@@ -102,6 +116,7 @@ class Recorder:
         meetings: MeetingRepository,
         recording_id: str,
         options: RecorderOptions,
+        close_store: Callable[[], Awaitable[None]],
     ) -> None:
         self._ctx = ctx
         self._room = ctx.room
@@ -116,8 +131,14 @@ class Recorder:
             self._failed,
         )  # fmt: skip
         self._ended = asyncio.Event()
+        self._close_store = close_store
+        # Whether the last person left (seen while connected: once the bot itself is
+        # disconnected, its room lists nobody, whether people remain or not).
+        self._alone = False
 
     def start(self) -> None:
+        self._room.on("participant_connected", self._on_people)
+        self._room.on("participant_disconnected", self._on_people)
         self._session.start()
         self._ctx.add_shutdown_callback(self._on_shutdown)
         local = self._room.local_participant
@@ -205,15 +226,24 @@ class Recorder:
             payload, reliable=True, topic=proto.TOPIC_NOTICE
         )
 
+    def _on_people(self, _participant: rtc.RemoteParticipant) -> None:
+        if self._room.isconnected():
+            self._alone = not _people_in(self._room)
+
     async def _on_shutdown(self) -> None:
-        # SIGTERM, or the room ended: every file and the manifest closed before exit.
-        if not self._ended.is_set():
-            self._ended.set()
-            await self._session.stop()
-            if not _people_in(self._room):
-                self._session.finish()
-                await self._recordings.finish(self._id, RecordingStatus.COMPLETE)
-        await self._tasks.aclose()
+        # SIGTERM, or the room ended: every file and the manifest closed before exit. The
+        # recording ends with the meeting; while people remain, a new recorder carries it
+        # on (the service's reconciler dispatches one to a room being recorded).
+        try:
+            if not self._ended.is_set():
+                self._ended.set()
+                await self._session.stop()
+                if self._alone:
+                    self._session.finish()
+                    await self._recordings.finish(self._id, RecordingStatus.COMPLETE)
+            await self._tasks.aclose()
+        finally:
+            await self._close_store()
 
 
 def _people_in(room: rtc.Room) -> bool:
