@@ -22,12 +22,16 @@ from livekit import rtc
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import recording as proto
-from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, RECORDER_AGENT_NAME
+from talkplatform_agents.lk.naming import (
+    AGENT_NAME_ATTRIBUTE,
+    CHAT_AGENT_NAME,
+    RECORDER_AGENT_NAME,
+)
 from talkplatform_agents.store import Database
 from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
-from .conftest import post_json, until
+from .conftest import post_json, settled_bot, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -239,3 +243,46 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
     await until(lambda: not _recording_on(guest_p) or None, 30)
     assert [p["part"] for p in manifest["parts"]] == [1, 2]
     assert {f["part"] for f in manifest["file_results"]} == {1, 2}
+
+
+async def test_a_write_error_fails_the_recording_with_its_reason_and_says_so(
+    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
+) -> None:
+    """The recording's directory refuses every write (immutable: even root cannot write
+    there): the recording ends ``failed`` with the reason, everyone hears it, and the other
+    bots of the meeting carry on."""
+    host = _uid("host")
+    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
+                              {"title": "full", "settings": {}})  # fmt: skip
+    meeting_id = created["id"]
+    host_p = await _join(api, user_auth, people, host, meeting_id)
+    base = f"/api/v1/meetings/{meeting_id}/recordings"
+    started = await api.post(base, headers=user_auth(host))
+    assert started.status_code == 202, started.text
+    rid = started.json()["id"]
+    directory = Path(live_settings.recordings_dir) / rid
+    directory.mkdir(parents=True)
+    immutable = await asyncio.create_subprocess_exec("chattr", "+i", str(directory))
+    assert await immutable.wait() == 0
+    try:
+
+        async def failed() -> dict[str, Any] | None:
+            reply = await api.get(f"{base}/{rid}", headers=user_auth(host))
+            body: dict[str, Any] = reply.json()
+            return body if body["status"] == "failed" else None
+
+        body = await _eventually(failed, 90)
+        assert "not permitted" in (body["error"] or ""), body
+        async with asyncio.timeout(30):  # every data packet is queued from the join on
+            while (notice := json.loads((await host_p.next_data(proto.TOPIC_NOTICE)).payload))[
+                "status"
+            ] != "failed":
+                pass
+        assert notice["recordingId"] == rid and notice["error"]
+    finally:
+        mutable = await asyncio.create_subprocess_exec("chattr", "-i", str(directory))
+        await mutable.wait()
+    # The chat bot in the same meeting still serves it.
+    chat = await until(lambda: settled_bot(host_p.room.remote_participants.values(),
+                                           CHAT_AGENT_NAME), 30)  # fmt: skip
+    assert chat

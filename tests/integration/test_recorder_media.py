@@ -318,12 +318,13 @@ def _check_audio(
     assert all((b - a) % 256 == 1 for a, b in pairwise(seqs)), (f["filename"], seqs)
     # Only a marker cut at either edge of the file may be missing.
     assert len(found) >= int(seconds / sender.tone.interval_s) - 2, (f["filename"], seqs)
-    # From entering WebRTC to its place on the recording's clock (a sequence number sent
-    # twice, by a track published again, counts its newer send only).
+    # From entering WebRTC to its place on the recording's clock. The log keeps a sequence
+    # number's newest send: one sent again by a later track falls outside this file.
     latency = [
         round((f["started_at"] / 1e9 + m.at_s - sent) * 1000, 1)
         for m in found
-        if (sent := log.sent_at(m.tag, m.seq)) is not None and sent * 1e9 >= f["started_at"] - 1e9
+        if (sent := log.sent_at(m.tag, m.seq)) is not None
+        and f["started_at"] - 1e9 <= sent * 1e9 <= f["ended_at"]
     ]
     return Track(f, pcm, found), {
         "seconds": round(seconds, 2),

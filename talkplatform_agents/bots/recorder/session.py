@@ -119,14 +119,14 @@ class RecordingSession:
                           extension)  # fmt: skip
         path = self._storage.path_for(self._id, name)
         result = file_result(name, path, "audio" if audio else "video", publication,
-                             participant, time.time_ns(), self.start_ns, self.part)  # fmt: skip
+                             participant, time.time_ns(), self.manifest.started_at,
+                             self.part)  # fmt: skip
         entry = TrackFile(result, path)
         work: Coroutine[Any, Any, None]
         if audio:
             work = record_audio(track, entry, self._mixer, self.start_ns, self._file_started)
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
-            work = record_video(track, entry, self._options.video, self.start_ns,
-                                self._file_started)  # fmt: skip
+            work = record_video(track, entry, self._options.video, self._file_started)
         else:
             return
         task = self._tasks.spawn(self._tracked(work, entry), f"{participant.identity} {name}")
@@ -153,6 +153,9 @@ class RecordingSession:
                 self._save()
 
     def _file_started(self, entry: TrackFile) -> None:
+        # Offsets count from the recording's start, not this part's: a later part's files
+        # carry on the first part's timeline.
+        entry.result.offset_ns = max(entry.result.started_at - self.manifest.started_at, 0)
         self.manifest.add_file(entry.result)
         self._save()
 
@@ -161,8 +164,8 @@ class RecordingSession:
     def _open_mix(self) -> None:
         name = self._name(self._options.mix_template, "", "", ".ogg")
         path = self._storage.path_for(self._id, name)
-        result = file_result(name, path, "mixed", None, None, self.start_ns, self.start_ns,
-                             self.part)  # fmt: skip
+        result = file_result(name, path, "mixed", None, None, self.start_ns,
+                             self.manifest.started_at, self.part)  # fmt: skip
         self._mixed = OpusFileWriter(path, SAMPLE_RATE, 1)
         self._mixed_entry = TrackFile(result, path)
         self.manifest.add_file(result)

@@ -1,7 +1,7 @@
 """One received track, into its own file (and, for audio, into the meeting's mix).
 
-A track's file starts when its first frame arrives; its place on the recording's timeline
-is that moment (``offset_ns`` in the manifest). Audio is counted in samples
+A track's file starts when its first frame arrives (``started_at``); the session places
+that moment on the recording's timeline (``offset_ns``). Audio is counted in samples
 (``SourceClock``), so arrival jitter never moves it; video carries its arrival times.
 Encoding runs on a worker thread: the event loop keeps receiving while a frame encodes.
 """
@@ -86,15 +86,16 @@ async def record_audio(
     track: rtc.Track,
     entry: TrackFile,
     mixer: AudioMixer,
-    recording_start_ns: int,
+    mix_start_ns: int,
     on_started: Callable[[TrackFile], None],
 ) -> None:
-    """Write ``track`` to ``entry``'s Ogg/Opus file and into ``mixer``, until the track
-    ends (or this task is cancelled); the entry then says how long the file is."""
+    """Write ``track`` to ``entry``'s Ogg/Opus file and into ``mixer`` (whose sample 0 is
+    ``mix_start_ns``), until the track ends (or this task is cancelled); the entry then says
+    how long the file is."""
     stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
     writer: OpusFileWriter | None = None
     key = entry.result.track_sid
-    mix_clock = SourceClock(SAMPLE_RATE, recording_start_ns)
+    mix_clock = SourceClock(SAMPLE_RATE, mix_start_ns)
     file_clock: SourceClock | None = None
     try:
         async for event in stream:
@@ -102,7 +103,6 @@ async def record_audio(
             samples = np.frombuffer(event.frame.data, dtype=np.int16)
             if writer is None:
                 entry.result.started_at = now - len(samples) * 1_000_000_000 // SAMPLE_RATE
-                entry.result.offset_ns = max(entry.result.started_at - recording_start_ns, 0)
                 writer = OpusFileWriter(entry.path, SAMPLE_RATE, 1)
                 file_clock = SourceClock(SAMPLE_RATE, entry.result.started_at)
                 mixer.add_source(key)
@@ -122,7 +122,6 @@ async def record_video(
     track: rtc.Track,
     entry: TrackFile,
     limits: VideoLimits,
-    recording_start_ns: int,
     on_started: Callable[[TrackFile], None],
 ) -> None:
     """Write ``track`` to ``entry``'s WebM/VP8 file, at the first frame's size scaled to
@@ -140,7 +139,6 @@ async def record_video(
             if writer is None:
                 width, height = _fit(frame.width, frame.height, limits)
                 entry.result.started_at = now
-                entry.result.offset_ns = max(now - recording_start_ns, 0)
                 writer = Vp8FileWriter(entry.path, width, height, limits.max_fps)
                 on_started(entry)
             last_ns = now
