@@ -47,6 +47,7 @@ bench: setup
 	$(PY) bench/bot_density.py
 	$(PY) bench/rooms_per_process.py
 	$(PY) bench/recovery.py
+	$(PY) bench/recorder_cost.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

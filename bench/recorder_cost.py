@@ -263,8 +263,8 @@ def _used(before: dict[int, float], after: dict[int, float], pids: set[int] | No
 
 
 def _busy_s() -> float:
-    times = psutil.cpu_times()
-    return float(sum(times)) - times.idle - getattr(times, "iowait", 0.0)
+    times = psutil.cpu_times()  # guest time is in user's already; steal is nobody's here
+    return float(times.user + times.nice + times.system + times.irq + times.softirq)
 
 
 def _tree(process: psutil.Process) -> list[psutil.Process]:
@@ -351,7 +351,10 @@ def _behind(step: Step) -> str:
         reasons.append(f"audio {extra_silence:.0%} more silence than received")
     received = step.baseline_fps
     if step.file_fps is not None and received and step.file_fps < (1 - SHORTFALL) * received:
-        reasons.append(f"video {step.file_fps:.1f} fps written of {received:.1f}")
+        reasons.append(f"video {step.file_fps:.1f} of {received:.1f} fps")
+    cores = psutil.cpu_count() or 1
+    if reasons and step.machine_cores >= MAX_CORE * cores:
+        reasons.append(f"the machine full ({step.machine_cores:.2f} of {cores} cores)")
     return "; ".join(reasons)
 
 
@@ -386,18 +389,24 @@ class Bench:
                           role=Role.PARTICIPANT, ttl=dt.timedelta(hours=1),
                           grants=grants).jwt  # fmt: skip
 
-    async def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        reply = await self.http.post(path, json=body, headers=self.auth)
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        # A 503 is the store busy (SQLite, on a loaded machine): asked again, not a failure.
+        for _ in range(20):
+            reply = await self.http.request(method, path, json=body, headers=self.auth)
+            if reply.status_code != 503:
+                break
+            await asyncio.sleep(1)
         if reply.status_code >= 300:
-            raise RuntimeError(f"POST {path}: {reply.status_code} {reply.text}")
-        answer: dict[str, Any] = reply.json()
+            raise RuntimeError(f"{method} {path}: {reply.status_code} {reply.text}")
+        return reply.json()
+
+    async def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._call("POST", path, body)
         return answer
 
     async def _recording(self, base: str, rid: str) -> dict[str, Any]:
-        reply = await self.http.get(f"{base}/{rid}", headers=self.auth)
-        reply.raise_for_status()
-        body: dict[str, Any] = reply.json()
-        return body
+        answer: dict[str, Any] = await self._call("GET", f"{base}/{rid}")
+        return answer
 
     async def _until(self, probe: Any, timeout_s: float, what: str) -> Any:
         try:
@@ -530,20 +539,23 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return float(((xs - xs.mean()) * (ys - ys.mean())).sum() / spread) if spread else float("nan")
 
 
-def _per_track_minute(steps: list[Step], field: str) -> tuple[float, float]:
-    """CPU seconds per audio-track-minute and per video-track-minute of ``field``'s process."""
+def _per_track(steps: list[Step], field: str) -> tuple[float, float]:
+    """Cores per audio track and per audio+video participant of ``field``'s process."""
     idle, audio = steps[0], steps[1]
     per_audio = (getattr(audio, field) - getattr(idle, field)) / max(audio.audio_tracks, 1)
     kept_up = [s for s in steps[2:] if not s.behind] or steps[2:3]
     points = [(0.0, getattr(idle, field))]
     points += [(float(s.participants), getattr(s, field)) for s in kept_up]
-    per_video = _slope(points) - per_audio if len(points) > 1 else float("nan")
-    return per_audio * 60, per_video * 60
+    return per_audio, _slope(points) if len(points) > 1 else float("nan")
 
 
 def _summary(steps: list[Step], args: argparse.Namespace) -> dict[str, Any]:
-    audio, video = _per_track_minute(steps, "recorder_cores")
-    base_audio, base_video = _per_track_minute(steps, "baseline_cores")
+    audio, participant = _per_track(steps, "recorder_cores")
+    base_audio, base_participant = _per_track(steps, "baseline_cores")
+    # CPU seconds per track-minute: cores times 60.
+    video, base_video = (participant - audio) * 60, (base_participant - base_audio) * 60
+    audio, base_audio = audio * 60, base_audio * 60
+    idle = steps[0].recorder_cores
     av = steps[2:]
     kept_up = [s for s in av if not s.behind]
     fell = next((s for s in av if s.behind), None)
@@ -561,6 +573,10 @@ def _summary(steps: list[Step], args: argparse.Namespace) -> dict[str, Any]:
         # audio + video per participant
         "tracks_in_real_time": 2 * top.participants if top else 0,
         "fell_behind_at": f"{fell.step}: {fell.behind}" if fell else "never (the last step)",
+        # What a core of its own would hold, from the measured slope (a projection).
+        "projected_tracks_per_recorder_core": 2 * (MAX_CORE - idle) / participant
+        if participant > 0
+        else float("nan"),
         "machine_cores_at_top": top.machine_cores if top else float("nan"),
         "other_cores_at_top": top.other_cores if top else float("nan"),
     }

@@ -102,7 +102,7 @@ async def _files_decode(
 ) -> None:
     for f in manifest["file_results"]:
         assert f["ended_at"] >= f["started_at"] > 0 and f["size"] > 0, f
-        assert f["offset_ns"] == f["started_at"] - manifest["started_at"] or f["kind"] == "mixed"
+        assert f["offset_ns"] == max(f["started_at"] - manifest["started_at"], 0), f
         seconds = await asyncio.to_thread(_decoded_seconds, directory / f["filename"])
         assert seconds > 0.5, (f["filename"], seconds)
         download = await api.get(f"{base}/files/{f['filename']}", headers=auth)
@@ -242,6 +242,8 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
     # Nobody is left showing "recording": not the new recorder, nor the killed one.
     await until(lambda: not _recording_on(guest_p) or None, 30)
     assert [p["part"] for p in manifest["parts"]] == [1, 2]
+    for f in manifest["file_results"]:  # both parts on the recording's one timeline
+        assert f["offset_ns"] == max(f["started_at"] - manifest["started_at"], 0), f
     assert {f["part"] for f in manifest["file_results"]} == {1, 2}
 
 
