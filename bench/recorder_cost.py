@@ -26,10 +26,9 @@ what the baseline heard (the recorder fills a stall with silence), or a video fi
 fewer than 90 % of the frames per second the baseline converted.
 
 Per track-minute: audio from the audio step over idle; video from the slope of CPU over the
-audio+video participants (least squares through idle at 0 and the steps in real time), less
-an audio track's share. The same for the baseline; the ratios are recorder over baseline.
-Every process here shares the machine (2 cores, with other work on it): each step also
-reports the publishers', livekit-server's and the whole machine's CPU, and the rest.
+audio+video participants (least squares through idle at 0 and the steps in real time) less
+an audio track's share; the same for the baseline. Everything shares the machine: each step
+also reports the publishers', livekit-server's, the machine's and everyone else's CPU.
 """
 
 from __future__ import annotations
@@ -65,8 +64,6 @@ from talkplatform_agents.store import Database
 from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 from talkplatform_agents.tasks import TaskSet
-
-logger = logging.getLogger(__name__)
 
 WIDTH, HEIGHT, FPS = 640, 360, 15
 SAMPLE_RATE = 48_000
@@ -205,7 +202,8 @@ class Child:
         self.ps = psutil.Process(process.pid)
 
     @classmethod
-    async def spawn(cls, role: str, spec: dict[str, Any], log: Path) -> Child:
+    async def spawn(cls, role: str, spec: dict[str, Any], logs: Path) -> Child:
+        log = logs / f"recorder_cost.{role}.log"
         with log.open("ab") as err:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--child", role, stdin=asyncio.subprocess.PIPE,
@@ -292,7 +290,7 @@ class Step:
     audio_length: float | None  # the shortest audio file over its wall time
     file_silence: float | None  # the most silent audio file's silent share
     baseline_silence: float | None  # the baseline's silent share of the audio it received
-    behind: str  # why the recorder fell behind; "" when it kept up
+    behind: str = ""  # why the recorder fell behind; "" when it kept up
 
     @property
     def ratio(self) -> float:
@@ -329,9 +327,9 @@ def _silent_share(path: Path) -> float:
         pcm = [f.to_ndarray().reshape(-1) for f in container.decode(container.streams.audio[0])]
     if not pcm:
         return 1.0
-    samples = np.concatenate(pcm).astype(np.float64)
-    if samples.dtype.kind == "f" and np.abs(samples).max() <= 1.0:
-        samples *= 32768  # a float decoder's output, back on the int16 scale
+    raw = np.concatenate(pcm)
+    # A float decoder's output (-1..1), on the int16 scale.
+    samples = raw.astype(np.float64) * (32768 if raw.dtype.kind == "f" else 1)
     block = SAMPLE_RATE // 50
     whole = len(samples) - len(samples) % block
     if not whole:
@@ -400,14 +398,6 @@ class Bench:
             raise RuntimeError(f"{method} {path}: {reply.status_code} {reply.text}")
         return reply.json()
 
-    async def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        answer: dict[str, Any] = await self._call("POST", path, body)
-        return answer
-
-    async def _recording(self, base: str, rid: str) -> dict[str, Any]:
-        answer: dict[str, Any] = await self._call("GET", f"{base}/{rid}")
-        return answer
-
     async def _until(self, probe: Any, timeout_s: float, what: str) -> Any:
         try:
             async with asyncio.timeout(timeout_s):
@@ -429,7 +419,7 @@ class Bench:
         return pid
 
     async def step(self, name: str, participants: int, video: bool) -> Step:
-        meeting = await self._post("/api/v1/meetings", {"title": f"rec-{name}", "settings": {}})
+        meeting = await self._call("POST", "/api/v1/meetings", {"title": name, "settings": {}})
         room = meeting_room_name(meeting["id"])
         base = f"/api/v1/meetings/{meeting['id']}/recordings"
         tracks = participants * (2 if video else 1)
@@ -440,33 +430,29 @@ class Bench:
                 tokens = [self._token(room, f"{name}-{i}", publish=True)
                           for i in range(participants)]  # fmt: skip
                 spec = {"url": url, "tokens": tokens, "video": video}
-                spawned.append(
-                    await Child.spawn("publish", spec, self.logs / "recorder_cost.publish.log")
-                )
+                spawned.append(await Child.spawn("publish", spec, self.logs))
             token = self._token(room, f"{name}-baseline", publish=False)
-            baseline = await Child.spawn("baseline", {"url": url, "token": token,
-                                                      "expected": tracks},
-                                         self.logs / "recorder_cost.baseline.log")  # fmt: skip
-            spawned.append(baseline)
+            spec = {"url": url, "token": token, "expected": tracks}
+            spawned.append(baseline := await Child.spawn("baseline", spec, self.logs))
             for child in spawned:
                 children.push_async_callback(child.aclose)
             await asyncio.gather(*(child.read() for child in spawned))
-            rid = (await self._post(base))["id"]
+            rid = (await self._call("POST", base))["id"]
             recorder = psutil.Process(await self._recorder_pid(room))
 
             async def files_open() -> bool:
-                manifest = (await self._recording(base, rid)).get("manifest") or {}
+                manifest = (await self._call("GET", f"{base}/{rid}")).get("manifest") or {}
                 return len(manifest.get("file_results", [])) >= tracks + 1  # and the mix
 
             await self._until(files_open, 90, "every track's file")
             await asyncio.sleep(self.args.warmup_s)  # a bench: the recorder's start-up out
             measured = await self._window(recorder, baseline, spawned[:-1], tracks - participants)
-            await self._post(f"{base}/{rid}/stop")
+            await self._call("POST", f"{base}/{rid}/stop")
 
             last: dict[str, Any] = {}
 
             async def complete() -> dict[str, Any] | None:
-                last.update(await self._recording(base, rid))
+                last.update(await self._call("GET", f"{base}/{rid}"))
                 return last if last["status"] == "complete" else None
 
             try:
@@ -476,8 +462,7 @@ class Bench:
         directory = Path(self.settings.recordings_dir) / rid
         files = await asyncio.to_thread(_read_files, directory, manifest)
         result = Step(step=name, participants=participants, audio_tracks=participants,
-                      video_tracks=participants if video else 0, **measured, **files,
-                      behind="")  # fmt: skip
+                      video_tracks=participants if video else 0, **measured, **files)  # fmt: skip
         result.behind = _behind(result)
         return result
 

@@ -209,6 +209,20 @@ class Settings(BaseSettings):
         description="Where recordings are written: a directory per recording, with its "
         "manifest.json (the recorder writes, the service serves).",
     )
+    recorder_video_layer: Literal["low", "medium", "high"] = Field(
+        default="high",
+        validation_alias="RECORDER_VIDEO_LAYER",
+        description="The simulcast layer the recorder receives of each camera.",
+    )
+    recorder_video_max_width: int = Field(
+        default=640, ge=16, le=3840, validation_alias="RECORDER_VIDEO_MAX_WIDTH"
+    )
+    recorder_video_max_height: int = Field(
+        default=360, ge=16, le=2160, validation_alias="RECORDER_VIDEO_MAX_HEIGHT"
+    )
+    recorder_video_max_fps: int = Field(
+        default=15, ge=1, le=60, validation_alias="RECORDER_VIDEO_MAX_FPS"
+    )
     # The chat relay bot (bots/chat/options.py says what each means).
     chat_history_size: int = Field(default=50, ge=0, le=500, validation_alias="CHAT_HISTORY_SIZE")
     chat_max_message_chars: int = Field(

@@ -24,6 +24,8 @@ from talkplatform_agents.bots.recorder.bot import (
     recorder_entrypoint,
     recorder_prewarm,
 )
+from talkplatform_agents.bots.recorder.session import SessionOptions
+from talkplatform_agents.bots.recorder.tracks import VideoLimits
 from talkplatform_agents.lk.naming import (
     CHAT_AGENT_NAME,
     ECHO_AGENT_NAME,
@@ -82,6 +84,14 @@ class BotOptions:
             recorder=RecorderOptions(
                 database_url=settings.database_url,
                 recordings_dir=Path(settings.recordings_dir).resolve(),
+                session=SessionOptions(
+                    video=VideoLimits(
+                        layer=settings.recorder_video_layer,
+                        max_width=settings.recorder_video_max_width,
+                        max_height=settings.recorder_video_max_height,
+                        max_fps=settings.recorder_video_max_fps,
+                    )
+                ),
             ),
             lease=LeaseOptions(
                 database_url=settings.database_url,

@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -288,3 +290,32 @@ async def test_a_write_error_fails_the_recording_with_its_reason_and_says_so(
     chat = await until(lambda: settled_bot(host_p.room.remote_participants.values(),
                                            CHAT_AGENT_NAME), 30)  # fmt: skip
     assert chat
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.child_env()}
+    return subprocess.run(
+        [sys.executable, "-m", "talkplatform_agents", "meeting", "record", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_the_cli_starts_lists_and_stops_a_recording(
+    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
+) -> None:
+    host, guest = _uid("host"), _uid("guest")
+    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
+                              {"title": "cli", "settings": {}})  # fmt: skip
+    meeting_id = created["id"]
+    host_p = await _join(api, user_auth, people, host, meeting_id)
+    refused = await asyncio.to_thread(_cli, live_settings, "start", meeting_id, "--as", guest)
+    assert refused.returncode == 1 and "403" in refused.stderr
+    started = await asyncio.to_thread(_cli, live_settings, "start", meeting_id, "--as", host)
+    assert started.returncode == 0, started.stderr
+    rid = json.loads(started.stdout)["id"]
+    await until(lambda: _recording_on(host_p), 90)
+    listed = await asyncio.to_thread(_cli, live_settings, "list", meeting_id, "--as", host)
+    assert [r["id"] for r in json.loads(listed.stdout)["recordings"]] == [rid]
+    stopped = await asyncio.to_thread(_cli, live_settings, "stop", meeting_id, rid, "--as", host)
+    assert stopped.returncode == 0 and json.loads(stopped.stdout)["status"] == "stopping"
+    await until(lambda: not _recording_on(host_p) or None, 60)

@@ -29,6 +29,7 @@ from talkplatform_agents.bots.recorder.mixer import AudioMixer
 from talkplatform_agents.bots.recorder.storage import LocalStorage
 from talkplatform_agents.bots.recorder.timeline import ns_to_samples
 from talkplatform_agents.bots.recorder.tracks import (
+    LAYERS,
     SAMPLE_RATE,
     TrackFile,
     VideoLimits,
@@ -126,6 +127,8 @@ class RecordingSession:
         if audio:
             work = record_audio(track, entry, self._mixer, self.start_ns, self._file_started)
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
+            if publication.simulcasted:
+                publication.set_video_quality(LAYERS[self._options.video.layer])
             work = record_video(track, entry, self._options.video, self._file_started)
         else:
             return

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from livekit import rtc
@@ -31,13 +32,29 @@ logger = logging.getLogger(__name__)
 SAMPLE_RATE = 48000
 
 
+VideoLayer = Literal["low", "medium", "high"]
+LAYERS: dict[str, rtc.VideoQuality.ValueType] = {
+    "low": rtc.VideoQuality.VIDEO_QUALITY_LOW,
+    "medium": rtc.VideoQuality.VIDEO_QUALITY_MEDIUM,
+    "high": rtc.VideoQuality.VIDEO_QUALITY_HIGH,
+}
+
+
 @dataclass(frozen=True)
 class VideoLimits:
-    """A video file's size and rate at most: the received size, scaled down to fit."""
+    """Which simulcast layer to receive, and a video file's size and rate at most: the
+    received size, scaled down to fit."""
 
+    layer: VideoLayer = "high"
     max_width: int = 640
     max_height: int = 360
     max_fps: int = 15
+
+    def __post_init__(self) -> None:
+        if self.layer not in LAYERS:
+            raise ValueError(f"layer must be low, medium or high, not {self.layer!r}")
+        if self.max_width < 16 or self.max_height < 16 or not 1 <= self.max_fps <= 60:
+            raise ValueError(f"video limits out of range: {self}")
 
 
 @dataclass
