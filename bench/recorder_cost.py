@@ -22,8 +22,9 @@ Steps: ``idle`` (a recording of a room where nobody publishes: the recorder's fi
 ``audio`` (``--audio-only`` participants, audio only), then ``--steps`` participants with
 audio and video, until the recorder falls behind: its CPU at 95 % of a core or more, an
 audio file shorter than its wall time by more than 10 % or more than 10 % silence beyond
-what the baseline heard (the recorder fills a stall with silence), or a video file with
-fewer than 90 % of the frames per second the baseline converted.
+what the baseline heard (the recorder fills a stall with silence), a video file with fewer
+than 90 % of the frames per second the baseline converted, or the recorder replaced (its
+process stalled past ``BOT_LEASE_TTL_S``, so the service took it for dead).
 
 Per track-minute: audio from the audio step over idle; video from the slope of CPU over the
 audio+video participants (least squares through idle at 0 and the steps in real time) less
@@ -290,6 +291,7 @@ class Step:
     audio_length: float | None  # the shortest audio file over its wall time
     file_silence: float | None  # the most silent audio file's silent share
     baseline_silence: float | None  # the baseline's silent share of the audio it received
+    parts: int = 1  # more: the recorder was replaced (its lease lapsed: a stall of seconds)
     behind: str = ""  # why the recorder fell behind; "" when it kept up
 
     @property
@@ -340,6 +342,8 @@ def _silent_share(path: Path) -> float:
 
 def _behind(step: Step) -> str:
     reasons = []
+    if step.parts > 1:
+        reasons.append(f"the recorder replaced ({step.parts} parts)")
     if step.recorder_cores >= MAX_CORE:
         reasons.append(f"CPU {step.recorder_cores:.0%} of a core")
     if step.audio_length is not None and step.audio_length < 1 - SHORTFALL:
@@ -462,7 +466,8 @@ class Bench:
         directory = Path(self.settings.recordings_dir) / rid
         files = await asyncio.to_thread(_read_files, directory, manifest)
         result = Step(step=name, participants=participants, audio_tracks=participants,
-                      video_tracks=participants if video else 0, **measured, **files)  # fmt: skip
+                      video_tracks=participants if video else 0, **measured, **files,
+                      parts=last["parts"])  # fmt: skip
         result.behind = _behind(result)
         return result
 
