@@ -110,6 +110,11 @@ class BotSpec:
     # Called as prewarm(options, proc) once in each job process.
     prewarm: Callable[[BotOptions, JobProcess], None] | None = None
     executor: Executor = "process"
+    # Warm job processes its livekit-agents server keeps (None: the worker's default).
+    idle_processes: int | None = None
+    # Its lease's length, if longer than the worker's (None: BOT_LEASE_TTL_S): a bot whose
+    # event loop may stall on a saturated machine (encoding) is not taken for dead.
+    lease_ttl_s: float | None = None
 
     @property
     def hostable(self) -> bool:
@@ -146,6 +151,8 @@ BOTS: dict[str, BotSpec] = {
             "manifest (on request, or settings.recording.auto)",
             _prewarm_recorder,
             executor="process",  # media: decodes and encodes
+            idle_processes=1,  # recordings are rare, and each holds its process for long
+            lease_ttl_s=6.0,
         ),
         BotSpec(
             WAITING_ROOM_AGENT_NAME,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import multiprocessing as mp
@@ -309,7 +310,9 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
         job_executor_type=JobExecutorType.THREAD
         if options.executor_of(spec) == "thread"
         else JobExecutorType.PROCESS,
-        num_idle_processes=options.idle_processes,
+        num_idle_processes=options.idle_processes
+        if spec.idle_processes is None
+        else spec.idle_processes,
         load_threshold=options.load_threshold,
         load_fnc=load_fnc,
         drain_timeout=options.drain_timeout_s,
@@ -321,7 +324,11 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
         # A partial of a module-level function pickles by reference: spawn-safe.
         setup_fnc=functools.partial(
             leased_prewarm,
-            options.bots.lease,
+            options.bots.lease
+            if spec.lease_ttl_s is None
+            else dataclasses.replace(
+                options.bots.lease, ttl_s=max(spec.lease_ttl_s, options.bots.lease.ttl_s)
+            ),
             functools.partial(spec.prewarm, options.bots) if spec.prewarm else None,
         ),
         # livekit-agents spells WARNING its own way.

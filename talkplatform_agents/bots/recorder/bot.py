@@ -29,7 +29,12 @@ from livekit import rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from talkplatform_agents.bots.election import Election
-from talkplatform_agents.bots.recorder.session import RecordingSession, SessionOptions
+from talkplatform_agents.bots.recorder.manifest import RecordingManifest
+from talkplatform_agents.bots.recorder.session import (
+    MANIFEST_NAME,
+    RecordingSession,
+    SessionOptions,
+)
 from talkplatform_agents.bots.recorder.storage import LocalStorage
 from talkplatform_agents.bots.rpc_errors import answer_errors
 from talkplatform_agents.errors import Forbidden, NotFound
@@ -84,6 +89,12 @@ async def recorder_entrypoint(ctx: JobContext) -> None:
     view = None
     if election.start() and recording_id:
         view = await recordings.mark_active(recording_id)
+    if view is not None and view.status is RecordingStatus.STOPPING:
+        # Stopped while no recorder ran (the last one died after the host's stop): what
+        # earlier parts wrote is all there is; close the recording.
+        _close_manifest(LocalStorage(options.recordings_dir), view.id)
+        await recordings.finish(view.id, RecordingStatus.COMPLETE)
+        logger.info("[%s] recording %s was stopping: completed", room_name, view.id)
     if view is None or view.status is not RecordingStatus.ACTIVE:
         logger.info("[%s] no recording to carry on (%s); leaving", room_name,
                     view.status.value if view else "none")  # fmt: skip
@@ -251,3 +262,11 @@ def _people_in(room: rtc.Room) -> bool:
         p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
         for p in room.remote_participants.values()
     )
+
+
+def _close_manifest(storage: LocalStorage, recording_id: str) -> None:
+    path = storage.path_for(recording_id, MANIFEST_NAME)
+    if path.exists():
+        manifest = RecordingManifest.load(path)
+        manifest.finish(time.time_ns())
+        manifest.write(path)
