@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +58,16 @@ def _now() -> dt.datetime:
 
 def _until(ttl_s: float) -> dt.datetime:
     return _now() + dt.timedelta(seconds=ttl_s)
+
+
+def _claimed_by(claimant: str, ttl_s: float) -> dict[str, Any]:
+    """A lease as a dispatch's claim leaves it: the claimant's, no bot yet, one more try."""
+    return {
+        "holder": claimant,
+        "identity": "",
+        "expires_at": _until(ttl_s),
+        "dispatches": BotLease.dispatches + 1,
+    }
 
 
 class BotLeaseRepository:
@@ -146,12 +157,7 @@ class BotLeaseRepository:
                     BotLease.agent_name == agent_name,
                     BotLease.expires_at < now,
                 )
-                .values(
-                    holder=claimant,
-                    identity="",
-                    expires_at=now + dt.timedelta(seconds=ttl_s),
-                    dispatches=BotLease.dispatches + 1,
-                )
+                .values(_claimed_by(claimant, ttl_s))
             )
             if getattr(result, "rowcount", 0):
                 return True
@@ -176,12 +182,7 @@ class BotLeaseRepository:
                     BotLease.holder == lease.holder,
                     BotLease.expires_at < _now(),
                 )
-                .values(
-                    holder=claimant,
-                    identity="",
-                    expires_at=_until(ttl_s),
-                    dispatches=BotLease.dispatches + 1,
-                )
+                .values(_claimed_by(claimant, ttl_s))
             )
             return bool(getattr(result, "rowcount", 0))
 

@@ -61,7 +61,7 @@ async def _join(
     return participant
 
 
-def _recording_on(participant: SyntheticParticipant) -> bool | None:
+def recording_on(participant: SyntheticParticipant) -> bool | None:
     return (
         any(
             p.attributes.get(proto.ATTR_RECORDING) == proto.ATTR_RECORDING_ON
@@ -90,7 +90,15 @@ def _decoded_seconds(path: Path) -> float:
         return last
 
 
-async def _eventually(probe: Callable[[], Any], timeout_s: float) -> Any:
+async def recording(api: httpx.AsyncClient, auth: dict[str, str], url: str) -> dict[str, Any]:
+    """A recording as the REST API shows it, with its manifest."""
+    reply = await api.get(url, headers=auth)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+async def eventually(probe: Callable[[], Any], timeout_s: float) -> Any:
     """Poll an async ``probe`` until it returns something truthy (HTTP state: nothing to
     await)."""
     async with asyncio.timeout(timeout_s):
@@ -129,21 +137,18 @@ async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
     assert (await api.post(base, headers=user_auth(host))).status_code == 409
 
     # Consent: everyone in the room sees the recorder's attribute.
-    await until(lambda: _recording_on(guest_p), 90)
-    await until(lambda: _recording_on(host_p), 30)
+    await until(lambda: recording_on(guest_p), 90)
+    await until(lambda: recording_on(host_p), 30)
 
     async def status() -> dict[str, Any]:
-        reply = await api.get(f"{base}/{rid}", headers=user_auth(host))
-        assert reply.status_code == 200, reply.text
-        body: dict[str, Any] = reply.json()
-        return body
+        return await recording(api, user_auth(host), f"{base}/{rid}")
 
     async def media_written() -> bool:
         kinds = [f["kind"] for f in ((await status()).get("manifest") or {}).get(
             "file_results", [])]  # fmt: skip
         return kinds.count("audio") >= 2 and kinds.count("video") >= 2
 
-    await _eventually(media_written, 60)
+    await eventually(media_written, 60)
     directory = Path(live_settings.recordings_dir) / rid
 
     def enough() -> bool | None:  # a few seconds of audio in each participant's file
@@ -164,8 +169,8 @@ async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
         body = await status()
         return body if body["status"] == "complete" else None
 
-    final = await _eventually(complete, 60)
-    await until(lambda: not _recording_on(guest_p) or None, 30)
+    final = await eventually(complete, 60)
+    await until(lambda: not recording_on(guest_p) or None, 30)
 
     manifest = final["manifest"]
     assert manifest["egress_id"] == rid and manifest["room_name"] == f"meeting-{meeting_id}"
@@ -204,18 +209,15 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
     directory = Path(live_settings.recordings_dir) / rid
 
     async def status() -> dict[str, Any]:
-        reply = await api.get(f"{base}/{rid}", headers=user_auth(host))
-        assert reply.status_code == 200, reply.text
-        body: dict[str, Any] = reply.json()
-        return body
+        return await recording(api, user_auth(host), f"{base}/{rid}")
 
     def some_audio() -> bool | None:  # a few seconds of it
         oggs = [p for p in directory.glob("*-p1.ogg") if "mixed" not in p.name]
         return (bool(oggs) and all(p.stat().st_size > 4000 for p in oggs)) or None
 
-    await until(lambda: _recording_on(guest_p), 90)
+    await until(lambda: recording_on(guest_p), 90)
     await until(some_audio, 60)
-    pid = await _eventually(lambda: _holder_pid(live_settings.database_url,
+    pid = await eventually(lambda: _holder_pid(live_settings.database_url,
                                                 f"meeting-{meeting_id}"), 30)  # fmt: skip
     killed = _recorder(guest_p)
     os.kill(pid, signal.SIGKILL)
@@ -229,7 +231,7 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
         body = await status()
         return body if body["parts"] >= 2 and body["status"] == "active" else None
 
-    await _eventually(second_part, 90)
+    await eventually(second_part, 90)
     await until(lambda: any(directory.glob("*-p2.ogg")) or None, 60)
     # A host stops it through the recorder itself this time.
     recorder = await until(lambda: _recorder(guest_p, besides=killed) or None, 30)
@@ -240,9 +242,9 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
         body = await status()
         return body if body["status"] == "complete" else None
 
-    manifest = (await _eventually(complete, 60))["manifest"]
+    manifest = (await eventually(complete, 60))["manifest"]
     # Nobody is left showing "recording": not the new recorder, nor the killed one.
-    await until(lambda: not _recording_on(guest_p) or None, 30)
+    await until(lambda: not recording_on(guest_p) or None, 30)
     assert [p["part"] for p in manifest["parts"]] == [1, 2]
     for f in manifest["file_results"]:  # both parts on the recording's one timeline
         assert f["offset_ns"] == max(f["started_at"] - manifest["started_at"], 0), f
@@ -275,7 +277,7 @@ async def test_a_write_error_fails_the_recording_with_its_reason_and_says_so(
             body: dict[str, Any] = reply.json()
             return body if body["status"] == "failed" else None
 
-        body = await _eventually(failed, 90)
+        body = await eventually(failed, 90)
         assert "not permitted" in (body["error"] or ""), body
         async with asyncio.timeout(30):  # every data packet is queued from the join on
             while (notice := json.loads((await host_p.next_data(proto.TOPIC_NOTICE)).payload))[
@@ -313,9 +315,9 @@ async def test_the_cli_starts_lists_and_stops_a_recording(
     started = await asyncio.to_thread(_cli, live_settings, "start", meeting_id, "--as", host)
     assert started.returncode == 0, started.stderr
     rid = json.loads(started.stdout)["id"]
-    await until(lambda: _recording_on(host_p), 90)
+    await until(lambda: recording_on(host_p), 90)
     listed = await asyncio.to_thread(_cli, live_settings, "list", meeting_id, "--as", host)
     assert [r["id"] for r in json.loads(listed.stdout)["recordings"]] == [rid]
     stopped = await asyncio.to_thread(_cli, live_settings, "stop", meeting_id, rid, "--as", host)
     assert stopped.returncode == 0 and json.loads(stopped.stdout)["status"] == "stopping"
-    await until(lambda: not _recording_on(host_p) or None, 60)
+    await until(lambda: not recording_on(host_p) or None, 60)

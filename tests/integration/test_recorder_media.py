@@ -31,13 +31,13 @@ import numpy.typing as npt
 import pytest
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.lk import recording as proto
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 from talkplatform_agents.synthetic.audio import SAMPLE_RATE, MarkerDecoder, ToneConfig
 from talkplatform_agents.synthetic.probes import MarkerLog
 from talkplatform_agents.synthetic.video import decode_marker
 
 from .conftest import post_json, until
+from .test_recorder import eventually, recording_on
 
 pytestmark = pytest.mark.integration
 logger = logging.getLogger(__name__)
@@ -90,25 +90,6 @@ async def _join(
     participant = SyntheticParticipant(config)
     await stack.enter_async_context(participant)
     return participant
-
-
-def _recording_on(participant: SyntheticParticipant) -> bool | None:
-    return (
-        any(
-            p.attributes.get(proto.ATTR_RECORDING) == proto.ATTR_RECORDING_ON
-            for p in participant.room.remote_participants.values()
-        )
-        or None
-    )
-
-
-async def _eventually(probe: Callable[[], Any], timeout_s: float) -> Any:
-    """Poll an async ``probe`` until it returns something truthy (HTTP state: nothing to
-    await)."""
-    async with asyncio.timeout(timeout_s):
-        while not (value := await probe()):  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
-    return value
 
 
 # -- decoding -------------------------------------------------------------------------------
@@ -218,7 +199,7 @@ async def test_recorded_media_carries_every_senders_markers_on_one_timeline(
         target = participant.marker_log.sent_count + count
         await until(lambda: participant.marker_log.sent_count >= target or None, 30)
 
-    await until(lambda: _recording_on(bob), 90)
+    await until(lambda: recording_on(bob), 90)
     await until(lambda: recording(user[A.label], user[B.label]), 60)
     await asyncio.gather(markers_sent(alice, 8), markers_sent(bob, 8))
 
@@ -241,7 +222,7 @@ async def test_recorded_media_carries_every_senders_markers_on_one_timeline(
         body: dict[str, Any] = reply.json()
         return body["manifest"] if body["status"] == "complete" else None
 
-    manifest = await _eventually(complete, 60)
+    manifest = await eventually(complete, 60)
     measured = await asyncio.to_thread(
         _check_files, manifest, directory, user, carol_joined_ns, [alice, bob, carol]
     )
