@@ -61,6 +61,23 @@ async def _join(
     return participant
 
 
+async def _hosted(
+    api: httpx.AsyncClient, auth: Auth, stack: AsyncExitStack, host: str, title: str
+) -> tuple[str, SyntheticParticipant]:
+    """A new meeting of ``host``'s, and ``host`` in its room."""
+    created = await post_json(api, "/api/v1/meetings", auth(host, "Host"),
+                              {"title": title, "settings": {}})  # fmt: skip
+    meeting_id = str(created["id"])
+    return meeting_id, await _join(api, auth, stack, host, meeting_id)
+
+
+async def _start(api: httpx.AsyncClient, auth: dict[str, str], base: str) -> str:
+    """Start recording (REST, as a host); the recording's id."""
+    started = await api.post(base, headers=auth)
+    assert started.status_code == 202, started.text
+    return str(started.json()["id"])
+
+
 def recording_on(participant: SyntheticParticipant) -> bool | None:
     return (
         any(
@@ -123,17 +140,12 @@ async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
     api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
 ) -> None:
     host, guest = _uid("host"), _uid("guest")
-    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
-                              {"title": "recorded", "settings": {}})  # fmt: skip
-    meeting_id = created["id"]
-    host_p = await _join(api, user_auth, people, host, meeting_id)
+    meeting_id, host_p = await _hosted(api, user_auth, people, host, "recorded")
     guest_p = await _join(api, user_auth, people, guest, meeting_id)
     base = f"/api/v1/meetings/{meeting_id}/recordings"
 
     assert (await api.post(base, headers=user_auth(guest))).status_code == 403
-    started = await api.post(base, headers=user_auth(host))
-    assert started.status_code == 202, started.text
-    rid = started.json()["id"]
+    rid = await _start(api, user_auth(host), base)
     assert (await api.post(base, headers=user_auth(host))).status_code == 409
 
     # Consent: everyone in the room sees the recorder's attribute.
@@ -198,14 +210,9 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
     api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
 ) -> None:
     host = _uid("host")
-    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
-                              {"title": "killed", "settings": {}})  # fmt: skip
-    meeting_id = created["id"]
-    guest_p = await _join(api, user_auth, people, host, meeting_id)
+    meeting_id, guest_p = await _hosted(api, user_auth, people, host, "killed")
     base = f"/api/v1/meetings/{meeting_id}/recordings"
-    started = await api.post(base, headers=user_auth(host))
-    assert started.status_code == 202, started.text
-    rid = started.json()["id"]
+    rid = await _start(api, user_auth(host), base)
     directory = Path(live_settings.recordings_dir) / rid
 
     async def status() -> dict[str, Any]:
@@ -258,14 +265,9 @@ async def test_a_write_error_fails_the_recording_with_its_reason_and_says_so(
     there): the recording ends ``failed`` with the reason, everyone hears it, and the other
     bots of the meeting carry on."""
     host = _uid("host")
-    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
-                              {"title": "full", "settings": {}})  # fmt: skip
-    meeting_id = created["id"]
-    host_p = await _join(api, user_auth, people, host, meeting_id)
+    meeting_id, host_p = await _hosted(api, user_auth, people, host, "full")
     base = f"/api/v1/meetings/{meeting_id}/recordings"
-    started = await api.post(base, headers=user_auth(host))
-    assert started.status_code == 202, started.text
-    rid = started.json()["id"]
+    rid = await _start(api, user_auth(host), base)
     directory = Path(live_settings.recordings_dir) / rid
     directory.mkdir(parents=True)
     immutable = await asyncio.create_subprocess_exec("chattr", "+i", str(directory))
@@ -306,10 +308,7 @@ async def test_the_cli_starts_lists_and_stops_a_recording(
     api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
 ) -> None:
     host, guest = _uid("host"), _uid("guest")
-    created = await post_json(api, "/api/v1/meetings", user_auth(host, "Host"),
-                              {"title": "cli", "settings": {}})  # fmt: skip
-    meeting_id = created["id"]
-    host_p = await _join(api, user_auth, people, host, meeting_id)
+    meeting_id, host_p = await _hosted(api, user_auth, people, host, "cli")
     refused = await asyncio.to_thread(_cli, live_settings, "start", meeting_id, "--as", guest)
     assert refused.returncode == 1 and "403" in refused.stderr
     started = await asyncio.to_thread(_cli, live_settings, "start", meeting_id, "--as", host)

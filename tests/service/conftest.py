@@ -47,3 +47,14 @@ def auth() -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {mint_app_token(APP_SECRET, user, name, ttl)}"}
 
     return headers
+
+
+async def create_meeting(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], **settings: object
+) -> str:
+    """A new meeting hosted by alice (``auth``'s default user); its id."""
+    reply = await client.post(
+        "/api/v1/meetings", json={"title": "t", "settings": settings}, headers=auth("alice")
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])

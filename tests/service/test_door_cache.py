@@ -15,6 +15,8 @@ from talkplatform_agents.config import Settings
 from talkplatform_agents.roles import Role
 from talkplatform_agents.store import Database, MeetingRepository, WaitingRepository, WaitingStatus
 
+from .conftest import create_meeting
+
 Auth = Callable[..., dict[str, str]]
 
 
@@ -25,14 +27,6 @@ async def elsewhere(settings: Settings) -> AsyncIterator[Database]:
         yield other
     finally:
         await other.aclose()
-
-
-async def _meeting(client: httpx.AsyncClient, auth: Auth, **settings: Any) -> str:
-    reply = await client.post(
-        "/api/v1/meetings", json={"title": "t", "settings": settings}, headers=auth("alice")
-    )
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["id"])
 
 
 async def _token(client: httpx.AsyncClient, auth: Auth, mid: str, user: str) -> httpx.Response:
@@ -55,7 +49,7 @@ async def _role(client: httpx.AsyncClient, auth: Auth, mid: str, user: str) -> s
 
 
 async def test_a_lock_refuses_the_very_next_join(client: httpx.AsyncClient, auth: Auth) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     assert await _entry(client, auth, mid, "bob") == "joined"  # the meeting is now cached
     locked = await client.post(f"/api/v1/meetings/{mid}/lock", headers=auth("alice"))
     assert locked.status_code == 200, locked.text
@@ -70,7 +64,7 @@ async def test_a_lock_refuses_the_very_next_join(client: httpx.AsyncClient, auth
 async def test_a_settings_change_is_seen_by_the_very_next_request(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     assert await _entry(client, auth, mid, "bob") == "joined"
 
     async def patch(**changes: Any) -> None:
@@ -89,7 +83,7 @@ async def test_a_settings_change_is_seen_by_the_very_next_request(
 async def test_changes_from_another_process_are_seen_by_the_very_next_request(
     client: httpx.AsyncClient, auth: Auth, elsewhere: Database
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     bot = MeetingRepository(elsewhere)  # as the moderator bot changes things
     assert await _role(client, auth, mid, "bob") == "participant"
 
@@ -113,14 +107,14 @@ async def test_changes_from_another_process_are_seen_by_the_very_next_request(
 async def test_a_removal_elsewhere_refuses_the_very_next_request(
     client: httpx.AsyncClient, auth: Auth, elsewhere: Database
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     assert await _entry(client, auth, mid, "bob") == "joined"
     await WaitingRepository(elsewhere).put_back(mid, "bob", "Bob", "alice", WaitingStatus.REMOVED)
     assert await _entry(client, auth, mid, "bob") == "removed"
 
 
 async def test_the_answer_says_where_the_time_went(client: httpx.AsyncClient, auth: Auth) -> None:
-    mid = await _meeting(client, auth, waiting_room=True)
+    mid = await create_meeting(client, auth, waiting_room=True)
     joined = await _token(client, auth, mid, "alice")
     waiting = await _token(client, auth, mid, "bob")
 

@@ -26,6 +26,8 @@ from talkplatform_agents.store import (
     RecordingStatus,
 )
 
+from .conftest import create_meeting
+
 Auth = Callable[..., dict[str, str]]
 
 
@@ -55,14 +57,6 @@ async def store(settings: Settings) -> AsyncIterator[Database]:
         await db.aclose()
 
 
-async def _meeting(client: httpx.AsyncClient, auth: Auth, **settings: object) -> str:
-    reply = await client.post(
-        "/api/v1/meetings", json={"title": "t", "settings": settings}, headers=auth("alice")
-    )
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["id"])
-
-
 def _base(mid: str) -> str:
     return f"/api/v1/meetings/{mid}/recordings"
 
@@ -70,7 +64,7 @@ def _base(mid: str) -> str:
 async def test_a_failed_dispatch_leaves_a_failed_recording_and_no_block(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     reply = await client.post(_base(mid), headers=auth())  # nothing listens for livekit
     assert reply.status_code == 503
     error = reply.json()["error"]
@@ -86,7 +80,7 @@ async def test_a_failed_dispatch_leaves_a_failed_recording_and_no_block(
 async def test_a_second_start_while_one_runs_is_409(
     client: httpx.AsyncClient, auth: Auth, store: Database
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     running = await RecordingRepository(store).start(mid, "alice")
     reply = await client.post(_base(mid), headers=auth())
     assert reply.status_code == 409
@@ -96,7 +90,7 @@ async def test_a_second_start_while_one_runs_is_409(
 async def test_stop_aborts_one_not_begun_and_stops_an_active_one(
     client: httpx.AsyncClient, auth: Auth, store: Database
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     recordings = RecordingRepository(store)
     first = await recordings.start(mid, "alice")
     aborted = await client.post(f"{_base(mid)}/{first.id}/stop", headers=auth())
@@ -113,7 +107,7 @@ async def test_stop_aborts_one_not_begun_and_stops_an_active_one(
 async def test_only_hosts_and_cohosts_act(
     client: httpx.AsyncClient, auth: Auth, store: Database
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     rid = (await RecordingRepository(store).start(mid, "alice")).id
     calls = [
         ("POST", _base(mid)),
@@ -135,8 +129,8 @@ async def test_unknown_meetings_and_recordings_are_404(
 ) -> None:
     assert (await client.post(_base("nope"), headers=auth())).status_code == 404
     assert (await client.get(_base("nope"), headers=auth())).status_code == 404
-    mid = await _meeting(client, auth)
-    other = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
+    other = await create_meeting(client, auth)
     rid = (await RecordingRepository(store).start(other, "alice")).id
     for path in (f"{_base(mid)}/nope", f"{_base(mid)}/{rid}"):  # another meeting's: unknown
         reply = await client.get(path, headers=auth())
@@ -146,7 +140,7 @@ async def test_unknown_meetings_and_recordings_are_404(
 
 
 async def test_malformed_start_bodies_are_422(client: httpx.AsyncClient, auth: Auth) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     for body in ({"layer": "high"}, [], "start", 1):
         reply = await client.post(_base(mid), json=body, headers=auth())
         assert reply.status_code == 422, body
@@ -156,7 +150,7 @@ async def test_malformed_start_bodies_are_422(client: httpx.AsyncClient, auth: A
 async def test_an_ended_meeting_is_410_to_start_but_still_listed(
     client: httpx.AsyncClient, auth: Auth, store: Database
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     await MeetingRepository(store).end(mid)
     reply = await client.post(_base(mid), headers=auth())
     assert reply.status_code == 410
@@ -179,7 +173,7 @@ def _write_manifest(root: Path, rid: str, files: list[str]) -> Path:
 async def test_a_recording_reads_with_its_manifest_and_its_listed_files_download(
     client: httpx.AsyncClient, auth: Auth, store: Database, settings: Settings
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     rid = (await RecordingRepository(store).start(mid, "alice")).id
     root = Path(settings.recordings_dir)
     before = await client.get(f"{_base(mid)}/{rid}", headers=auth())
@@ -218,7 +212,7 @@ async def test_a_recording_reads_with_its_manifest_and_its_listed_files_download
 async def test_names_the_manifest_does_not_list_are_404(
     client: httpx.AsyncClient, auth: Auth, store: Database, settings: Settings, name: str
 ) -> None:
-    mid = await _meeting(client, auth)
+    mid = await create_meeting(client, auth)
     rid = (await RecordingRepository(store).start(mid, "alice")).id
     root = Path(settings.recordings_dir)
     directory = _write_manifest(root, rid, ["TR_a.ogg", "../outside.txt"])
@@ -240,7 +234,7 @@ async def test_recording_settings_are_checked_when_written(
         )
         assert reply.status_code == 422, bad
         assert "settings.recording" in reply.text
-    mid = await _meeting(client, auth, recording={"auto": True})
+    mid = await create_meeting(client, auth, recording={"auto": True})
     patch = await client.patch(
         f"/api/v1/public-meetings/{mid}",
         json={"settings": {"recording": {"auto": 1}}},
@@ -278,8 +272,8 @@ def _joined(
 async def test_a_meeting_that_records_itself_starts_on_the_first_join(
     client: httpx.AsyncClient, auth: Auth, settings: Settings
 ) -> None:
-    auto = await _meeting(client, auth, recording={"auto": True})
-    manual = await _meeting(client, auth)
+    auto = await create_meeting(client, auth, recording={"auto": True})
+    manual = await create_meeting(client, auth)
     lobby = f"meeting-{auto}-lobby"
     agent = int(api.ParticipantInfo.Kind.AGENT)
     for room, who, kind in [(lobby, "guest", 0), (f"meeting-{auto}", "bot", agent),
