@@ -14,6 +14,7 @@ __all__ = [
     "LOBBY_AGENTS",
     "MEETING_AGENTS",
     "RECORDER_AGENT_NAME",
+    "TRANSCRIBER_AGENT_NAME",
     "WAITING_ROOM_AGENT_NAME",
     "RoomKind",
     "RoomRef",
@@ -31,6 +32,8 @@ CHAT_AGENT_NAME = "chat-relay"
 # Not one of MEETING_AGENTS: dispatched into a meeting room only while it is recorded
 # (lk/recording.py).
 RECORDER_AGENT_NAME = "recorder"
+# Likewise, only while the meeting is transcribed (lk/transcription.py).
+TRANSCRIBER_AGENT_NAME = "transcriber"
 
 # The bots every meeting room and every lobby room must have. The token service dispatches
 # them, and its reconciler re-dispatches any that is missing.
