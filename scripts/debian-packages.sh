@@ -2,13 +2,16 @@
 # Installs the Debian packages the suite needs, when they are missing:
 # iproute2 (network namespaces), mariadb-server (the store tests' production database) and
 # coturn (TURN relay for the preflight check); e2fsprogs' chattr (the recorder's write-error
-# test: an immutable directory refuses even root).
+# test: an immutable directory refuses even root); espeak-ng and sox (the transcriber's test
+# speech).
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || need+=(mariadb-server)
 command -v turnserver >/dev/null || need+=(coturn)
 command -v chattr >/dev/null || need+=(e2fsprogs)  # a recording directory made unwritable
+command -v espeak-ng >/dev/null || need+=(espeak-ng)  # test speech for the transcriber
+command -v sox >/dev/null || need+=(sox)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     echo "debian-packages: please install: ${need[*]} (needs root and apt-get)" >&2

@@ -223,6 +223,13 @@ class Settings(BaseSettings):
     recorder_video_max_fps: int = Field(
         default=15, ge=1, le=60, validation_alias="RECORDER_VIDEO_MAX_FPS"
     )
+    transcriber_stt: str = Field(
+        default="talkplatform_agents.bots.transcriber.sphinx:general",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        validation_alias="TRANSCRIBER_STT",
+        description="The transcriber's recogniser, as module:factory: a callable that "
+        "returns a livekit-agents stt.STT (bots/transcriber/engine.py).",
+    )
     # The chat relay bot (bots/chat/options.py says what each means).
     chat_history_size: int = Field(default=50, ge=0, le=500, validation_alias="CHAT_HISTORY_SIZE")
     chat_max_message_chars: int = Field(

@@ -26,10 +26,16 @@ from talkplatform_agents.bots.recorder.bot import (
 )
 from talkplatform_agents.bots.recorder.session import SessionOptions
 from talkplatform_agents.bots.recorder.tracks import VideoLimits
+from talkplatform_agents.bots.transcriber.bot import (
+    TranscriberOptions,
+    transcriber_entrypoint,
+    transcriber_prewarm,
+)
 from talkplatform_agents.lk.naming import (
     CHAT_AGENT_NAME,
     ECHO_AGENT_NAME,
     RECORDER_AGENT_NAME,
+    TRANSCRIBER_AGENT_NAME,
     WAITING_ROOM_AGENT_NAME,
 )
 
@@ -56,6 +62,7 @@ class BotOptions:
     # Every bot's lease on its room: how the service sees a bot die (bots/lease.py).
     lease: LeaseOptions = field(default_factory=LeaseOptions)
     recorder: RecorderOptions = field(default_factory=RecorderOptions)
+    transcriber: TranscriberOptions = field(default_factory=TranscriberOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotOptions:
@@ -92,6 +99,9 @@ class BotOptions:
                         max_fps=settings.recorder_video_max_fps,
                     )
                 ),
+            ),
+            transcriber=TranscriberOptions(
+                database_url=settings.database_url, stt=settings.transcriber_stt
             ),
             lease=LeaseOptions(
                 database_url=settings.database_url,
@@ -130,6 +140,10 @@ def _prewarm_recorder(options: BotOptions, proc: JobProcess) -> None:
     recorder_prewarm(proc, options.recorder)
 
 
+def _prewarm_transcriber(options: BotOptions, proc: JobProcess) -> None:
+    transcriber_prewarm(proc, options.transcriber)
+
+
 def _prewarm_hosted(options: BotOptions, proc: JobProcess) -> None:
     hosted_prewarm(options.hosted, proc)
 
@@ -153,6 +167,16 @@ BOTS: dict[str, BotSpec] = {
             executor="process",  # media: decodes and encodes
             idle_processes=1,  # recordings are rare, and each holds its process for long
             lease_ttl_s=6.0,
+        ),
+        BotSpec(
+            TRANSCRIBER_AGENT_NAME,
+            transcriber_entrypoint,
+            "transcription: live captions (lk.transcription), a stored transcript and "
+            "analytics (on request, or settings.transcription.auto)",
+            _prewarm_transcriber,
+            executor="process",  # speech recognition: its CPU needs the cores
+            idle_processes=1,
+            lease_ttl_s=6.0,  # a busy decoder may hold the loop a moment
         ),
         BotSpec(
             WAITING_ROOM_AGENT_NAME,

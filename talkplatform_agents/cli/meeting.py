@@ -8,9 +8,11 @@ operator's shell holds it), or ``--app-token`` passes one the app issued.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 import typer
@@ -22,6 +24,7 @@ from talkplatform_agents.errors import TalkPlatformError
 __all__ = ["register"]
 
 _TIMEOUT_S = 15.0
+_T = TypeVar("_T")
 
 
 class _Caller:
@@ -37,20 +40,36 @@ class _Caller:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        reply = self.send(method, path, body)
+        try:
+            return reply.json()
+        except ValueError as exc:
+            raise _Failed(f"not JSON from {reply.url}: {reply.text[:200]}", 1) from exc
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """The reply, if it is a success; else ``_Failed`` with the service's error."""
         url = f"{self.base}/api/v1{path}"
         try:
-            reply = httpx.request(method, url, json=body, headers=self.headers, timeout=_TIMEOUT_S)
+            reply = httpx.request(
+                method, url, json=body, params=params, headers=self.headers, timeout=_TIMEOUT_S
+            )
         except httpx.HTTPError as exc:
             raise _Failed(f"token service unreachable at {self.base}: {exc}", 2) from exc
-        try:
-            document = reply.json()
-        except ValueError:
-            document = {"error": {"message": reply.text[:500]}}
         if reply.status_code >= 400:
+            try:
+                document = reply.json()
+            except ValueError:
+                document = {"error": {"message": reply.text[:500]}}
             error = document.get("error", {}) if isinstance(document, dict) else {}
             raise _Failed(f"HTTP {reply.status_code} {error.get('code', '')}: "
                           f"{error.get('message', reply.text[:500])}", 1)  # fmt: skip
-        return document
+        return reply
 
 
 class _Failed(TalkPlatformError):
@@ -86,14 +105,33 @@ def run(
     path: str,
     body: dict[str, Any] | None = None,
 ) -> None:
+    result = _caller(as_user, app_token, lambda c: c.call(method, path, body))
+    # The answer on stdout, as JSON, for scripts; messages go to the console (stderr).
+    typer.echo(json.dumps(result, indent=2))
+
+
+def _caller(as_user: str | None, app_token: str | None, act: Callable[[_Caller], _T]) -> _T:
+    """What ``act`` gets from the service as this user; a failure said, and the exit."""
     assert _env.load_settings is not None, "register() first"
     try:
-        result = _Caller(_env.load_settings(), as_user, app_token).call(method, path, body)
+        return act(_Caller(_env.load_settings(), as_user, app_token))
     except _Failed as exc:
         _env.console.print(f"[red]failed:[/red] {exc}")
         raise typer.Exit(exc.code) from exc
-    # The answer on stdout, as JSON, for scripts; messages go to the console (stderr).
-    typer.echo(json.dumps(result, indent=2))
+
+
+def _save(content: bytes, out: Path | None) -> None:
+    """To ``out``, or to stdout when there is none."""
+    if out is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        out.write_bytes(content)
+    except OSError as exc:
+        _env.console.print(f"[red]failed:[/red] cannot write {out}: {exc}")
+        raise typer.Exit(1) from exc
+    _env.console.print(f"written to {out} ({len(content)} bytes)")
 
 
 @meeting.command("waiting")
@@ -262,3 +300,67 @@ def record_stop(
 def record_list(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
     """The meeting's recordings, oldest first."""
     run(as_, app_token, "GET", f"/meetings/{meeting_id}/recordings")
+
+
+transcribe = typer.Typer(help="Transcriptions of the meeting room (hosts and co-hosts).")
+meeting.add_typer(transcribe, name="transcribe")
+Transcription = Annotated[str, typer.Argument(help="Transcription id.")]
+Out = Annotated[Path | None, typer.Option("--out", help="Write to this file, not stdout.")]
+
+
+@transcribe.command("start")
+def transcribe_start(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """Start transcribing the meeting room (the transcriber bot joins it)."""
+    run(as_, app_token, "POST", f"/meetings/{meeting_id}/transcriptions", {})
+
+
+@transcribe.command("stop")
+def transcribe_stop(
+    meeting_id: Meeting, transcription_id: Transcription, as_: As = None, app_token: Token = None
+) -> None:
+    """Stop a transcription (its transcriber stores its last captions)."""
+    path = f"/meetings/{meeting_id}/transcriptions/{transcription_id}/stop"
+    run(as_, app_token, "POST", path)
+
+
+@transcribe.command("list")
+def transcribe_list(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+    """The meeting's transcriptions, oldest first."""
+    run(as_, app_token, "GET", f"/meetings/{meeting_id}/transcriptions")
+
+
+@meeting.command("transcript")
+def transcript(
+    meeting_id: Meeting,
+    format: Annotated[
+        Literal["json", "vtt", "srt", "text"],
+        typer.Option("--format", help="json, vtt (WebVTT), srt (SubRip) or text."),
+    ] = "json",
+    out: Out = None,
+    as_: As = None,
+    app_token: Token = None,
+) -> None:
+    """The meeting's transcript, with the speakers' names (hosts; participants if allowed)."""
+    path = f"/meetings/{meeting_id}/transcript"
+    reply = _caller(as_, app_token, lambda c: c.send("GET", path, params={"format": format}))
+    _save(reply.content, out)
+
+
+@meeting.command("analytics")
+def analytics(
+    meeting_id: Meeting,
+    out: Out = None,
+    timeline: Annotated[
+        Path | None,
+        typer.Option("--timeline", help="Also save the speaker timeline chart (PNG) here."),
+    ] = None,
+    as_: As = None,
+    app_token: Token = None,
+) -> None:
+    """Who spoke how much (JSON): talk time, turns, monologues, interruptions, silence."""
+    base = f"/meetings/{meeting_id}/analytics"
+    figures = _caller(as_, app_token, lambda c: c.call("GET", base))
+    _save((json.dumps(figures, indent=2) + "\n").encode(), out)
+    if timeline is not None:
+        chart = _caller(as_, app_token, lambda c: c.send("GET", base + "/timeline.png"))
+        _save(chart.content, timeline)

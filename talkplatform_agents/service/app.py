@@ -18,6 +18,7 @@ from talkplatform_agents.service.moderation_routes import router as moderation_r
 from talkplatform_agents.service.recording_routes import recording_router
 from talkplatform_agents.service.routes import router
 from talkplatform_agents.service.security import SecurityHeaders, WebhookGate, install_cors
+from talkplatform_agents.service.transcription_routes import transcription_router
 from talkplatform_agents.store import Database, WebhookEventRepository
 
 __all__ = ["create_app"]
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(moderation_router)
     app.include_router(chat_router(settings))
     app.include_router(recording_router(settings))
+    app.include_router(transcription_router)
     app.include_router(metrics_router)
     # The last added is the outermost: security headers on everything (CORS preflights and
     # the guard's 429s too), CORS headers on the guard's 429s so a browser can read them.

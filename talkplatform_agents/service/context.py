@@ -14,7 +14,12 @@ from livekit import api
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk.ice import IceServer, configured_ice_servers
-from talkplatform_agents.lk.naming import RECORDER_AGENT_NAME, RoomKind, parse_room
+from talkplatform_agents.lk.naming import (
+    RECORDER_AGENT_NAME,
+    TRANSCRIBER_AGENT_NAME,
+    RoomKind,
+    parse_room,
+)
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
@@ -25,6 +30,7 @@ from talkplatform_agents.store import (
     AttendanceRepository,
     Database,
     MeetingRepository,
+    TranscriptionRepository,
     WaitingRepository,
 )
 from talkplatform_agents.store.leases import BotLeaseRepository
@@ -75,7 +81,9 @@ class ServiceContext:
         reconciler = BotReconciler(
             server,
             gate=LeaseGate(leases, claimant, sweeping.claim_s),
-            wanted=functools.partial(_wanted_bots, RecordingRepository(db)),
+            wanted=functools.partial(
+                _wanted_bots, RecordingRepository(db), TranscriptionRepository(db)
+            ),
         )
         return cls(
             ws_url=settings.livekit_url,
@@ -113,10 +121,18 @@ class ServiceContext:
         await self.db.aclose()
 
 
-async def _wanted_bots(recordings: RecordingRepository, room: str) -> tuple[str, ...]:
-    """A meeting room being recorded should have a recorder (one that left while people
-    remain, drained say, is replaced, and the new one carries the recording on)."""
+async def _wanted_bots(
+    recordings: RecordingRepository, transcriptions: TranscriptionRepository, room: str
+) -> tuple[str, ...]:
+    """A meeting room being recorded should have a recorder, and one being transcribed a
+    transcriber (one that left while people remain, drained say, is replaced, and the new
+    one carries the run on)."""
     ref = parse_room(room)
-    if ref.kind is RoomKind.MEETING and await recordings.running(ref.key) is not None:
-        return (RECORDER_AGENT_NAME,)
-    return ()
+    if ref.kind is not RoomKind.MEETING:
+        return ()
+    wanted: list[str] = []
+    if await recordings.running(ref.key) is not None:
+        wanted.append(RECORDER_AGENT_NAME)
+    if await transcriptions.running(ref.key) is not None:
+        wanted.append(TRANSCRIBER_AGENT_NAME)
+    return tuple(wanted)

@@ -13,7 +13,11 @@ from talkplatform_agents.errors import Forbidden, Invalid, NotFound
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import Context, User
-from talkplatform_agents.service.schemas import Wire, check_recording_settings
+from talkplatform_agents.service.schemas import (
+    Wire,
+    check_recording_settings,
+    check_transcription_settings,
+)
 
 __all__ = ["router"]
 
@@ -67,6 +71,7 @@ async def patch_settings(
 ) -> dict[str, Any]:
     try:
         check_recording_settings(body.settings)
+        check_transcription_settings(body.settings)
     except ValueError as exc:
         raise Invalid(str(exc), meetingId=meeting_id) from exc
     settings = await ctx.controls.update_settings(meeting_id, user.user_id, body.settings)

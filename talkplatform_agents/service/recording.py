@@ -35,8 +35,8 @@ from talkplatform_agents.service.schemas import RecordingSettings
 from talkplatform_agents.store import (
     MeetingRepository,
     RecordingRepository,
-    RecordingStatus,
     RecordingView,
+    RunStatus,
 )
 
 __all__ = [
@@ -83,7 +83,7 @@ async def start_recording(
         logger.warning("[%s] recording %s: the recorder could not be dispatched: %s",
                        room, recording.id, reason)  # fmt: skip
         await recordings.finish(
-            recording.id, RecordingStatus.FAILED, f"the recorder could not be dispatched: {reason}"
+            recording.id, RunStatus.FAILED, f"the recorder could not be dispatched: {reason}"
         )
         await _tell_failed(server, room, recording.id, reason)
         if error is None:
@@ -107,7 +107,7 @@ async def stop_recording(
     stopped = stopped or recording
     room = meeting_room_name(recording.meeting_id)
     logger.info("[%s] recording %s: stop asked (%s)", room, recording.id, stopped.status)
-    if stopped.status is RecordingStatus.FAILED and recording.status.running:
+    if stopped.status is RunStatus.FAILED and recording.status.running:
         # Its recorder is gone, so nobody else says that recording is off.
         await _tell_failed(server, room, recording.id, stopped.error or "")
     return stopped

@@ -42,7 +42,8 @@ from talkplatform_agents.service.schemas import (
     TokenResponse,
 )
 from talkplatform_agents.service.security import WebhookGate
-from talkplatform_agents.store import MeetingView, RecordingRepository
+from talkplatform_agents.service.transcription import auto_transcribe
+from talkplatform_agents.store import MeetingView, RecordingRepository, TranscriptionRepository
 
 __all__ = ["router"]
 
@@ -178,6 +179,7 @@ async def livekit_webhook(
             ctx.reconciler.bot_left(event.room.name)
         await record_webhook(ctx.meetings, ctx.attendance, event)
         await auto_record(ctx.meetings, RecordingRepository(ctx.db), ctx.server, event)
+        await auto_transcribe(ctx.meetings, TranscriptionRepository(ctx.db), ctx.server, event)
     except Exception:
         await gate.forget(event)  # so that livekit-server's retry is acted on, not ignored
         raise

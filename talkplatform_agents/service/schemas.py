@@ -21,7 +21,9 @@ __all__ = [
     "TokenMetadata",
     "TokenRequest",
     "TokenResponse",
+    "TranscriptionSettings",
     "check_recording_settings",
+    "check_transcription_settings",
 ]
 
 
@@ -55,6 +57,7 @@ class CreateMeeting(Wire):
             where = ".".join(str(part) for part in first["loc"])
             raise ValueError(f"settings.{where}: {first['msg']}") from exc
         check_recording_settings(value)
+        check_transcription_settings(value)
         return value
 
 
@@ -68,15 +71,36 @@ class RecordingSettings(BaseModel):
     auto: bool = False
 
 
+class TranscriptionSettings(BaseModel):
+    """``settings.transcription``: ``auto`` transcribes the meeting room from its first
+    participant on (service/transcription.py); ``participants_may_read`` lets the meeting's
+    participants, not only its hosts and co-hosts, read its transcript and analytics.
+    Checked when settings are written, read leniently later (as ``RecordingSettings``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    auto: bool = False
+    participants_may_read: bool = False
+
+
 def check_recording_settings(settings: dict[str, Any]) -> None:
     """A ValueError that names the fault when ``settings.recording`` is not valid."""
-    if "recording" not in settings or settings["recording"] is None:
+    _check_section(settings, "recording", RecordingSettings)
+
+
+def check_transcription_settings(settings: dict[str, Any]) -> None:
+    """A ValueError that names the fault when ``settings.transcription`` is not valid."""
+    _check_section(settings, "transcription", TranscriptionSettings)
+
+
+def _check_section(settings: dict[str, Any], key: str, model: type[BaseModel]) -> None:
+    if key not in settings or settings[key] is None:
         return
     try:
-        RecordingSettings.model_validate(settings["recording"])
+        model.model_validate(settings[key])
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in ("recording", *first["loc"]))
+        where = ".".join(str(part) for part in (key, *first["loc"]))
         raise ValueError(f"settings.{where}: {first['msg']}") from exc
 
 

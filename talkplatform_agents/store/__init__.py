@@ -9,10 +9,13 @@ from talkplatform_agents.store.meetings import (
     MeetingView,
 )
 from talkplatform_agents.store.migrate import upgrade
-from talkplatform_agents.store.recordings import (
-    RecordingRepository,
-    RecordingStatus,
-    RecordingView,
+from talkplatform_agents.store.recordings import RecordingRepository, RecordingView
+from talkplatform_agents.store.runs import RunStatus, RunView
+from talkplatform_agents.store.transcriptions import (
+    SegmentView,
+    TranscriptionRepository,
+    TranscriptionView,
+    Word,
 )
 from talkplatform_agents.store.waiting import (
     Transition,
@@ -32,13 +35,18 @@ __all__ = [
     "MeetingSnapshot",
     "MeetingView",
     "RecordingRepository",
-    "RecordingStatus",
     "RecordingView",
+    "RunStatus",
+    "RunView",
+    "SegmentView",
+    "TranscriptionRepository",
+    "TranscriptionView",
     "Transition",
     "WaitingRepository",
     "WaitingStats",
     "WaitingStatus",
     "WaitingView",
     "WebhookEventRepository",
+    "Word",
     "upgrade",
 ]

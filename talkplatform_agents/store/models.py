@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,15 +21,18 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 __all__ = [
     "Attendance",
     "Base",
     "BotLease",
+    "BotRun",
     "Meeting",
     "MeetingMember",
     "Recording",
+    "TranscriptSegment",
+    "Transcription",
     "WaitingEntry",
     "WebhookEvent",
 ]
@@ -240,13 +244,19 @@ class WebhookEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
 
 
-class Recording(Base):
-    """A recording of a meeting room, made by the recorder bot. Its status moves starting →
-    active → stopping → complete | failed (or starting → aborted: stopped before a recorder
-    began); ``version`` is bumped by each change, for conditional updates."""
+class BotRun(Base):
+    """A bot's service to a meeting room that the store tracks, whichever bot process does
+    it (a recording, a transcription). Its status moves starting → active → stopping →
+    complete | failed (or starting → aborted: stopped before a bot began); ``version`` is
+    bumped by each change, for conditional updates. Each subclass is a table of its own."""
 
-    __tablename__ = "recordings"
-    __table_args__ = (UniqueConstraint("running_meeting", name="uq_recordings_running_meeting"),)
+    __abstract__ = True
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = f"uq_{cls.__tablename__}_running_meeting"
+        return (UniqueConstraint("running_meeting", name=name),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     meeting_id: Mapped[str] = mapped_column(
@@ -257,12 +267,56 @@ class Recording(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-    # When a recorder last checked in: a recording whose recorder went silent can be ended.
+    # When a bot last checked in: a run whose bot went silent can be ended.
     seen_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     error: Mapped[str | None] = mapped_column(String(1000))
+    # Bot sessions so far (a bot that died and was replaced makes two).
     parts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # The meeting's id while the recording runs (starting, active, stopping), NULL after:
-    # unique, so a meeting has at most one running recording, whichever process starts it
+    # The meeting's id while the run is on (starting, active, stopping), NULL after:
+    # unique, so a meeting has at most one running at a time, whichever process starts it
     # (NULLs never collide, on SQLite and MariaDB alike).
     running_meeting: Mapped[str | None] = mapped_column(String(64))
+
+
+class Recording(BotRun):
+    """A recording of a meeting room, made by the recorder bot (one file set per part)."""
+
+    __tablename__ = "recordings"
+
+
+class Transcription(BotRun):
+    """A transcription of a meeting room, made by the transcriber bot; its final captions
+    are ``TranscriptSegment`` rows."""
+
+    __tablename__ = "transcriptions"
+
+
+# Long enough for any segment's words as JSON: up to 500 of them (store/transcriptions.py).
+LongText = (
+    Text().with_variant(mysql.MEDIUMTEXT(), "mysql").with_variant(mysql.MEDIUMTEXT(), "mariadb")
+)
+
+
+class TranscriptSegment(Base):
+    """One final caption: who said what, when (Unix ms). Keyed by the transcriber's own
+    segment id within its transcription, so that storing one twice stores it once."""
+
+    __tablename__ = "transcript_segments"
+    __table_args__ = (Index("ix_transcript_segments_meeting_start", "meeting_id", "start_ms"),)
+
+    transcription_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("transcriptions.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE")
+    )
+    speaker_identity: Mapped[str] = mapped_column(String(128))
+    speaker_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    track_sid: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    words: Mapped[str] = mapped_column(LongText)  # JSON: [{"word", "start_ms", "end_ms"}]
+    confidence: Mapped[float] = mapped_column(Float)

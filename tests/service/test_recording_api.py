@@ -23,7 +23,7 @@ from talkplatform_agents.store import (
     Database,
     MeetingRepository,
     RecordingRepository,
-    RecordingStatus,
+    RunStatus,
 )
 
 from .conftest import create_meeting
@@ -101,7 +101,7 @@ async def test_stop_aborts_one_not_begun_and_stops_an_active_one(
     assert stopping.status_code == 202
     assert stopping.json() | {"id": second.id, "status": "stopping"} == stopping.json()
     checked = await recordings.check_in(second.id)
-    assert checked is not None and checked.status is RecordingStatus.STOPPING
+    assert checked is not None and checked.status is RunStatus.STOPPING
 
 
 async def test_only_hosts_and_cohosts_act(

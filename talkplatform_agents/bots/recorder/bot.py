@@ -43,7 +43,7 @@ from talkplatform_agents.lk.naming import RECORDER_AGENT_NAME, RoomKind, parse_r
 from talkplatform_agents.lk.payloads import BadPayload, parse
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.store import Database, MeetingRepository
-from talkplatform_agents.store.recordings import RecordingRepository, RecordingStatus
+from talkplatform_agents.store.recordings import RecordingRepository, RunStatus
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["RecorderOptions", "recorder_entrypoint", "recorder_prewarm"]
@@ -89,13 +89,13 @@ async def recorder_entrypoint(ctx: JobContext) -> None:
     view = None
     if election.start() and recording_id:
         view = await recordings.mark_active(recording_id)
-    if view is not None and view.status is RecordingStatus.STOPPING:
+    if view is not None and view.status is RunStatus.STOPPING:
         # Stopped while no recorder ran (the last one died after the host's stop): what
         # earlier parts wrote is all there is; close the recording.
         _close_manifest(LocalStorage(options.recordings_dir), view.id)
-        await recordings.finish(view.id, RecordingStatus.COMPLETE)
+        await recordings.finish(view.id, RunStatus.COMPLETE)
         logger.info("[%s] recording %s was stopping: completed", room_name, view.id)
-    if view is None or view.status is not RecordingStatus.ACTIVE:
+    if view is None or view.status is not RunStatus.ACTIVE:
         logger.info("[%s] no recording to carry on (%s); leaving", room_name,
                     view.status.value if view else "none")  # fmt: skip
         ctx.add_shutdown_callback(db.aclose)
@@ -175,7 +175,7 @@ class Recorder:
                 logger.warning("[%s] recording %s: check-in failed: %r", self._room.name,
                                self._id, exc)  # fmt: skip
                 continue
-            if view is None or view.status is not RecordingStatus.ACTIVE:
+            if view is None or view.status is not RunStatus.ACTIVE:
                 await self._end(error="")
                 return
 
@@ -215,10 +215,10 @@ class Recorder:
         self._ended.set()
         await self._session.stop(error)
         if error:
-            await self._recordings.finish(self._id, RecordingStatus.FAILED, error)
+            await self._recordings.finish(self._id, RunStatus.FAILED, error)
         else:
             self._session.finish()
-            await self._recordings.finish(self._id, RecordingStatus.COMPLETE)
+            await self._recordings.finish(self._id, RunStatus.COMPLETE)
         await self._announce_off(proto.NOTICE_FAILED if error else proto.NOTICE_STOPPED, error)
         self._ctx.shutdown("recording failed" if error else "recording stopped")
 
@@ -251,7 +251,7 @@ class Recorder:
                 await self._session.stop()
                 if self._alone:
                     self._session.finish()
-                    await self._recordings.finish(self._id, RecordingStatus.COMPLETE)
+                    await self._recordings.finish(self._id, RunStatus.COMPLETE)
             await self._tasks.aclose()
         finally:
             await self._close_store()
