@@ -39,7 +39,7 @@ from talkplatform_agents.store import (
 )
 from talkplatform_agents.store.chat import ChatRepository
 
-__all__ = ["transcription_router"]
+__all__ = ["FormatName", "transcription_router"]
 
 _MEETING = "/api/v1/meetings/{meeting_id}"
 _TRANSCRIPTIONS = _MEETING + "/transcriptions"
@@ -73,7 +73,8 @@ _PNG_TYPES: dict[int | str, dict[str, Any]] = {
     }
 }
 
-TranscriptFormat = Literal["json", "vtt", "srt", "text"]
+# As service/transcripts.py FORMATS (a test holds them equal), spelt out for the schema.
+FormatName = Literal["json", "vtt", "srt", "text"]
 
 
 class StartBody(Wire):
@@ -139,7 +140,7 @@ async def transcript(
     user: User,
     ctx: Context,
     format: Annotated[
-        TranscriptFormat,
+        FormatName,
         Query(description="json (the default), vtt (WebVTT), srt (SubRip) or text"),
     ] = "json",
 ) -> Response:
@@ -163,7 +164,7 @@ async def analytics(
 
 
 @transcription_router.get(
-    _MEETING + "/analytics/timeline.png", response_model=None, responses=_PNG_TYPES
+    _MEETING + "/analytics/timeline.png", response_class=Response, responses=_PNG_TYPES
 )
 async def timeline(meeting_id: str, user: User, ctx: Context) -> Response:
     """The speaker timeline as a PNG chart."""
@@ -175,7 +176,6 @@ async def timeline(meeting_id: str, user: User, ctx: Context) -> Response:
 
 @dataclass(frozen=True)
 class _Transcript:
-    meeting: MeetingView
     segments: list[SegmentView]
     span: TranscriptSpan
 
@@ -219,7 +219,7 @@ async def _readable(ctx: ServiceContext, meeting_id: str, user_id: str) -> _Tran
             caller=user_id,
         )
     made = await transcriptions.of_meeting(meeting_id)
-    return _Transcript(meeting, segments, transcript_span(meeting, made))
+    return _Transcript(segments, transcript_span(meeting, made))
 
 
 async def _took_part(

@@ -61,7 +61,10 @@ async def _join(
 ) -> SyntheticParticipant:
     grant = await post_json(api, "/api/v1/livekit/token", auth(user, user.title()),
                             {"meetingId": meeting_id})  # fmt: skip
-    participant = SyntheticParticipant(ParticipantConfig(url=grant["wsUrl"], token=grant["token"]))
+    config = ParticipantConfig(
+        url=grant["wsUrl"], token=grant["token"], publish_audio=False, publish_video=False
+    )
+    participant = SyntheticParticipant(config)
     await stack.enter_async_context(participant)
     return participant
 
@@ -157,7 +160,11 @@ async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
             or None
         )
 
-    await until(finals_past_the_end, 60)
+    try:
+        await until(finals_past_the_end, 60)
+    except TimeoutError:
+        seen = [(c.sender, c.attributes.get(proto.ATTR_FINAL), c.text) for c in captions]
+        pytest.fail(f"no final after the last speech; captions: {seen}")
 
     stopped = await api.post(f"{base}/transcriptions/{run_id}/stop", headers=host_auth)
     assert stopped.status_code == 202, stopped.text
@@ -191,15 +198,13 @@ async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
     transcript = await _json(api, f"{base}/transcript?format=json", host_auth)
     segments = transcript["segments"]
     assert {s["speakerIdentity"] for s in segments} == {alice, bob}, segments
-    origin_ms = min(s["start"] for s in segments)  # noqa: F841 - shown on failure
+    origin_ms = _origin_ms(transcript)
     for segment in segments:
-        start = segment["startMs"] + _origin_ms(transcript)
-        end = segment["endMs"] + _origin_ms(transcript)
+        start, end = segment["startMs"] + origin_ms, segment["endMs"] + origin_ms
         spoken = [s for s in said if s.identity == segment["speakerIdentity"]]
         assert any(s.start_ms - SLACK_MS <= start and end <= s.end_ms + SLACK_MS for s in spoken), (
-            segment,
-            [(s.start_ms, s.end_ms) for s in spoken],
-        )
+            start, end, segment["text"], [(s.start_ms, s.end_ms) for s in spoken],
+        )  # fmt: skip
 
     # Analytics: talk time within 10 % of what was said, the interruption counted.
     analytics = await _json(api, f"{base}/analytics", host_auth)

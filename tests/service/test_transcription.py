@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import get_args
 
 import httpx
 import pytest
@@ -27,6 +28,8 @@ from talkplatform_agents.lk.transcription import TOPIC_NOTICE
 from talkplatform_agents.roles import Role
 from talkplatform_agents.service import create_app
 from talkplatform_agents.service.context import ServiceContext
+from talkplatform_agents.service.transcription_routes import FormatName
+from talkplatform_agents.service.transcripts import FORMATS
 from talkplatform_agents.store import (
     AttendanceView,
     Database,
@@ -205,7 +208,8 @@ async def test_unknown_meetings_and_transcriptions_are_404_and_ended_ones_410(
     elsewhere = (await TranscriptionRepository(store).start(other, "alice")).id
     for tid in ("nope", elsewhere):  # another meeting's is unknown here
         assert (await client.post(f"{_base(mid)}/{tid}/stop", headers=auth())).status_code == 404
-    for body in ({"language": "en"}, [], "start", 1):
+    bodies: list[object] = [{"language": "en"}, [], "start", 1]
+    for body in bodies:
         assert (await client.post(_base(mid), json=body, headers=auth())).status_code == 422
     await MeetingRepository(store).end(mid)
     ended = await client.post(_base(mid), headers=auth())
@@ -246,6 +250,7 @@ async def test_an_unknown_format_is_422_saying_which_are_known(
     [issue] = reply.json()["error"]["details"]
     assert issue["loc"] == ["query", "format"]
     assert all(name in issue["msg"] for name in ("json", "vtt", "srt", "text"))
+    assert set(get_args(FormatName)) == set(FORMATS)  # the route knows every format
 
 
 async def _spoken(store: Database, mid: str) -> tuple[str, int]:

@@ -158,6 +158,7 @@ class TrackTranscriber:
         stream: stt.RecognizeStream,
         origin: list[int],
     ) -> None:
+        _dbg = [0]
         async for event in frames:
             if self._stopping.is_set():
                 break
@@ -166,6 +167,9 @@ class TrackTranscriber:
                 duration_ms = frame.samples_per_channel * 1000 // frame.sample_rate
                 origin.append(_now_ms() - duration_ms)
             stream.push_frame(frame)
+            _dbg[0] += frame.samples_per_channel
+            if _dbg[0] % 16000 < frame.samples_per_channel:
+                logger.info("[%s] DRIFT %s count_ms=%d wall_ms=%d", self._room_name, self._identity, _dbg[0] // 16, _now_ms() - origin[0])
         # The track ended (unsubscribed, muted for good) or the owner stops: the last
         # utterance becomes a final.
         if not self._stopping.is_set() or self._stream is stream:
