@@ -158,18 +158,22 @@ class TrackTranscriber:
         stream: stt.RecognizeStream,
         origin: list[int],
     ) -> None:
-        _dbg = [0]
+        samples = 0
         async for event in frames:
             if self._stopping.is_set():
                 break
             frame = event.frame
+            # A frame cannot arrive before it was played: its arrival, less the stream's
+            # length up to its end, is the origin plus this frame's delay. The least of
+            # these is the origin (frames come in a burst at first, and late whenever the
+            # loop was busy, but never early).
+            samples += frame.samples_per_channel
+            candidate = _now_ms() - samples * 1000 // frame.sample_rate
             if not origin:
-                duration_ms = frame.samples_per_channel * 1000 // frame.sample_rate
-                origin.append(_now_ms() - duration_ms)
+                origin.append(candidate)
+            elif candidate < origin[0]:
+                origin[0] = candidate
             stream.push_frame(frame)
-            _dbg[0] += frame.samples_per_channel
-            if _dbg[0] % 16000 < frame.samples_per_channel:
-                logger.info("[%s] DRIFT %s count_ms=%d wall_ms=%d", self._room_name, self._identity, _dbg[0] // 16, _now_ms() - origin[0])
         # The track ended (unsubscribed, muted for good) or the owner stops: the last
         # utterance becomes a final.
         if not self._stopping.is_set() or self._stream is stream:
