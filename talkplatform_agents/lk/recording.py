@@ -42,6 +42,7 @@ from typing import Final, Literal
 from pydantic import ConfigDict, Field
 
 from talkplatform_agents.lk.payloads import Payload, dumps
+from talkplatform_agents.lk.runs import MAX_ERROR, RunId, clip_error
 
 __all__ = [
     "ATTR_RECORDING",
@@ -74,9 +75,6 @@ NoticeStatus = Literal["started", "stopped", "failed"]
 RPC_RECORDING_STOP = "recording.stop"
 RPC_RECORDING_STATUS = "recording.status"
 
-MAX_ERROR = 1000  # characters of a failure's reason, here and in the store
-_ID_PATTERN = r"^[A-Za-z0-9_-]+$"  # the store's recording ids (hex uuids)
-
 
 class RecordingJob(Payload):
     """The recorder's job metadata: which recording (a row in the store) this job records.
@@ -84,8 +82,7 @@ class RecordingJob(Payload):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    recording_id: str = Field(alias="recordingId", min_length=1, max_length=64,
-                              pattern=_ID_PATTERN)  # fmt: skip
+    recording_id: RunId = Field(alias="recordingId")
 
 
 class RecordingNotice(Payload):
@@ -94,8 +91,7 @@ class RecordingNotice(Payload):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    recording_id: str = Field(alias="recordingId", min_length=1, max_length=64,
-                              pattern=_ID_PATTERN)  # fmt: skip
+    recording_id: RunId = Field(alias="recordingId")
     status: NoticeStatus
     at: int = Field(ge=0, description="Unix time in milliseconds")
     error: str | None = Field(default=None, max_length=MAX_ERROR)
@@ -110,7 +106,7 @@ def notice_payload(
     recording_id: str, status: NoticeStatus, at_ms: int, error: str | None = None
 ) -> str:
     """The JSON of a ``tp.recording.notice`` message."""
-    if error is not None and len(error) > MAX_ERROR:
-        error = error[: MAX_ERROR - 3] + "..."
-    notice = RecordingNotice(recording_id=recording_id, status=status, at=at_ms, error=error)
+    notice = RecordingNotice(
+        recording_id=recording_id, status=status, at=at_ms, error=clip_error(error)
+    )
     return dumps(notice.model_dump(by_alias=True, exclude_none=True))

@@ -40,6 +40,7 @@ from typing import Final, Literal
 from pydantic import ConfigDict, Field
 
 from talkplatform_agents.lk.payloads import Payload, dumps
+from talkplatform_agents.lk.runs import MAX_ERROR, RunId, clip_error
 
 __all__ = [
     "ATTR_FINAL",
@@ -80,17 +81,13 @@ NoticeStatus = Literal["started", "stopped", "failed", "error"]
 RPC_TRANSCRIPTION_STOP = "transcription.stop"
 RPC_TRANSCRIPTION_STATUS = "transcription.status"
 
-MAX_ERROR = 1000
-_ID_PATTERN = r"^[A-Za-z0-9_-]+$"  # the store's ids (hex uuids)
-
 
 class TranscriptionJob(Payload):
     """The transcriber's job metadata: which transcription (a row in the store) it serves."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    transcription_id: str = Field(alias="transcriptionId", min_length=1, max_length=64,
-                                  pattern=_ID_PATTERN)  # fmt: skip
+    transcription_id: RunId = Field(alias="transcriptionId")
 
 
 class TranscriptionNotice(Payload):
@@ -98,8 +95,7 @@ class TranscriptionNotice(Payload):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    transcription_id: str = Field(alias="transcriptionId", min_length=1, max_length=64,
-                                  pattern=_ID_PATTERN)  # fmt: skip
+    transcription_id: RunId = Field(alias="transcriptionId")
     status: NoticeStatus
     at: int = Field(ge=0, description="Unix time in milliseconds")
     error: str | None = Field(default=None, max_length=MAX_ERROR)
@@ -122,9 +118,7 @@ def notice_payload(
     transcription_id: str, status: NoticeStatus, at_ms: int, error: str | None = None
 ) -> str:
     """The JSON of a ``tp.transcription`` notice."""
-    if error is not None and len(error) > MAX_ERROR:
-        error = error[: MAX_ERROR - 3] + "..."
     notice = TranscriptionNotice(
-        transcription_id=transcription_id, status=status, at=at_ms, error=error
+        transcription_id=transcription_id, status=status, at=at_ms, error=clip_error(error)
     )
     return dumps(notice.model_dump(by_alias=True, exclude_none=True))

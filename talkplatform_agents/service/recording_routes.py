@@ -17,25 +17,32 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
-from pydantic import ConfigDict
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.errors import Forbidden, Gone, NotFound
-from talkplatform_agents.roles import MODERATOR_ROLES
-from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
-from talkplatform_agents.service.recording import start_recording, stop_recording
+from talkplatform_agents.errors import NotFound
+from talkplatform_agents.service.openapi import LOGIN, MEETING, STORE, errors
+from talkplatform_agents.service.recording import RECORDING
 from talkplatform_agents.service.routes import NO_STORE, Context, User
-from talkplatform_agents.service.schemas import Wire
-from talkplatform_agents.store import MeetingView, RecordingRepository, RecordingView
+from talkplatform_agents.service.run_routes import RunRoutes, add_run_routes, moderated
+from talkplatform_agents.store import RecordingRepository, RecordingView
 
 __all__ = ["recording_router"]
 
 logger = logging.getLogger(__name__)
 
-_RECORDINGS = "/api/v1/meetings/{meeting_id}/recordings"
-_ONE = _RECORDINGS + "/{recording_id}"
+_RECORDINGS = RunRoutes(
+    control=RECORDING,
+    repository=RecordingRepository,
+    plural="recordings",
+    start_doc="""Start recording the meeting room: the recorder is on its way (``starting``); 409
+        while a recording runs (its id as ``recordingId``); 410 once the meeting ended.""",
+    stop_doc="""Ask the recording to stop: ``stopping`` until its recorder has finalised its
+        files (then ``complete``); ``aborted`` if no recorder had begun. Stopping an ended
+        recording changes nothing.""",
+)
+_ONE = _RECORDINGS.base + "/{recording_id}"
 MANIFEST = "manifest.json"
 # Largest manifest read: an hour-long meeting of many tracks is well under this.
 _MAX_MANIFEST_BYTES = 8 * 1024 * 1024
@@ -47,68 +54,13 @@ _FILE_TYPES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class StartBody(Wire):
-    """Nothing to say yet; anything else is a 422."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 def recording_router(settings: Settings) -> APIRouter:
     # Every route: a login, the store, the meeting and the recording (404), a host's or
     # co-host's right (403).
     router = APIRouter(responses=errors(LOGIN, STORE, MEETING, 403))
     root = Path(settings.recordings_dir)
 
-    async def moderated(ctx: Context, meeting_id: str, user_id: str) -> MeetingView:
-        found = await ctx.meetings.with_role(meeting_id, user_id)
-        if found is None:
-            raise NotFound("meeting not found", meetingId=meeting_id)
-        meeting, role = found
-        if role not in MODERATOR_ROLES:
-            raise Forbidden(
-                "only a host or co-host may do this", meetingId=meeting_id, caller=user_id
-            )
-        return meeting
-
-    async def recording_of(ctx: Context, meeting_id: str, recording_id: str) -> RecordingView:
-        recording = await RecordingRepository(ctx.db).get(recording_id)
-        if recording is None or recording.meeting_id != meeting_id:
-            raise NotFound("no such recording", meetingId=meeting_id, recordingId=recording_id)
-        return recording
-
-    @router.post(
-        _RECORDINGS,
-        status_code=status.HTTP_202_ACCEPTED,
-        responses=errors(BODY, LIVEKIT, 409, 410),
-    )
-    async def start(
-        meeting_id: str, user: User, ctx: Context, body: StartBody | None = None
-    ) -> dict[str, Any]:
-        """Start recording the meeting room: the recorder is on its way (``starting``); 409
-        while a recording runs (its id as ``recordingId``); 410 once the meeting ended."""
-        meeting = await moderated(ctx, meeting_id, user.user_id)
-        if meeting.ended_at is not None:
-            raise Gone("the meeting has ended", meetingId=meeting_id)
-        recordings = RecordingRepository(ctx.db)
-        recording = await start_recording(recordings, ctx.server, meeting_id, user.user_id)
-        return recording.to_json()
-
-    @router.post(_ONE + "/stop", status_code=status.HTTP_202_ACCEPTED, responses=errors(409))
-    async def stop(meeting_id: str, recording_id: str, user: User, ctx: Context) -> dict[str, Any]:
-        """Ask the recording to stop: ``stopping`` until its recorder has finalised its
-        files (then ``complete``); ``aborted`` if no recorder had begun. Stopping an ended
-        recording changes nothing."""
-        await moderated(ctx, meeting_id, user.user_id)
-        recording = await recording_of(ctx, meeting_id, recording_id)
-        stopped = await stop_recording(RecordingRepository(ctx.db), ctx.server, recording)
-        return stopped.to_json()
-
-    @router.get(_RECORDINGS)
-    async def list_recordings(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-        """The meeting's recordings, oldest first (also after the meeting ended)."""
-        await moderated(ctx, meeting_id, user.user_id)
-        made = await RecordingRepository(ctx.db).of_meeting(meeting_id)
-        return {"recordings": [r.to_json() for r in made]}
+    add_run_routes(router, _RECORDINGS)
 
     @router.get(_ONE)
     async def get_recording(
@@ -117,7 +69,7 @@ def recording_router(settings: Settings) -> APIRouter:
         """The recording, with its manifest (Egress's ``EgressInfo`` fields) once the
         recorder has written one (``null`` before)."""
         await moderated(ctx, meeting_id, user.user_id)
-        recording = await recording_of(ctx, meeting_id, recording_id)
+        recording = await _RECORDINGS.run_of(ctx, meeting_id, recording_id)
         manifest = await asyncio.to_thread(_manifest, root, recording)
         return {**recording.to_json(), "manifest": manifest}
 
@@ -127,7 +79,7 @@ def recording_router(settings: Settings) -> APIRouter:
     ) -> FileResponse:
         """A file of the recording, by a name its manifest lists."""
         await moderated(ctx, meeting_id, user.user_id)
-        recording = await recording_of(ctx, meeting_id, recording_id)
+        recording = await _RECORDINGS.run_of(ctx, meeting_id, recording_id)
         path = await asyncio.to_thread(_listed_file, root, recording, name)
         if path is None:
             raise NotFound("no such file in this recording", recordingId=recording_id, name=name)

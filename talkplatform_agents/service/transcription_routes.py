@@ -14,36 +14,28 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
-from pydantic import ConfigDict
+from fastapi import APIRouter, Query, Response
 
-from talkplatform_agents.errors import Forbidden, Gone, NotFound
+from talkplatform_agents.errors import Forbidden
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.service.analytics import meeting_analytics, timeline_png
 from talkplatform_agents.service.context import ServiceContext
-from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
+from talkplatform_agents.service.openapi import LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import NO_STORE, Context, User
-from talkplatform_agents.service.schemas import Wire
+from talkplatform_agents.service.run_routes import RunRoutes, add_run_routes, with_role
 from talkplatform_agents.service.transcription import (
+    TRANSCRIPTION,
     TranscriptSpan,
-    start_transcription,
-    stop_transcription,
     transcript_span,
     transcription_settings,
 )
 from talkplatform_agents.service.transcripts import render_transcript
-from talkplatform_agents.store import (
-    MeetingView,
-    SegmentView,
-    TranscriptionRepository,
-)
+from talkplatform_agents.store import SegmentView, TranscriptionRepository
 from talkplatform_agents.store.chat import ChatRepository
 
 __all__ = ["FormatName", "transcription_router"]
 
 _MEETING = "/api/v1/meetings/{meeting_id}"
-_TRANSCRIPTIONS = _MEETING + "/transcriptions"
-_ONE = _TRANSCRIPTIONS + "/{transcription_id}"
 _STRING = {"schema": {"type": "string"}}
 _TRANSCRIPT_TYPES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -77,59 +69,25 @@ _PNG_TYPES: dict[int | str, dict[str, Any]] = {
 FormatName = Literal["json", "vtt", "srt", "text"]
 
 
-class StartBody(Wire):
-    """Nothing to say yet; anything else is a 422."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 # Every route: a login, the store, the meeting and the transcription (404), the right to
 # act or to read (403).
 transcription_router = APIRouter(responses=errors(LOGIN, STORE, MEETING, 403))
 
 
-@transcription_router.post(
-    _TRANSCRIPTIONS,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=errors(BODY, LIVEKIT, 409, 410),
+add_run_routes(
+    transcription_router,
+    RunRoutes(
+        control=TRANSCRIPTION,
+        repository=TranscriptionRepository,
+        plural="transcriptions",
+        start_doc="""Start transcribing the meeting room: the transcriber is on its way
+            (``starting``); 409 while a transcription runs (its id as ``transcriptionId``);
+            410 once the meeting ended.""",
+        stop_doc="""Ask the transcription to stop: ``stopping`` until its transcriber has
+            stored its last segments (then ``complete``); ``aborted`` if no transcriber had
+            begun. Stopping an ended transcription changes nothing.""",
+    ),
 )
-async def start(
-    meeting_id: str, user: User, ctx: Context, body: StartBody | None = None
-) -> dict[str, Any]:
-    """Start transcribing the meeting room: the transcriber is on its way (``starting``); 409
-    while a transcription runs (its id as ``transcriptionId``); 410 once the meeting ended."""
-    meeting = await _moderated(ctx, meeting_id, user.user_id)
-    if meeting.ended_at is not None:
-        raise Gone("the meeting has ended", meetingId=meeting_id)
-    transcriptions = TranscriptionRepository(ctx.db)
-    started = await start_transcription(transcriptions, ctx.server, meeting_id, user.user_id)
-    return started.to_json()
-
-
-@transcription_router.post(
-    _ONE + "/stop", status_code=status.HTTP_202_ACCEPTED, responses=errors(409)
-)
-async def stop(meeting_id: str, transcription_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    """Ask the transcription to stop: ``stopping`` until its transcriber has stored its last
-    segments (then ``complete``); ``aborted`` if no transcriber had begun. Stopping an ended
-    transcription changes nothing."""
-    await _moderated(ctx, meeting_id, user.user_id)
-    transcriptions = TranscriptionRepository(ctx.db)
-    transcription = await transcriptions.get(transcription_id)
-    if transcription is None or transcription.meeting_id != meeting_id:
-        raise NotFound(
-            "no such transcription", meetingId=meeting_id, transcriptionId=transcription_id
-        )
-    stopped = await stop_transcription(transcriptions, ctx.server, transcription)
-    return stopped.to_json()
-
-
-@transcription_router.get(_TRANSCRIPTIONS)
-async def list_transcriptions(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    """The meeting's transcriptions, oldest first (also after the meeting ended)."""
-    await _moderated(ctx, meeting_id, user.user_id)
-    made = await TranscriptionRepository(ctx.db).of_meeting(meeting_id)
-    return {"transcriptions": [t.to_json() for t in made]}
 
 
 @transcription_router.get(
@@ -186,22 +144,9 @@ class _Transcript:
         return max([self.span.end_ms, *(s.end_ms for s in self.segments)])
 
 
-async def _moderated(ctx: ServiceContext, meeting_id: str, user_id: str) -> MeetingView:
-    found = await ctx.meetings.with_role(meeting_id, user_id)
-    if found is None:
-        raise NotFound("meeting not found", meetingId=meeting_id)
-    meeting, role = found
-    if role not in MODERATOR_ROLES:
-        raise Forbidden("only a host or co-host may do this", meetingId=meeting_id, caller=user_id)
-    return meeting
-
-
 async def _readable(ctx: ServiceContext, meeting_id: str, user_id: str) -> _Transcript:
     """The meeting's transcript, if the user may read it."""
-    found = await ctx.meetings.with_role(meeting_id, user_id)
-    if found is None:
-        raise NotFound("meeting not found", meetingId=meeting_id)
-    meeting, role = found
+    meeting, role = await with_role(ctx, meeting_id, user_id)
     moderator = role in MODERATOR_ROLES
     if not moderator and not transcription_settings(meeting).participants_may_read:
         raise Forbidden(

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from livekit import rtc
 from livekit.agents import stt
 from livekit.agents.language import LanguageCode
@@ -143,6 +144,13 @@ class SphinxStream(stt.RecognizeStream):
         super().__init__(stt=engine, conn_options=conn_options, sample_rate=SAMPLE_RATE)
         self._options = engine.options
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sphinx")
+
+    def push_frame(self, frame: rtc.AudioFrame) -> None:
+        # Mono first: the base class resamples with a one-channel resampler, which garbles
+        # a stereo frame.
+        if frame.num_channels != 1:
+            frame = _downmix(frame)
+        super().push_frame(frame)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -346,17 +354,19 @@ def _words_of(hypstr: str) -> str:
     return " ".join(w for t in hypstr.split() if (w := _word(t)) is not None)
 
 
+def _downmix(frame: rtc.AudioFrame) -> rtc.AudioFrame:
+    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+    mono = samples.mean(axis=1).astype(np.int16)
+    return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, len(mono))
+
+
 def _mono16k(frame: rtc.AudioFrame) -> bytes:
     """16-bit PCM at 16 kHz mono; the stream resamples its input, so only channels remain."""
     if frame.sample_rate != SAMPLE_RATE:
         frame = _resample(frame)
-    if frame.num_channels == 1:
-        return bytes(frame.data.cast("B"))
-    import numpy as np
-
-    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
-    mono: bytes = samples.mean(axis=1).astype(np.int16).tobytes()
-    return mono
+    if frame.num_channels != 1:
+        frame = _downmix(frame)
+    return bytes(frame.data.cast("B"))
 
 
 def _resample(frame: rtc.AudioFrame) -> rtc.AudioFrame:
