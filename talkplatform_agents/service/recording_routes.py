@@ -32,15 +32,20 @@ __all__ = ["recording_router"]
 
 logger = logging.getLogger(__name__)
 
+# The start and stop routes' descriptions, as their OpenAPI has said from the first.
+_START_DOC = """\
+Start recording the meeting room: the recorder is on its way (``starting``); 409
+while a recording runs (its id as ``recordingId``); 410 once the meeting ended."""
+_STOP_DOC = """\
+Ask the recording to stop: ``stopping`` until its recorder has finalised its
+files (then ``complete``); ``aborted`` if no recorder had begun. Stopping an ended
+recording changes nothing."""
 _RECORDINGS = RunRoutes(
     control=RECORDING,
     repository=RecordingRepository,
     plural="recordings",
-    start_doc="""Start recording the meeting room: the recorder is on its way (``starting``); 409
-        while a recording runs (its id as ``recordingId``); 410 once the meeting ended.""",
-    stop_doc="""Ask the recording to stop: ``stopping`` until its recorder has finalised its
-        files (then ``complete``); ``aborted`` if no recorder had begun. Stopping an ended
-        recording changes nothing.""",
+    start_doc=_START_DOC,
+    stop_doc=_STOP_DOC,
 )
 _ONE = _RECORDINGS.base + "/{recording_id}"
 MANIFEST = "manifest.json"

@@ -36,8 +36,10 @@ class StartBody(Wire):
     model_config = ConfigDict(extra="forbid")
 
 
-async def with_role(ctx: ServiceContext, meeting_id: str, user_id: str) -> tuple[MeetingView, Role]:
-    """The meeting and the user's role in it (``NotFound`` for no meeting)."""
+async def with_role(
+    ctx: ServiceContext, meeting_id: str, user_id: str
+) -> tuple[MeetingView, Role | None]:
+    """The meeting and the user's role in it, if any (``NotFound`` for no meeting)."""
     found = await ctx.meetings.with_role(meeting_id, user_id)
     if found is None:
         raise NotFound("meeting not found", meetingId=meeting_id)

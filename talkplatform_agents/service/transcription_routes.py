@@ -69,6 +69,15 @@ _PNG_TYPES: dict[int | str, dict[str, Any]] = {
 FormatName = Literal["json", "vtt", "srt", "text"]
 
 
+# The start and stop routes' descriptions, as their OpenAPI has said from the first.
+_START_DOC = """\
+Start transcribing the meeting room: the transcriber is on its way (``starting``); 409
+while a transcription runs (its id as ``transcriptionId``); 410 once the meeting ended."""
+_STOP_DOC = """\
+Ask the transcription to stop: ``stopping`` until its transcriber has stored its last
+segments (then ``complete``); ``aborted`` if no transcriber had begun. Stopping an ended
+transcription changes nothing."""
+
 # Every route: a login, the store, the meeting and the transcription (404), the right to
 # act or to read (403).
 transcription_router = APIRouter(responses=errors(LOGIN, STORE, MEETING, 403))
@@ -80,12 +89,8 @@ add_run_routes(
         control=TRANSCRIPTION,
         repository=TranscriptionRepository,
         plural="transcriptions",
-        start_doc="""Start transcribing the meeting room: the transcriber is on its way
-            (``starting``); 409 while a transcription runs (its id as ``transcriptionId``);
-            410 once the meeting ended.""",
-        stop_doc="""Ask the transcription to stop: ``stopping`` until its transcriber has
-            stored its last segments (then ``complete``); ``aborted`` if no transcriber had
-            begun. Stopping an ended transcription changes nothing.""",
+        start_doc=_START_DOC,
+        stop_doc=_STOP_DOC,
     ),
 )
 

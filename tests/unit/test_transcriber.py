@@ -182,3 +182,12 @@ async def test_leaving_with_the_store_away_says_how_many_finals_were_not_stored(
     with caplog.at_level(logging.ERROR):
         await captions.aclose()
     assert any("1 final caption(s) could not be stored" in r.getMessage() for r in caplog.records)
+
+
+async def test_streams_share_decoders_so_a_silent_participant_holds_none() -> None:
+    engine = sphinx.commands()
+    clip = speak("next slide", sample_rate=16_000)
+    for _ in range(3):  # speakers one after another: one decoder serves them all
+        await _events(engine, clip.samples, 16_000, 1)
+    await _events(engine, np.zeros(16_000, dtype=np.int16), 16_000, 1)
+    assert engine.decoders.made == 1

@@ -18,8 +18,10 @@ reliably; anything else is forced onto the nearest phrase or dropped as low-conf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,8 +102,10 @@ class SphinxSTT(stt.STT[Any]):
             )
         )
         self.options = options or SphinxOptions()
-        if self.options.grammar is not None:
-            _decoder(self.options)  # a bad grammar fails here, at configuration time
+        # A bad grammar fails here, at configuration time; and the first utterance finds
+        # a decoder ready.
+        self.decoders = DecoderPool(self.options)
+        self.decoders.release(self.decoders.acquire())
 
     @property
     def model(self) -> str:
@@ -116,13 +120,16 @@ class SphinxSTT(stt.STT[Any]):
     ) -> stt.SpeechEvent:
         frame = combine_frames(buffer)
         pcm = _mono16k(frame)
-        decoder = await asyncio.to_thread(_decoder, self.options)
 
         def run() -> stt.SpeechData | None:
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            return _result(decoder, 0.0)
+            decoder = self.decoders.acquire()
+            try:
+                decoder.start_utt()
+                decoder.process_raw(pcm, full_utt=True)
+                decoder.end_utt()
+                return _result(decoder, 0.0)
+            finally:
+                self.decoders.release(decoder)
 
         data = await asyncio.to_thread(run)
         return stt.SpeechEvent(
@@ -143,6 +150,7 @@ class SphinxStream(stt.RecognizeStream):
     def __init__(self, engine: SphinxSTT, conn_options: Any) -> None:
         super().__init__(stt=engine, conn_options=conn_options, sample_rate=SAMPLE_RATE)
         self._options = engine.options
+        self._decoders = engine.decoders
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sphinx")
 
     def push_frame(self, frame: rtc.AudioFrame) -> None:
@@ -154,7 +162,7 @@ class SphinxStream(stt.RecognizeStream):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        cutter = await loop.run_in_executor(self._thread, _Utterances, self._options)
+        cutter = _Utterances(self._options, self._decoders)
         pending = bytearray()
         chunk = int(SAMPLE_RATE * _CHUNK_S) * 2
         try:
@@ -175,14 +183,16 @@ class SphinxStream(stt.RecognizeStream):
                 self._event_ch.send_nowait(event)
         finally:
             self._thread.shutdown(wait=False, cancel_futures=True)
+            cutter.close()
 
 
 class _Utterances:
     """Endpointing and decoding, on the stream's worker thread only."""
 
-    def __init__(self, options: SphinxOptions) -> None:
+    def __init__(self, options: SphinxOptions, decoders: DecoderPool) -> None:
         self._options = options
-        self._decoder = _decoder(options)
+        self._decoders = decoders
+        self._decoder: Any = None  # the pool's, while in an utterance
         self._endpointer = Endpointer(
             window=options.window_s,
             ratio=options.ratio,
@@ -239,7 +249,15 @@ class _Utterances:
                 events.append(interim)
         return events
 
+    def close(self) -> None:
+        if self._decoder is not None:  # cancelled in an utterance: the decoder goes back
+            with contextlib.suppress(Exception):
+                self._decoder.end_utt()
+            self._decoders.release(self._decoder)
+            self._decoder = None
+
     def _begin(self, start_s: float) -> stt.SpeechEvent:
+        self._decoder = self._decoders.acquire()
         self._decoder.start_utt()
         self._in_utterance = True
         self._start_s = start_s
@@ -273,6 +291,8 @@ class _Utterances:
         self._in_utterance = False
         events = []
         data = _result(self._decoder, self._start_s)
+        self._decoders.release(self._decoder)
+        self._decoder = None
         if data is not None:
             events.append(
                 stt.SpeechEvent(
@@ -285,6 +305,35 @@ class _Utterances:
             stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH, request_id=self._request_id)
         )
         return events
+
+
+class DecoderPool:
+    """Decoders for utterances in progress, shared by every stream of one engine.
+
+    A decoder holds its model, about 90 MB with the general language model, and a stream
+    needs one only while its speaker speaks: so streams take one at the start of an
+    utterance and give it back at its end, and a meeting holds as many as people speak at
+    once (plus ``keep`` idle), not one per participant. Thread-safe: streams decode on
+    threads of their own."""
+
+    def __init__(self, options: SphinxOptions, keep: int = 2) -> None:
+        self._options = options
+        self._keep = keep
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self.made = 0
+
+    def acquire(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            self.made += 1
+        return _decoder(self._options)  # outside the lock: a load takes a while
+
+    def release(self, decoder: Any) -> None:
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(decoder)
 
 
 def _decoder(options: SphinxOptions) -> Any:
