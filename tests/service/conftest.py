@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from livekit import api
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.service import create_app, mint_app_token
-from talkplatform_agents.store import upgrade
+from talkplatform_agents.store import Database, upgrade
 
 APP_SECRET = "test-app-secret-0123456789abcdef"
 
@@ -30,7 +36,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def service(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app, running, and a client of it."""
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -38,7 +45,22 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             transport=httpx.ASGITransport(app=app), base_url="http://service.test"
         ) as http,
     ):
-        yield http
+        yield app, http
+
+
+@pytest.fixture
+def client(service: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return service[1]
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Database]:
+    """The service's database, as a test sets the scene in it."""
+    db = Database(settings.database_url)
+    try:
+        yield db
+    finally:
+        await db.aclose()
 
 
 @pytest.fixture
@@ -58,3 +80,24 @@ async def create_meeting(
     )
     assert reply.status_code == 201, reply.text
     return str(reply.json()["id"])
+
+
+def participant_joined(
+    settings: Settings, room: str, identity: str, kind: int = 0
+) -> tuple[str, dict[str, str]]:
+    """livekit-server's signed ``participant_joined`` webhook: its body and headers."""
+    now = int(time.time())
+    body = json.dumps(
+        {
+            "event": "participant_joined",
+            "id": f"EV_{room}_{identity}",
+            "createdAt": now,
+            "room": {"name": room, "creationTime": now - 5},
+            "participant": {"sid": f"PA_{identity}", "identity": identity, "joinedAt": now,
+                            "kind": kind},
+        }
+    )  # fmt: skip
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    secret = settings.livekit_api_secret.get_secret_value()
+    token = api.AccessToken(settings.livekit_api_key, secret).with_sha256(digest).to_jwt()
+    return body, {"Authorization": token, "Content-Type": "application/webhook+json"}

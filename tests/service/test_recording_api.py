@@ -5,11 +5,8 @@ runs end to end in tests/integration."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,7 +15,6 @@ from livekit import api
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.roles import Role
-from talkplatform_agents.service import create_app
 from talkplatform_agents.store import (
     Database,
     MeetingRepository,
@@ -26,7 +22,7 @@ from talkplatform_agents.store import (
     RunStatus,
 )
 
-from .conftest import create_meeting
+from .conftest import create_meeting, participant_joined
 
 Auth = Callable[..., dict[str, str]]
 
@@ -34,27 +30,6 @@ Auth = Callable[..., dict[str, str]]
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(update={"recordings_dir": str(tmp_path / "recordings")})
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://service.test"
-        ) as http,
-    ):
-        yield http
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(settings.database_url)
-    try:
-        yield db
-    finally:
-        await db.aclose()
 
 
 def _base(mid: str) -> str:
@@ -249,26 +224,6 @@ async def test_recording_settings_are_checked_when_written(
     assert fine.status_code == 200 and fine.json()["settings"]["recording"] == {"auto": False}
 
 
-def _joined(
-    settings: Settings, room: str, identity: str, kind: int = 0
-) -> tuple[str, dict[str, str]]:
-    now = int(time.time())
-    body = json.dumps(
-        {
-            "event": "participant_joined",
-            "id": f"EV_{room}_{identity}",
-            "createdAt": now,
-            "room": {"name": room, "creationTime": now - 5},
-            "participant": {"sid": f"PA_{identity}", "identity": identity, "joinedAt": now,
-                            "kind": kind},
-        }
-    )  # fmt: skip
-    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    secret = settings.livekit_api_secret.get_secret_value()
-    token = api.AccessToken(settings.livekit_api_key, secret).with_sha256(digest).to_jwt()
-    return body, {"Authorization": token, "Content-Type": "application/webhook+json"}
-
-
 async def test_a_meeting_that_records_itself_starts_on_the_first_join(
     client: httpx.AsyncClient, auth: Auth, settings: Settings
 ) -> None:
@@ -278,14 +233,14 @@ async def test_a_meeting_that_records_itself_starts_on_the_first_join(
     agent = int(api.ParticipantInfo.Kind.AGENT)
     for room, who, kind in [(lobby, "guest", 0), (f"meeting-{auto}", "bot", agent),
                             (f"meeting-{manual}", "bob", 0)]:  # fmt: skip
-        body, headers = _joined(settings, room, who, kind)
+        body, headers = participant_joined(settings, room, who, kind)
         assert (
             await client.post("/api/v1/livekit/webhook", content=body, headers=headers)
         ).is_success
         mid = auto if room != f"meeting-{manual}" else manual
         assert (await client.get(_base(mid), headers=auth())).json()["recordings"] == [], room
     for who in ("bob", "carol"):  # the second join finds the first's recording
-        body, headers = _joined(settings, f"meeting-{auto}", who)
+        body, headers = participant_joined(settings, f"meeting-{auto}", who)
         reply = await client.post("/api/v1/livekit/webhook", content=body, headers=headers)
         assert reply.status_code == 200  # a failed dispatch never fails the webhook
     [made] = (await client.get(_base(auto), headers=auth())).json()["recordings"]

@@ -8,12 +8,9 @@ runs end to end in tests/integration."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import hashlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import get_args
 
@@ -26,7 +23,6 @@ from talkplatform_agents.config import Settings
 from talkplatform_agents.lk.naming import TRANSCRIBER_AGENT_NAME
 from talkplatform_agents.lk.transcription import TOPIC_NOTICE
 from talkplatform_agents.roles import Role
-from talkplatform_agents.service import create_app
 from talkplatform_agents.service.context import ServiceContext
 from talkplatform_agents.service.transcription_routes import FormatName
 from talkplatform_agents.service.transcripts import FORMATS
@@ -40,7 +36,7 @@ from talkplatform_agents.store import (
     Word,
 )
 
-from .conftest import create_meeting
+from .conftest import create_meeting, participant_joined
 
 Auth = Callable[..., dict[str, str]]
 TIMEOUT_S = 20.0  # a bound for what the service does in the background, not a wait
@@ -75,38 +71,12 @@ class FakeServer:
 
 
 @pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://service.test"
-        ) as http,
-    ):
-        yield app, http
-
-
-@pytest.fixture
 def fake(service: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     server = FakeServer()
     context: ServiceContext = service[0].state.context
     for name in ("dispatch", "send_data", "participants", "agents_in_flight"):
         monkeypatch.setattr(context.server, name, getattr(server, name))
     return server
-
-
-@pytest.fixture
-def client(service: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
-    return service[1]
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(settings.database_url)
-    try:
-        yield db
-    finally:
-        await db.aclose()
 
 
 def _base(mid: str) -> str:
@@ -375,26 +345,6 @@ async def test_transcription_settings_are_checked_when_written(
     }
 
 
-def _joined(
-    settings: Settings, room: str, identity: str, kind: int = 0
-) -> tuple[str, dict[str, str]]:
-    now = int(time.time())
-    body = json.dumps(
-        {
-            "event": "participant_joined",
-            "id": f"EV_{room}_{identity}",
-            "createdAt": now,
-            "room": {"name": room, "creationTime": now - 5},
-            "participant": {"sid": f"PA_{identity}", "identity": identity, "joinedAt": now,
-                            "kind": kind},
-        }
-    )  # fmt: skip
-    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    secret = settings.livekit_api_secret.get_secret_value()
-    token = api.AccessToken(settings.livekit_api_key, secret).with_sha256(digest).to_jwt()
-    return body, {"Authorization": token, "Content-Type": "application/webhook+json"}
-
-
 async def test_a_meeting_that_transcribes_itself_starts_on_the_first_join(
     client: httpx.AsyncClient, auth: Auth, settings: Settings, fake: FakeServer
 ) -> None:
@@ -404,13 +354,13 @@ async def test_a_meeting_that_transcribes_itself_starts_on_the_first_join(
     for room, who, kind in [(f"meeting-{auto}-lobby", "guest", 0),
                             (f"meeting-{auto}", "bot", agent),
                             (f"meeting-{manual}", "bob", 0)]:  # fmt: skip
-        body, headers = _joined(settings, room, who, kind)
+        body, headers = participant_joined(settings, room, who, kind)
         reply = await client.post("/api/v1/livekit/webhook", content=body, headers=headers)
         assert reply.status_code == 200, reply.text
     for mid in (auto, manual):
         assert (await client.get(_base(mid), headers=auth())).json()["transcriptions"] == []
     for who in ("bob", "carol"):  # the second join finds the first's transcription
-        body, headers = _joined(settings, f"meeting-{auto}", who)
+        body, headers = participant_joined(settings, f"meeting-{auto}", who)
         reply = await client.post("/api/v1/livekit/webhook", content=body, headers=headers)
         assert reply.status_code == 200
     [made] = (await client.get(_base(auto), headers=auth())).json()["transcriptions"]

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from talkplatform_agents.lk import bot_status, chat, greenroom, naming, recording, waiting
+from talkplatform_agents.lk import (
+    bot_status,
+    chat,
+    greenroom,
+    naming,
+    recording,
+    transcription,
+    waiting,
+)
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -59,6 +67,16 @@ WIRE_NAMES: list[tuple[str, str]] = [
     (recording.RPC_RECORDING_STOP, "recording.stop"),
     (recording.RPC_RECORDING_STATUS, "recording.status"),
     (naming.RECORDER_AGENT_NAME, "recorder"),
+    # Transcription: LiveKit's caption convention, our flag and notices (lk/transcription.py).
+    (transcription.TOPIC_CAPTIONS, "lk.transcription"),
+    (transcription.ATTR_SEGMENT_ID, "lk.segment_id"),
+    (transcription.ATTR_TRACK_ID, "lk.transcribed_track_id"),
+    (transcription.ATTR_FINAL, "lk.transcription_final"),
+    (transcription.ATTR_TRANSCRIBING, "tp.transcribing"),
+    (transcription.TOPIC_NOTICE, "tp.transcription"),
+    (transcription.RPC_TRANSCRIPTION_STOP, "transcription.stop"),
+    (transcription.RPC_TRANSCRIPTION_STATUS, "transcription.status"),
+    (naming.TRANSCRIBER_AGENT_NAME, "transcriber"),
     # The bots as the server dispatches them, and how a bot tells it serves its room.
     (naming.ECHO_AGENT_NAME, "greenroom-echo"),
     (naming.WAITING_ROOM_AGENT_NAME, "waiting-room"),
