@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
 from talkplatform_agents.lk.naming import ACTIVE_ATTRIBUTE, AGENT_NAME_ATTRIBUTE
 from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.store import upgrade
+from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SECRET = "integration-app-secret-0123456789"
@@ -57,6 +59,43 @@ def user_auth() -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {mint_app_token(APP_SECRET, user, name, 600)}"}
 
     return headers
+
+
+@pytest.fixture
+async def people() -> AsyncIterator[AsyncExitStack]:
+    """Where a test's participants (and their tracks) are entered, to leave at its end."""
+    async with AsyncExitStack() as stack:
+        yield stack
+
+
+class Media(TypedDict, total=False):
+    """What a synthetic participant publishes (``ParticipantConfig``'s fields)."""
+
+    publish_audio: bool
+    publish_video: bool
+    width: int
+    height: int
+    fps: int
+
+
+async def join(
+    api: httpx.AsyncClient,
+    auth: Callable[..., dict[str, str]],
+    stack: AsyncExitStack,
+    user: str,
+    meeting_id: str,
+    **media: Unpack[Media],
+) -> SyntheticParticipant:
+    """``user`` (named after itself) in the meeting's room with a token from the service,
+    publishing ``media`` (``ParticipantConfig``'s defaults otherwise); it leaves with
+    ``stack``."""
+    grant = await post_json(api, "/api/v1/livekit/token", auth(user, user.title()),
+                            {"meetingId": meeting_id})  # fmt: skip
+    participant = SyntheticParticipant(
+        ParticipantConfig(url=grant["wsUrl"], token=grant["token"], **media)
+    )
+    await stack.enter_async_context(participant)
+    return participant
 
 
 async def post_json(

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -31,34 +31,18 @@ from talkplatform_agents.lk.naming import (
 )
 from talkplatform_agents.store import Database
 from talkplatform_agents.store.leases import BotLeaseRepository
-from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
+from talkplatform_agents.synthetic import SyntheticParticipant
 
-from .conftest import post_json, settled_bot, until
+from .conftest import Media, join, post_json, settled_bot, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
+# Everyone publishes a small picture and a tone, to be recorded.
+_MEDIA = Media(width=320, height=180, fps=10)
 
 
 def _uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as stack:
-        yield stack
-
-
-async def _join(
-    api: httpx.AsyncClient, auth: Auth, stack: AsyncExitStack, user: str, meeting_id: str
-) -> SyntheticParticipant:
-    grant = await post_json(api, "/api/v1/livekit/token", auth(user, user.title()),
-                            {"meetingId": meeting_id})  # fmt: skip
-    participant = SyntheticParticipant(
-        ParticipantConfig(url=grant["wsUrl"], token=grant["token"], width=320, height=180, fps=10)
-    )
-    await stack.enter_async_context(participant)
-    return participant
 
 
 async def _hosted(
@@ -68,7 +52,7 @@ async def _hosted(
     created = await post_json(api, "/api/v1/meetings", auth(host, "Host"),
                               {"title": title, "settings": {}})  # fmt: skip
     meeting_id = str(created["id"])
-    return meeting_id, await _join(api, auth, stack, host, meeting_id)
+    return meeting_id, await join(api, auth, stack, host, meeting_id, **_MEDIA)
 
 
 async def _start(api: httpx.AsyncClient, auth: dict[str, str], base: str) -> str:
@@ -141,7 +125,7 @@ async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
 ) -> None:
     host, guest = _uid("host"), _uid("guest")
     meeting_id, host_p = await _hosted(api, user_auth, people, host, "recorded")
-    guest_p = await _join(api, user_auth, people, guest, meeting_id)
+    guest_p = await join(api, user_auth, people, guest, meeting_id, **_MEDIA)
     base = f"/api/v1/meetings/{meeting_id}/recordings"
 
     assert (await api.post(base, headers=user_auth(guest))).status_code == 403

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -22,15 +22,17 @@ import webvtt
 from talkplatform_agents.harness.speech import Clip, speak
 from talkplatform_agents.lk import transcription as proto
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, TRANSCRIBER_AGENT_NAME
-from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
+from talkplatform_agents.synthetic import SyntheticParticipant
 from talkplatform_agents.synthetic.participant import TextMessage
 from talkplatform_agents.synthetic.speech import SpeechTrack, Spoken
 
-from .conftest import post_json, until
+from .conftest import Media, join, post_json, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
 
+# The participants publish no tone nor video: their microphones (SpeechTrack) say the speech.
+_NO_MEDIA = Media(publish_audio=False, publish_video=False)
 # Within this of the speech it came from, a segment's times (the bound).
 SLACK_MS = 300
 
@@ -48,25 +50,6 @@ class Said:
     @property
     def end_ms(self) -> int:
         return self.spoken.start_ms + self.clip.speech_end_ms
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as stack:
-        yield stack
-
-
-async def _join(
-    api: httpx.AsyncClient, auth: Auth, stack: AsyncExitStack, user: str, meeting_id: str
-) -> SyntheticParticipant:
-    grant = await post_json(api, "/api/v1/livekit/token", auth(user, user.title()),
-                            {"meetingId": meeting_id})  # fmt: skip
-    config = ParticipantConfig(
-        url=grant["wsUrl"], token=grant["token"], publish_audio=False, publish_video=False
-    )
-    participant = SyntheticParticipant(config)
-    await stack.enter_async_context(participant)
-    return participant
 
 
 async def _microphone(
@@ -109,10 +92,10 @@ async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
                               {"title": "Transcribed", "settings": {}})  # fmt: skip
     meeting_id = str(created["id"])
     base = f"/api/v1/meetings/{meeting_id}"
-    listener = await _join(api, user_auth, people, host, meeting_id)
+    listener = await join(api, user_auth, people, host, meeting_id, **_NO_MEDIA)
     captions_in = listener.listen_text(proto.TOPIC_CAPTIONS)
-    a = await _join(api, user_auth, people, alice, meeting_id)
-    b = await _join(api, user_auth, people, bob, meeting_id)
+    a = await join(api, user_auth, people, alice, meeting_id, **_NO_MEDIA)
+    b = await join(api, user_auth, people, bob, meeting_id, **_NO_MEDIA)
     # Silence is a track too: the host's microphone plays nothing but zeros.
     await _microphone(people, listener, 16_000, 1)
     mic_a = await _microphone(people, a, 16_000, 1)

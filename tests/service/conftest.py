@@ -82,6 +82,39 @@ async def create_meeting(
     return str(reply.json()["id"])
 
 
+async def check_settings_section(
+    client: httpx.AsyncClient,
+    auth: Callable[..., dict[str, str]],
+    section: str,
+    *,
+    refused: list[object],
+    refused_change: tuple[dict[str, object], str],
+    fine: dict[str, object],
+) -> None:
+    """A meeting's ``settings.<section>`` is checked when written: each of ``refused`` makes
+    creating a meeting a 422 naming the section; a change to ``refused_change[0]`` is a 400
+    naming ``refused_change[1]`` (the faulty setting); a change to ``fine`` is kept as is."""
+    for bad in refused:
+        reply = await client.post(
+            "/api/v1/meetings",
+            json={"title": "t", "settings": {section: bad}},
+            headers=auth(),
+        )
+        assert reply.status_code == 422, bad
+        assert f"settings.{section}" in reply.text
+    mid = await create_meeting(client, auth, **{section: {"auto": True}})
+    bad_change, named = refused_change
+    patch = await client.patch(
+        f"/api/v1/public-meetings/{mid}", json={"settings": {section: bad_change}}, headers=auth()
+    )
+    assert patch.status_code == 400 and named in patch.text, patch.text
+    kept = await client.patch(
+        f"/api/v1/public-meetings/{mid}", json={"settings": {section: fine}}, headers=auth()
+    )
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["settings"][section] == fine
+
+
 def participant_joined(
     settings: Settings, room: str, identity: str, kind: int = 0
 ) -> tuple[str, dict[str, str]]:

@@ -36,7 +36,7 @@ from talkplatform_agents.store import (
     Word,
 )
 
-from .conftest import create_meeting, participant_joined
+from .conftest import check_settings_section, create_meeting, participant_joined
 
 Auth = Callable[..., dict[str, str]]
 TIMEOUT_S = 20.0  # a bound for what the service does in the background, not a wait
@@ -317,32 +317,17 @@ async def test_participants_read_only_when_the_meeting_allows_and_they_took_part
 async def test_transcription_settings_are_checked_when_written(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    for bad in ({"auto": "yes"}, {"participantsMayRead": True}, {"auto": 1}, "on"):
-        reply = await client.post(
-            "/api/v1/meetings",
-            json={"title": "t", "settings": {"transcription": bad}},
-            headers=auth(),
-        )
-        assert reply.status_code == 422, bad
-        assert "settings.transcription" in reply.text
-    mid = await create_meeting(client, auth, transcription={"auto": True})
-    patch = await client.patch(
-        f"/api/v1/public-meetings/{mid}",
-        json={"settings": {"transcription": {"participants_may_read": "yes"}}},
-        headers=auth(),
+    await check_settings_section(
+        client,
+        auth,
+        "transcription",
+        refused=[{"auto": "yes"}, {"participantsMayRead": True}, {"auto": 1}, "on"],
+        refused_change=(
+            {"participants_may_read": "yes"},
+            "settings.transcription.participants_may_read",
+        ),
+        fine={"auto": False, "participants_may_read": True},
     )
-    assert patch.status_code == 400
-    assert "settings.transcription.participants_may_read" in patch.text
-    fine = await client.patch(
-        f"/api/v1/public-meetings/{mid}",
-        json={"settings": {"transcription": {"auto": False, "participants_may_read": True}}},
-        headers=auth(),
-    )
-    assert fine.status_code == 200
-    assert fine.json()["settings"]["transcription"] == {
-        "auto": False,
-        "participants_may_read": True,
-    }
 
 
 async def test_a_meeting_that_transcribes_itself_starts_on_the_first_join(
