@@ -83,6 +83,74 @@ def _finals(captions: list[TextMessage], identity: str) -> list[TextMessage]:
     ]  # fmt: skip
 
 
+def _check_captions(captions: list[TextMessage], speakers: tuple[str, ...]) -> None:
+    """The speaker's own identity, the three attributes, an interim before the final of
+    some segment, and interims only before their segment's final."""
+    assert not [c for c in captions if c.sender not in speakers], "a silent track captioned"
+    by_segment: dict[str, list[TextMessage]] = {}
+    for c in captions:
+        assert set(c.attributes) >= {proto.ATTR_SEGMENT_ID, proto.ATTR_TRACK_ID, proto.ATTR_FINAL}
+        assert c.attributes[proto.ATTR_FINAL] in ("true", "false")
+        by_segment.setdefault(c.attributes[proto.ATTR_SEGMENT_ID], []).append(c)
+    with_interims = [
+        texts for texts in by_segment.values()
+        if texts[-1].attributes[proto.ATTR_FINAL] == "true" and len(texts) > 1
+    ]  # fmt: skip
+    assert with_interims, "no segment had an interim before its final"
+    for texts in with_interims:
+        assert all(t.attributes[proto.ATTR_FINAL] == "false" for t in texts[:-1])
+
+
+def _check_segments(
+    transcript: dict[str, Any], said: list[Said], speakers: tuple[str, ...]
+) -> None:
+    """Every stored segment its speaker's, inside that speaker's speech."""
+    segments = transcript["segments"]
+    assert {s["speakerIdentity"] for s in segments} == set(speakers), segments
+    origin_ms = _origin_ms(transcript)
+    for segment in segments:
+        start, end = segment["startMs"] + origin_ms, segment["endMs"] + origin_ms
+        spoken = [s for s in said if s.identity == segment["speakerIdentity"]]
+        assert any(s.start_ms - SLACK_MS <= start and end <= s.end_ms + SLACK_MS for s in spoken), (
+            start, end, segment["text"], [(s.start_ms, s.end_ms) for s in spoken],
+        )  # fmt: skip
+
+
+async def _completed(api: httpx.AsyncClient, url: str, auth: dict[str, str]) -> None:
+    """Until the meeting's (one) transcription is complete."""
+    async with asyncio.timeout(30):
+        while (await _json(api, url, auth))["transcriptions"][0]["status"] != "complete":  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+
+
+async def _converse(mics: dict[str, SpeechTrack]) -> list[Said]:
+    """Two speakers say two sentences each, in turns; the second speaker cuts in a second
+    into the first one's second sentence."""
+    alice, bob = mics
+    lines = {
+        alice: ("good morning everyone and thank you for joining the weekly meeting",
+                "i think we should move the release to the end of next month"),
+        bob: ("the budget for the second quarter looks much better than expected",
+              "sorry to interrupt but the numbers are not final yet"),
+    }  # fmt: skip
+    clips = {
+        who: [speak(t, sample_rate=mic.sample_rate, channels=mic.channels) for t in lines[who]]
+        for who, mic in mics.items()
+    }
+    said: list[Said] = []
+
+    async def say(who: str, clip: Clip) -> None:
+        said.append(Said(who, clip, await mics[who].say(clip.samples)))
+
+    await say(alice, clips[alice][0])
+    await say(bob, clips[bob][0])
+    second = asyncio.create_task(say(alice, clips[alice][1]))
+    await asyncio.sleep(1.0 + clips[alice][1].speech_start_ms / 1000)
+    await say(bob, clips[bob][1])
+    await second
+    return said
+
+
 async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
     api: httpx.AsyncClient, user_auth: Auth, people: AsyncExitStack
 ) -> None:
@@ -106,28 +174,7 @@ async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
     run_id = started.json()["id"]
     await until(lambda: _transcribing(listener), 90)
 
-    lines = {
-        alice: ("good morning everyone and thank you for joining the weekly meeting",
-                "i think we should move the release to the end of next month"),
-        bob: ("the budget for the second quarter looks much better than expected",
-              "sorry to interrupt but the numbers are not final yet"),
-    }  # fmt: skip
-    clips = {
-        who: [speak(t, sample_rate=mic.sample_rate, channels=mic.channels) for t in texts]
-        for who, mic, texts in ((alice, mic_a, lines[alice]), (bob, mic_b, lines[bob]))
-    }
-    said: list[Said] = []
-
-    async def say(who: str, mic: SpeechTrack, clip: Clip) -> None:
-        said.append(Said(who, clip, await mic.say(clip.samples)))
-
-    await say(alice, mic_a, clips[alice][0])
-    await say(bob, mic_b, clips[bob][0])
-    # The overlap: Bob cuts in a second into Alice's second sentence.
-    second = asyncio.create_task(say(alice, mic_a, clips[alice][1]))
-    await asyncio.sleep(1.0 + clips[alice][1].speech_start_ms / 1000)
-    await say(bob, mic_b, clips[bob][1])
-    await second
+    said = await _converse({alice: mic_a, bob: mic_b})
 
     captions: list[TextMessage] = []
 
@@ -152,42 +199,13 @@ async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
     stopped = await api.post(f"{base}/transcriptions/{run_id}/stop", headers=host_auth)
     assert stopped.status_code == 202, stopped.text
 
-    async def complete() -> bool:
-        runs = await _json(api, f"{base}/transcriptions", host_auth)
-        return bool(runs["transcriptions"][0]["status"] == "complete")
-
-    async with asyncio.timeout(30):
-        while not await complete():  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
+    await _completed(api, f"{base}/transcriptions", host_auth)
     await until(lambda: _transcribing(listener) is None or None, 30)
 
-    # Captions: the speaker's own identity, the three attributes, an interim before the
-    # final of a segment of any length.
-    assert not [c for c in captions if c.sender not in (alice, bob)], "the silent host captioned"
-    by_segment: dict[str, list[TextMessage]] = {}
-    for c in captions:
-        assert set(c.attributes) >= {proto.ATTR_SEGMENT_ID, proto.ATTR_TRACK_ID, proto.ATTR_FINAL}
-        assert c.attributes[proto.ATTR_FINAL] in ("true", "false")
-        by_segment.setdefault(c.attributes[proto.ATTR_SEGMENT_ID], []).append(c)
-    with_interims = [
-        texts for texts in by_segment.values()
-        if texts[-1].attributes[proto.ATTR_FINAL] == "true" and len(texts) > 1
-    ]  # fmt: skip
-    assert with_interims, "no segment had an interim before its final"
-    for texts in with_interims:
-        assert all(t.attributes[proto.ATTR_FINAL] == "false" for t in texts[:-1])
-
-    # The stored transcript: every segment its speaker's, inside that speaker's speech.
+    _check_captions(captions, (alice, bob))
     transcript = await _json(api, f"{base}/transcript?format=json", host_auth)
     segments = transcript["segments"]
-    assert {s["speakerIdentity"] for s in segments} == {alice, bob}, segments
-    origin_ms = _origin_ms(transcript)
-    for segment in segments:
-        start, end = segment["startMs"] + origin_ms, segment["endMs"] + origin_ms
-        spoken = [s for s in said if s.identity == segment["speakerIdentity"]]
-        assert any(s.start_ms - SLACK_MS <= start and end <= s.end_ms + SLACK_MS for s in spoken), (
-            start, end, segment["text"], [(s.start_ms, s.end_ms) for s in spoken],
-        )  # fmt: skip
+    _check_segments(transcript, said, (alice, bob))
 
     # Analytics: talk time within 10 % of what was said, the interruption counted.
     analytics = await _json(api, f"{base}/analytics", host_auth)
