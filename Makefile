@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/rooms_per_process.py
 	$(PY) bench/recovery.py
 	$(PY) bench/recorder_cost.py
+	$(PY) bench/transcriber_cost.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -558,7 +558,7 @@ def main() -> None:
         RESULTS.mkdir(exist_ok=True)
         run_in_local_stack(body, agents=(TRANSCRIBER_AGENT_NAME,))
     rows = [{**dataclasses.asdict(lv), "passed": lv.passed} for lv in ladder]
-    report("transcriber_cost", rows, summary, width=200)
+    report("transcriber_cost", rows, summary, width=240)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from talkplatform_agents.config import Settings
 from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
 from talkplatform_agents.lk.naming import ACTIVE_ATTRIBUTE, AGENT_NAME_ATTRIBUTE
 from talkplatform_agents.service import mint_app_token
-from talkplatform_agents.store import upgrade
+from talkplatform_agents.store import Database, upgrade
+from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,3 +144,14 @@ async def bot_in(room: rtc.Room, agent_name: str, timeout_s: float = 60) -> str:
     return await until(
         lambda: settled_bot(room.remote_participants.values(), agent_name), timeout_s
     )
+
+
+async def holder_pid(database_url: str, room: str, agent_name: str) -> int | None:
+    """The pid of the process whose bot ``agent_name`` holds its lease on ``room``."""
+    db = Database(database_url)
+    try:
+        leases = await BotLeaseRepository(db).of_room(room)
+    finally:
+        await db.aclose()
+    held = [x.holder for x in leases if x.agent_name == agent_name and x.identity]
+    return int(held[0].split("/")[1]) if held else None

@@ -29,11 +29,9 @@ from talkplatform_agents.lk.naming import (
     CHAT_AGENT_NAME,
     RECORDER_AGENT_NAME,
 )
-from talkplatform_agents.store import Database
-from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.synthetic import SyntheticParticipant
 
-from .conftest import Media, join, post_json, settled_bot, until
+from .conftest import Media, holder_pid, join, post_json, settled_bot, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -180,16 +178,6 @@ async def test_a_host_records_a_meeting_and_gets_egress_shaped_files(
     assert traversal.status_code == 404
 
 
-async def _holder_pid(database_url: str, room: str) -> int | None:
-    db = Database(database_url)
-    try:
-        leases = await BotLeaseRepository(db).of_room(room)
-    finally:
-        await db.aclose()
-    held = [x.holder for x in leases if x.agent_name == RECORDER_AGENT_NAME and x.identity]
-    return int(held[0].split("/")[1]) if held else None
-
-
 async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries_on(
     api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
 ) -> None:
@@ -208,8 +196,9 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
 
     await until(lambda: recording_on(guest_p), 90)
     await until(some_audio, 60)
-    pid = await eventually(lambda: _holder_pid(live_settings.database_url,
-                                                f"meeting-{meeting_id}"), 30)  # fmt: skip
+    pid = await eventually(lambda: holder_pid(live_settings.database_url,
+                                               f"meeting-{meeting_id}", RECORDER_AGENT_NAME),
+                           30)  # fmt: skip
     killed = _recorder(guest_p)
     os.kill(pid, signal.SIGKILL)
 

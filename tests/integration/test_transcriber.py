@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import signal
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -18,7 +21,9 @@ from typing import Any
 import httpx
 import pytest
 import webvtt
+from livekit import rtc
 
+from talkplatform_agents.config import Settings
 from talkplatform_agents.harness.speech import Clip, speak
 from talkplatform_agents.lk import transcription as proto
 from talkplatform_agents.lk.naming import AGENT_NAME_ATTRIBUTE, TRANSCRIBER_AGENT_NAME
@@ -26,7 +31,7 @@ from talkplatform_agents.synthetic import SyntheticParticipant
 from talkplatform_agents.synthetic.participant import TextMessage
 from talkplatform_agents.synthetic.speech import SpeechTrack, Spoken
 
-from .conftest import Media, join, post_json, until
+from .conftest import Media, holder_pid, join, post_json, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -227,3 +232,61 @@ def _origin_ms(transcript: dict[str, Any]) -> int:
     import datetime as dt
 
     return int(dt.datetime.fromisoformat(transcript["origin"]).timestamp() * 1000)
+
+
+async def test_a_killed_transcriber_is_replaced_and_the_transcript_carries_on(
+    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
+) -> None:
+    host, carol = (f"{n}-{uuid.uuid4().hex[:6]}" for n in ("host", "carol"))
+    host_auth = user_auth(host, "Host")
+    created = await post_json(api, "/api/v1/meetings", host_auth,
+                              {"title": "Killed", "settings": {}})  # fmt: skip
+    meeting_id = str(created["id"])
+    base = f"/api/v1/meetings/{meeting_id}"
+    host_p = await join(api, user_auth, people, host, meeting_id, **_NO_MEDIA)
+    captions = host_p.listen_text(proto.TOPIC_CAPTIONS)
+    speaker = await join(api, user_auth, people, carol, meeting_id, **_NO_MEDIA)
+    mic = await _microphone(people, speaker, 16_000, 1)
+    started = await api.post(f"{base}/transcriptions", headers=host_auth)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    first = await until(lambda: _transcribing(host_p), 90)
+
+    async def final_after(spoken_end_ms: int) -> TextMessage:
+        async with asyncio.timeout(60):
+            while True:
+                c = await captions.get()
+                final = c.attributes.get(proto.ATTR_FINAL) == "true"
+                if final and c.sender == carol and c.received_at * 1000 >= spoken_end_ms:
+                    return c
+
+    spoken = await mic.say(speak("we will look at the numbers again tomorrow").samples)
+    await final_after(spoken.end_ms)
+    # A guest may not even ask after the transcription; a host may.
+    with pytest.raises(rtc.RpcError) as refused:
+        await speaker.rpc(first, proto.RPC_TRANSCRIPTION_STATUS, "{}")
+    assert refused.value.code == 2403
+    status = json.loads(await host_p.rpc(first, proto.RPC_TRANSCRIPTION_STATUS, "{}"))
+    assert status["id"] == run_id and status["status"] == "active"
+    assert status["speakers"] == [carol]
+
+    room = f"meeting-{meeting_id}"
+    pid = None
+    async with asyncio.timeout(30):  # the lease in the store: nothing to await
+        while pid is None:
+            pid = await holder_pid(live_settings.database_url, room, TRANSCRIBER_AGENT_NAME)
+            await asyncio.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+
+    # The service's sweep replaces it; the new one carries the same transcription on.
+    second = await until(lambda: ((t := _transcribing(host_p)) != first and t) or None, 90)
+    spoken = await mic.say(speak("please send me the report before friday").samples)
+    await final_after(spoken.end_ms)
+    answer = json.loads(await host_p.rpc(second, proto.RPC_TRANSCRIPTION_STOP, "{}"))
+    assert answer == {"id": run_id, "status": "stopping"}
+    await _completed(api, f"{base}/transcriptions", host_auth)
+    runs = (await _json(api, f"{base}/transcriptions", host_auth))["transcriptions"]
+    assert [r["parts"] for r in runs] == [2]
+    transcript = await _json(api, f"{base}/transcript?format=json", host_auth)
+    assert len(transcript["segments"]) >= 2
+    assert {s["speakerIdentity"] for s in transcript["segments"]} == {carol}
