@@ -5,7 +5,7 @@ sphinx.py), and how well it hears, in one run:
                                                [--level-sentences 2] [--no-live]
 
 The speech: ten meeting-like sentences spoken by espeak-ng (harness/speech.py), one after
-another with ``--pause-s`` of silence between them (a meeting's pauses: about 55 % speech),
+another with ``--pause-s`` of silence between them (a meeting's pauses: about 60 % speech),
 16 kHz mono, pushed in 10 ms frames as the bot's audio stream delivers them.
 
 1. Word error rate: the sentences through one stream of the general model, each final

@@ -91,7 +91,11 @@ raw_texts = st.one_of(
 raw_bytes = st.one_of(
     st.binary(max_size=300),
     raw_texts.map(lambda t: t.encode("utf-8", "surrogatepass")),
-    st.builds(lambda b, t: t.encode() + b, st.binary(min_size=1, max_size=4), raw_texts),
+    st.builds(
+        lambda b, t: t.encode("utf-8", "surrogatepass") + b,
+        st.binary(min_size=1, max_size=4),
+        raw_texts,
+    ),
     st.just(b"\xff\xfe not utf-8"),
     st.just(b'{"id": "x", "message": "\xc3\x28"}'),  # invalid UTF-8 inside a JSON string
 )
