@@ -128,6 +128,20 @@ async def _completed(api: httpx.AsyncClient, url: str, auth: dict[str, str]) -> 
             await asyncio.sleep(0.5)
 
 
+async def _meeting(
+    api: httpx.AsyncClient, user_auth: Auth, people: AsyncExitStack, host: str, *others: str
+) -> tuple[str, dict[str, str], list[SyntheticParticipant]]:
+    """A new meeting of ``host``'s with everyone in its room (host first), none publishing
+    yet; its API path, the host's auth."""
+    names = [f"{n}-{uuid.uuid4().hex[:6]}" for n in (host, *others)]
+    host_auth = user_auth(names[0], "Host")
+    created = await post_json(api, "/api/v1/meetings", host_auth,
+                              {"title": "Transcribed", "settings": {}})  # fmt: skip
+    meeting_id = str(created["id"])
+    joined = [await join(api, user_auth, people, n, meeting_id, **_NO_MEDIA) for n in names]
+    return f"/api/v1/meetings/{meeting_id}", host_auth, joined
+
+
 async def _converse(mics: dict[str, SpeechTrack]) -> list[Said]:
     """Two speakers say two sentences each, in turns; the second speaker cuts in a second
     into the first one's second sentence."""
@@ -159,16 +173,11 @@ async def _converse(mics: dict[str, SpeechTrack]) -> list[Said]:
 async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
     api: httpx.AsyncClient, user_auth: Auth, people: AsyncExitStack
 ) -> None:
-    host, alice, bob = (f"{n}-{uuid.uuid4().hex[:6]}" for n in ("host", "alice", "bob"))
-    host_auth = user_auth(host, "Host")
-    created = await post_json(api, "/api/v1/meetings", host_auth,
-                              {"title": "Transcribed", "settings": {}})  # fmt: skip
-    meeting_id = str(created["id"])
-    base = f"/api/v1/meetings/{meeting_id}"
-    listener = await join(api, user_auth, people, host, meeting_id, **_NO_MEDIA)
+    base, host_auth, (listener, a, b) = await _meeting(
+        api, user_auth, people, "host", "alice", "bob"
+    )
+    alice, bob = a.identity, b.identity
     captions_in = listener.listen_text(proto.TOPIC_CAPTIONS)
-    a = await join(api, user_auth, people, alice, meeting_id, **_NO_MEDIA)
-    b = await join(api, user_auth, people, bob, meeting_id, **_NO_MEDIA)
     # Silence is a track too: the host's microphone plays nothing but zeros.
     await _microphone(people, listener, 16_000, 1)
     mic_a = await _microphone(people, a, 16_000, 1)
@@ -237,15 +246,9 @@ def _origin_ms(transcript: dict[str, Any]) -> int:
 async def test_a_killed_transcriber_is_replaced_and_the_transcript_carries_on(
     api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
 ) -> None:
-    host, carol = (f"{n}-{uuid.uuid4().hex[:6]}" for n in ("host", "carol"))
-    host_auth = user_auth(host, "Host")
-    created = await post_json(api, "/api/v1/meetings", host_auth,
-                              {"title": "Killed", "settings": {}})  # fmt: skip
-    meeting_id = str(created["id"])
-    base = f"/api/v1/meetings/{meeting_id}"
-    host_p = await join(api, user_auth, people, host, meeting_id, **_NO_MEDIA)
+    base, host_auth, (host_p, speaker) = await _meeting(api, user_auth, people, "host", "carol")
+    carol = speaker.identity
     captions = host_p.listen_text(proto.TOPIC_CAPTIONS)
-    speaker = await join(api, user_auth, people, carol, meeting_id, **_NO_MEDIA)
     mic = await _microphone(people, speaker, 16_000, 1)
     started = await api.post(f"{base}/transcriptions", headers=host_auth)
     assert started.status_code == 202, started.text
@@ -270,7 +273,7 @@ async def test_a_killed_transcriber_is_replaced_and_the_transcript_carries_on(
     assert status["id"] == run_id and status["status"] == "active"
     assert status["speakers"] == [carol]
 
-    room = f"meeting-{meeting_id}"
+    room = f"meeting-{base.rsplit('/', 1)[1]}"
     pid = None
     async with asyncio.timeout(30):  # the lease in the store: nothing to await
         while pid is None:
