@@ -13,7 +13,7 @@ from livekit.agents import stt
 
 from talkplatform_agents.bots.transcriber import sphinx
 from talkplatform_agents.bots.transcriber.captions import CaptionOptions, Captions
-from talkplatform_agents.bots.transcriber.engine import EngineError, check_spec, load_stt
+from talkplatform_agents.bots.transcriber.engine import EngineError, check_spec, load_stt, streaming
 from talkplatform_agents.bots.transcriber.speaker import Caption
 from talkplatform_agents.errors import TalkPlatformError
 from talkplatform_agents.harness.speech import speak
@@ -191,3 +191,21 @@ async def test_streams_share_decoders_so_a_silent_participant_holds_none() -> No
         await _events(engine, clip.samples, 16_000, 1)
     await _events(engine, np.zeros(16_000, dtype=np.int16), 16_000, 1)
     assert engine.decoders.made == 1
+
+
+class _WholeUtterances(sphinx.SphinxSTT):
+    """The command grammar as a recogniser that only takes whole utterances, as many cloud
+    plugins do."""
+
+    def __init__(self) -> None:
+        super().__init__(sphinx.SphinxOptions(grammar=sphinx.command_grammar(("next slide",))))
+        self._capabilities = stt.STTCapabilities(streaming=False, interim_results=False)
+
+
+async def test_a_recogniser_that_does_not_stream_streams_behind_silero_vad() -> None:
+    engine = streaming(_WholeUtterances())
+    assert isinstance(engine, stt.StreamAdapter)
+    clip = speak("next slide", sample_rate=16_000)
+    events = await _events(engine, clip.samples, 16_000, 1)
+    finals = [e for e in events if e.type is stt.SpeechEventType.FINAL_TRANSCRIPT]
+    assert [f.alternatives[0].text for f in finals] == ["next slide"]
