@@ -41,6 +41,7 @@ __all__ = ["RunBot", "RunProtocol", "is_meeting_room", "take_run"]
 logger = logging.getLogger(__name__)
 
 ViewT = TypeVar("ViewT", bound=RunView)
+_ROOM_GONE = frozenset({rtc.DisconnectReason.ROOM_DELETED, rtc.DisconnectReason.ROOM_CLOSED})
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class RunBot(Generic[ViewT]):
         meetings: MeetingRepository,
         run_id: str,
         check_in_s: float,
+        close_store: Callable[[], Awaitable[None]],
     ) -> None:
         self._ctx = ctx
         self._room = ctx.room
@@ -135,6 +137,10 @@ class RunBot(Generic[ViewT]):
         # Whether the last person left (seen while connected: once the bot itself is
         # disconnected, its room lists nobody, whether people remain or not).
         self._alone = False
+        self._close_store = close_store
+        # The run's end, once begun: a shutdown meanwhile waits for it, never cuts it off.
+        self._ending: asyncio.Task[None] | None = None
+        ctx.add_shutdown_callback(self._on_shutdown)
 
     def start_control(self) -> None:
         """Announce, check in, answer the RPCs, watch who remains."""
@@ -148,8 +154,62 @@ class RunBot(Generic[ViewT]):
         self._tasks.spawn(self._check_in(), "check-in")
 
     async def end(self, error: str = "") -> None:
-        """The run is over here: a host's stop, or ``error`` (a failure)."""
+        """The run is over: a host's stop (or it ended elsewhere), or ``error`` (a
+        failure). Once: the work is stopped and kept, the run ended in the store, that
+        announced, and the bot leaves, whatever of it fails."""
+        if self._ending is None:
+            if self._ended.is_set():
+                return  # shutting down already
+            self._ended.set()
+            self._ending = asyncio.create_task(
+                self._end_run(error), name=f"{self._protocol.agent_name}:{self._room.name}:end"
+            )
+        await asyncio.shield(self._ending)
+
+    async def finish_work(self, error: str = "") -> None:
+        """Stop the work and keep what it made (a subclass's): files closed, captions
+        stored. ``error``: the run failed."""
         raise NotImplementedError
+
+    async def leave_work(self) -> None:
+        """Stop the work and keep what it made, the run going on for another bot."""
+        raise NotImplementedError
+
+    def room_over(self) -> bool:
+        """Whether the meeting room is over for this run: nobody left in it, or the room
+        deleted or closed (ending a meeting for all disconnects everyone at once, often
+        before the bot sees anyone leave)."""
+        reason = self._room.local_participant.disconnect_reason
+        return self._alone or reason in _ROOM_GONE
+
+    async def _end_run(self, error: str) -> None:
+        try:
+            await self.finish_work(error)
+            status = RunStatus.FAILED if error else RunStatus.COMPLETE
+            await self._runs.finish(self._id, status, error or None)
+        except Exception:
+            # The run stays as the store has it: a replacement, or a host's second stop,
+            # closes it. The bot leaves all the same.
+            logger.exception("[%s] %s %s: ending it failed", self._room.name,
+                             self._protocol.noun, self._id)  # fmt: skip
+        finally:
+            await self.announce_off("failed" if error else "stopped", error)
+            self._ctx.shutdown(f"{self._protocol.noun} {'failed' if error else 'stopped'}")
+
+    async def _on_shutdown(self) -> None:
+        # SIGTERM, the room ending, or our own end. The run ends with the meeting; while
+        # people remain, a new bot carries it on.
+        try:
+            if self._ending is not None:
+                await asyncio.gather(self._ending, return_exceptions=True)
+            elif not self._ended.is_set():
+                self._ended.set()
+                await self.leave_work()
+                if self.room_over():
+                    await self._runs.finish(self._id, RunStatus.COMPLETE)
+            await self._tasks.aclose()
+        finally:
+            await self._close_store()
 
     def status_extra(self, view: ViewT) -> dict[str, Any]:
         """More for the status RPC's answer."""

@@ -240,6 +240,15 @@ class WaitingRoom:
         await self.notify.status(meeting_id, {"status": status}, [identity])
         await self.notify.queue(meeting_id, "knock", identity)
 
+    async def tell_standing(self, meeting_id: str, identity: str) -> None:
+        """Say again to someone waiting in the lobby where they stand (nothing else
+        changes; those no longer waiting are left to ``knocker_arrived``)."""
+        entry = await self._deps.waiting.get(meeting_id, identity)
+        if entry is None or entry.status is not WaitingStatus.WAITING:
+            return
+        status = "waiting" if await self.hosts_present(meeting_id) else "waiting_for_host"
+        await self.notify.status(meeting_id, {"status": status}, [identity])
+
     async def knocker_left(self, meeting_id: str, identity: str) -> None:
         if (await self._deps.waiting.left(meeting_id, identity)).changed:
             await self.notify.queue(meeting_id, "left", identity)

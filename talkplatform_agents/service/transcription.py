@@ -14,7 +14,7 @@ from livekit import api
 
 from talkplatform_agents.lk import transcription as proto
 from talkplatform_agents.lk.naming import TRANSCRIBER_AGENT_NAME
-from talkplatform_agents.service.runs import RunControl, RunDispatch
+from talkplatform_agents.service.runs import BOT_SILENT_S, RunControl, RunDispatch
 from talkplatform_agents.service.schemas import TranscriptionSettings
 from talkplatform_agents.store import (
     MeetingRepository,
@@ -75,16 +75,22 @@ def transcript_span(
 ) -> TranscriptSpan:
     """The span of the meeting's transcript from its transcriptions (oldest first). With
     none: an empty span at the meeting room's last start (else the meeting's creation)."""
-    if not made:
+    # Only what a transcriber began counts: a start whose dispatch failed, or one stopped
+    # before a bot came, transcribed nothing, and must not stretch the span.
+    began = [t for t in made if t.started_at is not None] or made
+    if not began:
         at = _ms(meeting.room_started_at or meeting.created_at)
         return TranscriptSpan(at, at)
-    first = made[0]
+    first = began[0]
     origin = _ms(first.started_at or first.created_at)
-    last = made[-1]
-    if last.status.running or last.ended_at is None:
-        end = _ms(now or dt.datetime.now(dt.UTC))
-    else:
+    last = began[-1]
+    now = now or dt.datetime.now(dt.UTC)
+    if last.ended_at is not None:
         end = _ms(last.ended_at)
+    elif last.seen_at is not None and last.seen_at < now - dt.timedelta(seconds=BOT_SILENT_S):
+        end = _ms(last.seen_at)  # its transcriber went silent: the transcript ends there
+    else:
+        end = _ms(now)
     return TranscriptSpan(origin, max(origin, end))
 
 

@@ -34,6 +34,7 @@ class Spoken:
 class _Clip:
     samples: npt.NDArray[np.int16]  # (n, channels)
     done: asyncio.Future[Spoken]
+    started: asyncio.Event | None = None
 
 
 class SpeechTrack:
@@ -63,14 +64,16 @@ class SpeechTrack:
         self.publication = await self._room.local_participant.publish_track(track, options)
         self._tasks.spawn(self._play(), "play")
 
-    async def say(self, samples: npt.NDArray[np.int16]) -> Spoken:
+    async def say(
+        self, samples: npt.NDArray[np.int16], started: asyncio.Event | None = None
+    ) -> Spoken:
         """Play ``samples`` (shape ``(n, channels)``, or ``(n,)`` for mono) after whatever is
-        queued; when it has gone out, its times."""
+        queued; when it has gone out, its times. ``started`` is set as it begins."""
         clip = samples.reshape(-1, 1) if samples.ndim == 1 else samples
         if clip.shape[1] != self.channels:
             raise ValueError(f"a {clip.shape[1]}-channel clip on a {self.channels}-channel track")
         done: asyncio.Future[Spoken] = asyncio.get_running_loop().create_future()
-        await self._clips.put(_Clip(clip.astype(np.int16, copy=False), done))
+        await self._clips.put(_Clip(clip.astype(np.int16, copy=False), done, started))
         return await done
 
     async def aclose(self) -> None:
@@ -87,6 +90,8 @@ class SpeechTrack:
                 await self._push(silence)
                 continue
             start_ms = _now_ms()
+            if clip.started is not None:
+                clip.started.set()
             for at in range(0, len(clip.samples), step):
                 chunk = clip.samples[at : at + step]
                 if len(chunk) < step:

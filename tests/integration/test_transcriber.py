@@ -88,22 +88,24 @@ def _finals(captions: list[TextMessage], identity: str) -> list[TextMessage]:
     ]  # fmt: skip
 
 
-def _check_captions(captions: list[TextMessage], speakers: tuple[str, ...]) -> None:
-    """The speaker's own identity, the three attributes, an interim before the final of
-    some segment, and interims only before their segment's final."""
-    assert not [c for c in captions if c.sender not in speakers], "a silent track captioned"
+def _check_captions(
+    captions: list[TextMessage], tracks: dict[str, str], segments: list[dict[str, Any]]
+) -> None:
+    """Each caption from its speaker (``tracks``: identity to audio track sid), with the
+    three attributes; each stored segment of a second or more had an interim before its
+    final; interims only before their segment's final."""
+    assert not [c for c in captions if c.sender not in tracks], "a silent track captioned"
     by_segment: dict[str, list[TextMessage]] = {}
     for c in captions:
-        assert set(c.attributes) >= {proto.ATTR_SEGMENT_ID, proto.ATTR_TRACK_ID, proto.ATTR_FINAL}
+        assert c.attributes[proto.ATTR_TRACK_ID] == tracks[c.sender], c.attributes
         assert c.attributes[proto.ATTR_FINAL] in ("true", "false")
         by_segment.setdefault(c.attributes[proto.ATTR_SEGMENT_ID], []).append(c)
-    with_interims = [
-        texts for texts in by_segment.values()
-        if texts[-1].attributes[proto.ATTR_FINAL] == "true" and len(texts) > 1
-    ]  # fmt: skip
-    assert with_interims, "no segment had an interim before its final"
-    for texts in with_interims:
-        assert all(t.attributes[proto.ATTR_FINAL] == "false" for t in texts[:-1])
+    for segment in segments:
+        texts = by_segment[segment["id"]]
+        assert texts[-1].attributes[proto.ATTR_FINAL] == "true", texts
+        assert all(t.attributes[proto.ATTR_FINAL] == "false" for t in texts[:-1]), texts
+        if segment["endMs"] - segment["startMs"] >= 1000:
+            assert len(texts) > 1, f"no interim before the final of {segment}"
 
 
 def _check_segments(
@@ -158,12 +160,15 @@ async def _converse(mics: dict[str, SpeechTrack]) -> list[Said]:
     }
     said: list[Said] = []
 
-    async def say(who: str, clip: Clip) -> None:
-        said.append(Said(who, clip, await mics[who].say(clip.samples)))
+    async def say(who: str, clip: Clip, started: asyncio.Event | None = None) -> None:
+        said.append(Said(who, clip, await mics[who].say(clip.samples, started)))
 
     await say(alice, clips[alice][0])
     await say(bob, clips[bob][0])
-    second = asyncio.create_task(say(alice, clips[alice][1]))
+    alice_speaks = asyncio.Event()
+    second = asyncio.create_task(say(alice, clips[alice][1], alice_speaks))
+    await alice_speaks.wait()
+    # A second into her speech, however late her clip started: the script, not a wait.
     await asyncio.sleep(1.0 + clips[alice][1].speech_start_ms / 1000)
     await say(bob, clips[bob][1])
     await second
@@ -216,10 +221,12 @@ async def test_a_meeting_is_transcribed_with_speakers_captions_and_analytics(
     await _completed(api, f"{base}/transcriptions", host_auth)
     await until(lambda: _transcribing(listener) is None or None, 30)
 
-    _check_captions(captions, (alice, bob))
     transcript = await _json(api, f"{base}/transcript?format=json", host_auth)
     segments = transcript["segments"]
     _check_segments(transcript, said, (alice, bob))
+    tracks = {who: mic.publication.sid if mic.publication else "" for who, mic in
+              ((alice, mic_a), (bob, mic_b))}  # fmt: skip
+    _check_captions(captions, tracks, segments)
 
     # Analytics: talk time within 10 % of what was said, the interruption counted.
     analytics = await _json(api, f"{base}/analytics", host_auth)

@@ -157,14 +157,14 @@ async def test_captions_go_out_in_order_and_finals_are_stored_after_an_outage(
     captions = Captions(room, store, "m1", "t1", CaptionOptions(retry_s=0.01))  # type: ignore[arg-type]
     captions.start()
     with caplog.at_level(logging.WARNING):
+        await captions.put(_caption("s1", "he", final=False))
         await captions.put(_caption("s1", "hel", final=False))
         await captions.put(_caption("s1", "hello", final=True))
         await captions.put(_caption("s2", "again", final=True))
         await captions.aclose()
-    assert [(a["lk.segment_id"], a["lk.transcription_final"], t) for _, a, t in room.sent] == [
-        ("s1", "true", "hello"),  # the interim was overtaken by its final in the queue
-        ("s2", "true", "again"),
-    ]
+    # An interim overtaken by a newer one is skipped; the last before a final is shown.
+    sent = [(a["lk.segment_id"], a["lk.transcription_final"], t) for _, a, t in room.sent]
+    assert sent == [("s1", "false", "hel"), ("s1", "true", "hello"), ("s2", "true", "again")]
     assert all(sender == "alice" for sender, _, _ in room.sent)
     assert list(store.segments) == ["s1", "s2"]
     assert store.segments["s1"].words == (Word("hello", 1000, 1500),)

@@ -100,6 +100,7 @@ class ModeratorBot:
                 self._room, self._meeting_id, self.waiting_room, self.controls, self._limits.rpc
             )
         self._room.on("participant_connected", self._on_joined)
+        self._room.on("participant_active", self._on_active)
         self._room.on("participant_disconnected", self._on_left)
         self._room.on("data_received", self._on_data)
         # A restarted bot catches up with who is already here.
@@ -118,6 +119,13 @@ class ModeratorBot:
             self._spawn(self.waiting_room.knocker_arrived(self._meeting_id, participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=True))
+
+    def _on_active(self, participant: rtc.RemoteParticipant) -> None:
+        # A guest's standing, said again once it can hear it: a participant that joined
+        # moments before (or as) the bot started may not have been ready for data, and
+        # such a message is lost. The status is a state, so saying it twice is harmless.
+        if self._kind is RoomKind.LOBBY and not _is_agent(participant):
+            self._spawn(self.waiting_room.tell_standing(self._meeting_id, participant.identity))
 
     def _on_left(self, participant: rtc.RemoteParticipant) -> None:
         if _is_agent(participant):

@@ -106,17 +106,15 @@ class Recorder(RunBot[RecordingView]):
         options: RecorderOptions,
         close_store: Callable[[], Awaitable[None]],
     ) -> None:
-        super().__init__(ctx, PROTOCOL, recordings, meetings, recording_id, options.check_in_s)
-        self._recordings = recordings
+        super().__init__(ctx, PROTOCOL, recordings, meetings, recording_id, options.check_in_s,
+                         close_store)  # fmt: skip
         self._session = RecordingSession(
             ctx.room, recording_id, LocalStorage(options.recordings_dir), options.session,
             self._failed,
         )  # fmt: skip
-        self._close_store = close_store
 
     def start(self) -> None:
         self._session.start()
-        self._ctx.add_shutdown_callback(self._on_shutdown)
         self.start_control()
         logger.info("[%s] recording %s, part %d", self._room.name, self._id, self._session.part)
 
@@ -126,35 +124,18 @@ class Recorder(RunBot[RecordingView]):
     def _failed(self, reason: str) -> None:
         self._tasks.spawn(self.end(error=reason), "fail")
 
-    async def end(self, error: str = "") -> None:
-        """A host's stop (or the recording ended elsewhere), or a failure: close the part,
-        end the recording, announce it, leave."""
-        if self._ended.is_set():
-            return
-        self._ended.set()
+    async def finish_work(self, error: str = "") -> None:
+        # A write error keeps what was written; a stop closes the manifest as complete.
         await self._session.stop(error)
-        if error:
-            await self._recordings.finish(self._id, RunStatus.FAILED, error)
-        else:
+        if not error:
             self._session.finish()
-            await self._recordings.finish(self._id, RunStatus.COMPLETE)
-        await self.announce_off(proto.NOTICE_FAILED if error else proto.NOTICE_STOPPED, error)
-        self._ctx.shutdown("recording failed" if error else "recording stopped")
 
-    async def _on_shutdown(self) -> None:
-        # SIGTERM, or the room ended: every file and the manifest closed before exit. The
-        # recording ends with the meeting; while people remain, a new recorder carries it
-        # on (the service's reconciler dispatches one to a room being recorded).
-        try:
-            if not self._ended.is_set():
-                self._ended.set()
-                await self._session.stop()
-                if self._alone:
-                    self._session.finish()
-                    await self._recordings.finish(self._id, RunStatus.COMPLETE)
-            await self._tasks.aclose()
-        finally:
-            await self._close_store()
+    async def leave_work(self) -> None:
+        # SIGTERM or the room ending: every file and the manifest closed before exit; the
+        # manifest is finished only if the recording ends here (run_bot.room_over).
+        await self._session.stop()
+        if self.room_over():
+            self._session.finish()
 
 
 def _close_manifest(storage: LocalStorage, recording_id: str) -> None:

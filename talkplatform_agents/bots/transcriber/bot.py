@@ -127,15 +127,16 @@ class Transcriber(RunBot[TranscriptionView]):
         options: TranscriberOptions,
         close_store: Callable[[], Awaitable[None]],
     ) -> None:
-        super().__init__(ctx, PROTOCOL, runs, meetings, transcription_id, options.check_in_s)
+        super().__init__(ctx, PROTOCOL, runs, meetings, transcription_id, options.check_in_s,
+                         close_store)  # fmt: skip
         self._options = options
         self._engine: stt.STT[Any] | None = None
         self._captions = Captions(
             ctx.room, runs, self._meeting_id, transcription_id, options.captions
         )
         self._speakers: dict[str, TrackTranscriber] = {}  # by track sid
-        self._close_store = close_store
-        ctx.add_shutdown_callback(self._on_shutdown)
+        # Speakers whose track went (muted, unsubscribed, left), draining their last final.
+        self._retiring: set[TrackTranscriber] = set()
 
     def start(self, engine: stt.STT[Any]) -> None:
         self._engine = engine
@@ -177,7 +178,14 @@ class Transcriber(RunBot[TranscriptionView]):
     def _drop(self, track_sid: str) -> None:
         speaker = self._speakers.pop(track_sid, None)
         if speaker is not None:
-            self._tasks.spawn(speaker.stop(), f"stop:{track_sid}")
+            self._retiring.add(speaker)
+            self._tasks.spawn(self._retire(speaker), f"stop:{track_sid}")
+
+    async def _retire(self, speaker: TrackTranscriber) -> None:
+        try:
+            await speaker.stop()
+        finally:
+            self._retiring.discard(speaker)
 
     def _on_subscribed(
         self,
@@ -221,36 +229,18 @@ class Transcriber(RunBot[TranscriptionView]):
     # -- the end --------------------------------------------------------------------------
 
     async def _stop_speakers(self) -> None:
-        speakers = list(self._speakers.values())
+        """Every speaker stopped, its last final in the captions (those already retiring
+        too: their drain is waited for, not cut off)."""
+        speakers = [*self._speakers.values(), *self._retiring]
         self._speakers.clear()
         await asyncio.gather(*(s.stop() for s in speakers), return_exceptions=True)
 
-    async def end(self, error: str = "") -> None:
-        """A host's stop (or the transcription ended elsewhere), or a failure (``error``):
-        the last finals stored, the transcription ended, announced; leave."""
-        if self._ended.is_set():
-            return
-        self._ended.set()
+    async def finish_work(self, error: str = "") -> None:
         await self._stop_speakers()
         await self._captions.aclose()
-        status = RunStatus.FAILED if error else RunStatus.COMPLETE
-        await self._runs.finish(self._id, status, error or None)
-        await self.announce_off(proto.NOTICE_FAILED if error else proto.NOTICE_STOPPED, error)
-        self._ctx.shutdown("transcription failed" if error else "transcription stopped")
 
-    async def _on_shutdown(self) -> None:
-        # SIGTERM, the room ending, or our own end. The transcription ends with the
-        # meeting; while people remain, a new transcriber carries it on.
-        try:
-            if not self._ended.is_set():
-                self._ended.set()
-                await self._stop_speakers()
-                await self._captions.aclose()
-                if self._alone:
-                    await self._runs.finish(self._id, RunStatus.COMPLETE)
-            await self._tasks.aclose()
-        finally:
-            await self._close_store()
+    async def leave_work(self) -> None:
+        await self.finish_work()  # what a transcriber keeps is the same either way
 
 
 def _is_agent(participant: rtc.RemoteParticipant) -> bool:

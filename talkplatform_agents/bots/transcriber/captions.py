@@ -61,7 +61,8 @@ class Captions:
         self._to_store: collections.deque[SegmentView] = collections.deque()
         self._sent = asyncio.Event()
         self._stored = asyncio.Event()
-        self._drained = asyncio.Event()  # set whenever nothing waits to be stored
+        self._drained = asyncio.Event()  # set whenever nothing waits to be sent or stored
+        self._sending = False
         self._tasks = TaskSet(f"captions:{room.name}")
         self.finals = 0
         self.stored = 0
@@ -81,15 +82,23 @@ class Captions:
             self._stored.set()
 
     async def aclose(self) -> None:
-        """Store what waits (bounded by ``flush_s``), then stop. Idempotent."""
-        if self._to_store:
+        """Send and store what waits (bounded by ``flush_s``), then stop. Idempotent."""
+        if self._to_store or self._outbox or self._sending:
             self._drained.clear()
+            self._check_drained()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), self._options.flush_s)
+        if self._outbox:
+            logger.warning("[%s] %d caption(s) not shown before leaving", self._room_name,
+                           len(self._outbox))  # fmt: skip
         if self._to_store:
             logger.error("[%s] %d final caption(s) could not be stored before leaving",
                          self._room_name, len(self._to_store))  # fmt: skip
         await self._tasks.aclose()
+
+    def _check_drained(self) -> None:
+        if not (self._to_store or self._outbox or self._sending):
+            self._drained.set()
 
     def _drop_an_interim(self) -> None:
         for caption in self._outbox:
@@ -105,14 +114,18 @@ class Captions:
             while self._outbox:
                 caption = self._outbox.popleft()
                 if not caption.final and any(
-                    c.segment_id == caption.segment_id for c in self._outbox
+                    c.segment_id == caption.segment_id and not c.final for c in self._outbox
                 ):
-                    continue  # overtaken by a newer text of the same segment
+                    continue  # a newer interim of the same segment waits: it says more
+                self._sending = True
                 try:
                     await self._publish(caption)
                 except Exception as exc:  # the room's connection: the next one may pass
                     logger.warning("[%s] caption %s not sent: %r", self._room_name,
                                    caption.segment_id, exc)  # fmt: skip
+                finally:
+                    self._sending = False
+            self._check_drained()
 
     async def _publish(self, caption: Caption) -> None:
         writer = await self._room.local_participant.stream_text(
@@ -122,8 +135,10 @@ class Captions:
             ),
             sender_identity=caption.speaker_identity,
         )
-        await writer.write(caption.text)
-        await writer.aclose()
+        try:
+            await writer.write(caption.text)
+        finally:
+            await writer.aclose()
 
     async def _store_loop(self) -> None:
         pause = self._options.retry_s
@@ -147,7 +162,7 @@ class Captions:
                     self.stored += 1
                 self._to_store.popleft()
                 pause = self._options.retry_s
-            self._drained.set()
+            self._check_drained()
 
     def _segment(self, caption: Caption) -> SegmentView:
         return SegmentView(

@@ -74,7 +74,13 @@ def streaming(engine: stt.STT[Any]) -> stt.STT[Any]:
     """``engine`` itself if it streams, else it behind a StreamAdapter with Silero VAD."""
     if engine.capabilities.streaming:
         return engine
-    from livekit.plugins import silero
+    try:
+        from livekit.plugins import silero
 
+        vad = silero.VAD.load()
+    except Exception as exc:  # not installed, or its model does not load
+        raise EngineError(
+            f"{engine.label} needs a VAD to stream, and Silero's cannot be loaded: {exc!r}"
+        ) from exc
     logger.info("%s recognises whole utterances: streaming it with Silero VAD", engine.label)
-    return stt.StreamAdapter(stt=engine, vad=silero.VAD.load())
+    return stt.StreamAdapter(stt=engine, vad=vad)

@@ -34,6 +34,7 @@ __all__ = ["Caption", "SpeakerOptions", "TrackTranscriber"]
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
+MAX_WORDS = 500  # a segment's words the store takes (store/transcriptions.py)
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,20 @@ class TrackTranscriber:
         self._options = options or SpeakerOptions()
         self._tasks = TaskSet(f"transcriber:{room_name}:{participant.identity}")
         self._stopping = asyncio.Event()
+        self._stop_task: asyncio.Task[None] | None = None
         self._stream: stt.RecognizeStream | None = None
         self._segment: str | None = None
         self._speech_started_ms: int | None = None
+        self._speech_ended_ms: int | None = None
+        # Times relative to the stream's start only from a recogniser that streams and
+        # aligns its words; one behind StreamAdapter times each utterance from its own
+        # start, and many give no times at all: those are timed by the speech events.
+        caps = engine.capabilities
+        self._stream_times = bool(caps.aligned_transcript) and not isinstance(
+            engine, stt.StreamAdapter
+        )
         self.failures = 0
+        self.finals = 0
 
     @property
     def identity(self) -> str:
@@ -101,7 +112,14 @@ class TrackTranscriber:
 
     async def stop(self) -> None:
         """End the audio and wait (bounded) for the last final; then cancel what is left.
-        Idempotent."""
+        Idempotent: a second caller waits for the same drain, never cuts it short."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(
+                self._stop(), name=f"transcriber:{self._room_name}:{self._identity}:stop"
+            )
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
         if not self._stopping.is_set():
             self._stopping.set()
             if self._stream is not None:
@@ -119,10 +137,13 @@ class TrackTranscriber:
         pause = self._options.retry_s
         try:
             while not self._stopping.is_set():
+                finals = self.finals
                 try:
                     await self._one_stream(frames)
                     return
                 except Exception as exc:  # the recogniser's: carry on after a pause
+                    if self.finals > finals:  # it had worked: a new fault, not the same
+                        pause = self._options.retry_s
                     self.failures += 1
                     logger.error("[%s] %s: the recogniser failed on track %s: %r; a new "
                                  "stream in %.1f s", self._room_name, self._identity,
@@ -173,7 +194,10 @@ class TrackTranscriber:
                 origin.append(candidate)
             elif candidate < origin[0]:
                 origin[0] = candidate
-            stream.push_frame(frame)
+            try:
+                stream.push_frame(frame)
+            except RuntimeError:  # the stream failed: its reader reports why
+                return
         # The track ended (unsubscribed, muted for good) or the owner stops: the last
         # utterance becomes a final.
         if not self._stopping.is_set() or self._stream is stream:
@@ -185,9 +209,12 @@ class TrackTranscriber:
         if kind is stt.SpeechEventType.START_OF_SPEECH:
             self._segment = _segment_id()
             self._speech_started_ms = _now_ms()
+            self._speech_ended_ms = None
             return
         if kind is stt.SpeechEventType.END_OF_SPEECH:
             self._segment = None
+            ended = event.speech_end_time  # the VAD's estimate, Unix seconds, if any
+            self._speech_ended_ms = round(ended * 1000) if ended else _now_ms()
             return
         if kind not in (
             stt.SpeechEventType.INTERIM_TRANSCRIPT,
@@ -202,19 +229,22 @@ class TrackTranscriber:
         await self._on_caption(self._caption(segment, event.alternatives[0], final, origin_ms))
 
     def _caption(self, segment: str, data: stt.SpeechData, final: bool, origin_ms: int) -> Caption:
-        if data.end_time > 0:
+        words: tuple[Word, ...] = ()
+        if self._stream_times and data.end_time > 0:
             start_ms = origin_ms + round(data.start_time * 1000)
             end_ms = max(start_ms, origin_ms + round(data.end_time * 1000))
-        else:  # a recogniser that gives no times: when speech was seen, and now
-            end_ms = _now_ms()
+            words = tuple(
+                Word(str(w), origin_ms + round(w.start_time * 1000),
+                     max(origin_ms + round(w.start_time * 1000),
+                         origin_ms + round(w.end_time * 1000)))
+                for w in (data.words or ())[:MAX_WORDS]
+                if isinstance(w.start_time, float) and isinstance(w.end_time, float)
+            )  # fmt: skip
+        else:  # timed by the speech events: seen starting, and ended (or now)
+            end_ms = self._speech_ended_ms if final and self._speech_ended_ms else _now_ms()
             start_ms = min(self._speech_started_ms or end_ms, end_ms)
-        words = tuple(
-            Word(
-                str(w), origin_ms + round(w.start_time * 1000), origin_ms + round(w.end_time * 1000)
-            )
-            for w in (data.words or ())
-            if isinstance(w.start_time, float) and isinstance(w.end_time, float)
-        )
+        if final:
+            self.finals += 1
         return Caption(
             segment_id=segment,
             speaker_identity=self._identity,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -179,12 +180,15 @@ class SphinxStream(stt.RecognizeStream):
                     events = await loop.run_in_executor(self._thread, cutter.flush, data)
                 for event in events:
                     self._event_ch.send_nowait(event)
-            events = await loop.run_in_executor(self._thread, cutter.flush, bytes(pending))
+            final = functools.partial(cutter.flush, bytes(pending), end_of_input=True)
+            events = await loop.run_in_executor(self._thread, final)
             for event in events:
                 self._event_ch.send_nowait(event)
         finally:
-            self._thread.shutdown(wait=False, cancel_futures=True)
-            cutter.close()
+            # On the stream's own thread, after any decode in flight (cancelling this task
+            # does not stop one): two threads must never share a decoder.
+            self._thread.submit(cutter.close)
+            self._thread.shutdown(wait=False)
 
 
 class _Utterances:
@@ -219,9 +223,21 @@ class _Utterances:
             events.extend(self._frame(frame))
         return events
 
-    def flush(self, pcm: bytes) -> list[stt.SpeechEvent]:
+    def flush(self, pcm: bytes, end_of_input: bool = False) -> list[stt.SpeechEvent]:
         events = self.feed(pcm)
         if self._in_utterance:
+            if end_of_input and self._endpointer.in_speech:
+                # The endpointer holds its window (and a part frame) back: the speech's
+                # last words, which a mute or a departure must not clip.
+                rest = bytes(self._buffer[: self._frame_bytes])
+                self._buffer.clear()
+                try:
+                    speech = self._endpointer.end_stream(rest)
+                except (IndexError, ValueError):
+                    speech = None
+                if speech:
+                    self._decoder.process_raw(speech)
+                    self._fed_s += len(speech) / (2 * SAMPLE_RATE)
             events.extend(self._end(self._start_s + self._fed_s))
         return events
 
@@ -332,7 +348,8 @@ class DecoderPool:
 
     def release(self, decoder: Any) -> None:
         with self._lock:
-            self._idle.append(decoder)
+            if all(decoder is not idle for idle in self._idle):
+                self._idle.append(decoder)
 
 
 def _decoder(options: SphinxOptions) -> Any:
