@@ -16,7 +16,7 @@ up: setup
 ## The whole suite: unit, service contract, store on SQLite and MariaDB, and end to end
 ## against the real livekit-server in a network namespace.
 test: setup
-	$(BIN)/pytest -ra
+	$(BIN)/pytest -ra --durations=15
 
 ## ruff, mypy --strict and the fast tests (no server, no namespace).
 check: setup lint typecheck fast
