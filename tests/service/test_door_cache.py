@@ -5,13 +5,12 @@ a second service process: here a second engine on the same database)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from talkplatform_agents.config import Settings
 from talkplatform_agents.roles import Role
 from talkplatform_agents.store import Database, MeetingRepository, WaitingRepository, WaitingStatus
 
@@ -21,12 +20,9 @@ Auth = Callable[..., dict[str, str]]
 
 
 @pytest.fixture
-async def elsewhere(settings: Settings) -> AsyncIterator[Database]:
-    other = Database(settings.database_url)
-    try:
-        yield other
-    finally:
-        await other.aclose()
+def elsewhere(store: Database) -> Database:
+    """A second connection to the service's database: another process's writes."""
+    return store
 
 
 async def _token(client: httpx.AsyncClient, auth: Auth, mid: str, user: str) -> httpx.Response:
