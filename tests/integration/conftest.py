@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -155,3 +158,12 @@ async def holder_pid(database_url: str, room: str, agent_name: str) -> int | Non
         await db.aclose()
     held = [x.holder for x in leases if x.agent_name == agent_name and x.identity]
     return int(held[0].split("/")[1]) if held else None
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``talkplatform-agents ARGS`` against the live stack, as a person runs it."""
+    env = {**os.environ, **settings.child_env()}
+    return subprocess.run(
+        [sys.executable, "-m", "talkplatform_agents", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip

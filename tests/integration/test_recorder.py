@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -31,7 +30,7 @@ from talkplatform_agents.lk.naming import (
 )
 from talkplatform_agents.synthetic import SyntheticParticipant
 
-from .conftest import Media, holder_pid, join, post_json, settled_bot, until
+from .conftest import Media, cli, holder_pid, join, post_json, settled_bot, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -270,11 +269,7 @@ async def test_a_write_error_fails_the_recording_with_its_reason_and_says_so(
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings.child_env()}
-    return subprocess.run(
-        [sys.executable, "-m", "talkplatform_agents", "meeting", "record", *args],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    return cli(settings, "meeting", "record", *args)
 
 
 async def test_the_cli_starts_lists_and_stops_a_recording(

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +32,7 @@ from talkplatform_agents.synthetic import SyntheticParticipant
 from talkplatform_agents.synthetic.participant import TextMessage
 from talkplatform_agents.synthetic.speech import SpeechTrack, Spoken
 
-from .conftest import Media, holder_pid, join, post_json, until
+from .conftest import Media, cli, holder_pid, join, post_json, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -251,7 +252,11 @@ def _origin_ms(transcript: dict[str, Any]) -> int:
 
 
 async def test_a_killed_transcriber_is_replaced_and_the_transcript_carries_on(
-    api: httpx.AsyncClient, user_auth: Auth, live_settings: Settings, people: AsyncExitStack
+    api: httpx.AsyncClient,
+    user_auth: Auth,
+    live_settings: Settings,
+    people: AsyncExitStack,
+    tmp_path: Path,
 ) -> None:
     base, host_auth, (host_p, speaker) = await _meeting(api, user_auth, people, "host", "carol")
     carol = speaker.identity
@@ -300,3 +305,16 @@ async def test_a_killed_transcriber_is_replaced_and_the_transcript_carries_on(
     transcript = await _json(api, f"{base}/transcript?format=json", host_auth)
     assert len(transcript["segments"]) >= 2
     assert {s["speakerIdentity"] for s in transcript["segments"]} == {carol}
+
+    # The same transcript and analytics from the CLI, as a host runs it.
+    meeting_id, host = base.rsplit("/", 1)[1], host_p.identity
+    srt, chart = tmp_path / "t.srt", tmp_path / "timeline.png"
+    done = await asyncio.to_thread(cli, live_settings, "meeting", "transcript", meeting_id,
+                                   "--format", "srt", "--out", str(srt), "--as", host)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert srt.read_text(encoding="utf-8").startswith("1\n") and carol.title() in srt.read_text()
+    done = await asyncio.to_thread(cli, live_settings, "meeting", "analytics", meeting_id,
+                                   "--timeline", str(chart), "--as", host)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["participants"][0]["identity"] == carol
+    assert chart.read_bytes().startswith(b"\x89PNG")
