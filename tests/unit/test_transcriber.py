@@ -209,3 +209,56 @@ async def test_a_recogniser_that_does_not_stream_streams_behind_silero_vad() -> 
     events = await _events(engine, clip.samples, 16_000, 1)
     finals = [e for e in events if e.type is stt.SpeechEventType.FINAL_TRANSCRIPT]
     assert [f.alternatives[0].text for f in finals] == ["next slide"]
+
+
+class _Ctx:
+    """What the transcriber's control uses of a livekit-agents job context."""
+
+    def __init__(self, room: Any) -> None:
+        self.room = room
+        self.callbacks: list[Any] = []
+
+    def add_shutdown_callback(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def shutdown(self, reason: str = "") -> None:
+        pass
+
+
+class _NoticeRoom(_Room):
+    name = "meeting-m1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: list[tuple[str, str]] = []
+
+    async def publish_data(self, payload: str, *, reliable: bool, topic: str) -> None:
+        assert reliable
+        self.data.append((topic, payload))
+
+
+async def test_a_recogniser_failure_is_told_to_the_room_as_an_error_notice() -> None:
+    from talkplatform_agents.bots.transcriber.bot import Transcriber, TranscriberOptions
+    from talkplatform_agents.lk import transcription as proto
+    from talkplatform_agents.lk.payloads import parse
+
+    room = _NoticeRoom()
+    bot = Transcriber(
+        _Ctx(room),
+        _Store(0),
+        None,
+        "t1",
+        TranscriberOptions(),
+        _nothing,  # type: ignore[arg-type]
+    )
+    await bot.report_recogniser_failure("alice", RuntimeError("the service went away"))
+    [(topic, payload)] = room.data
+    assert topic == proto.TOPIC_NOTICE
+    notice = parse(proto.TranscriptionNotice, payload)
+    assert notice.status == "error" and notice.transcription_id == "t1"
+    assert notice.error is not None
+    assert "alice" in notice.error and "the service went away" in notice.error
+
+
+async def _nothing() -> None:
+    pass

@@ -168,7 +168,7 @@ class Transcriber(RunBot[TranscriptionView]):
             return
         speaker = TrackTranscriber(
             self._room.name, participant, track, engine, self._captions.put,
-            self._recogniser_failed, self._options.speaker,
+            self.report_recogniser_failure, self._options.speaker,
         )  # fmt: skip
         self._speakers[track.sid] = speaker
         speaker.start()
@@ -218,7 +218,7 @@ class Transcriber(RunBot[TranscriptionView]):
         for sid in list(participant.track_publications):
             self._drop(sid)
 
-    async def _recogniser_failed(self, identity: str, error: BaseException) -> None:
+    async def report_recogniser_failure(self, identity: str, error: BaseException) -> None:
         reason = f"the recogniser failed on {identity}'s audio ({type(error).__name__}: "
         reason += f"{error}); carrying on"
         try:
