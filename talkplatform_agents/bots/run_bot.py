@@ -36,7 +36,7 @@ from talkplatform_agents.store import MeetingRepository
 from talkplatform_agents.store.runs import RunRepository, RunStatus, RunView
 from talkplatform_agents.tasks import TaskSet
 
-__all__ = ["RunBot", "RunProtocol", "is_meeting_room", "take_run"]
+__all__ = ["RunBot", "RunProtocol", "is_agent", "is_meeting_room", "people_in", "take_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -276,9 +276,10 @@ class RunBot(Generic[ViewT]):
             self._alone = not people_in(self._room)
 
 
+def is_agent(participant: rtc.RemoteParticipant) -> bool:
+    return participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+
 def people_in(room: rtc.Room) -> bool:
     """Whether anyone but bots is in the room."""
-    return any(
-        p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-        for p in room.remote_participants.values()
-    )
+    return any(not is_agent(p) for p in room.remote_participants.values())

@@ -277,56 +277,35 @@ def attendance(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> 
     run(as_, app_token, "GET", f"/meetings/{meeting_id}/attendance")
 
 
-record = typer.Typer(help="Recordings of the meeting room (hosts and co-hosts).")
-meeting.add_typer(record, name="record")
-Recording = Annotated[str, typer.Argument(help="Recording id.")]
+RunId = Annotated[str, typer.Argument(help="The recording's or transcription's id.")]
 
 
-@record.command("start")
-def record_start(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
-    """Start recording the meeting room (the recorder bot joins it)."""
-    run(as_, app_token, "POST", f"/meetings/{meeting_id}/recordings", {})
+def _run_commands(name: str, collection: str, noun: str, started: str, stopped: str) -> None:
+    """``meeting NAME start|stop|list``: a run of a bot on the meeting room (a recording, a
+    transcription), at ``/meetings/{id}/COLLECTION``; the same three for each kind."""
+    app = typer.Typer(help=f"{noun.capitalize()}s of the meeting room (hosts and co-hosts).")
+    meeting.add_typer(app, name=name)
+
+    @app.command("start", help=started)
+    def start(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+        run(as_, app_token, "POST", f"/meetings/{meeting_id}/{collection}", {})
+
+    @app.command("stop", help=stopped)
+    def stop(meeting_id: Meeting, run_id: RunId, as_: As = None, app_token: Token = None) -> None:
+        run(as_, app_token, "POST", f"/meetings/{meeting_id}/{collection}/{run_id}/stop")
+
+    @app.command("list", help=f"The meeting's {noun}s, oldest first.")
+    def list_runs(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
+        run(as_, app_token, "GET", f"/meetings/{meeting_id}/{collection}")
 
 
-@record.command("stop")
-def record_stop(
-    meeting_id: Meeting, recording_id: Recording, as_: As = None, app_token: Token = None
-) -> None:
-    """Stop a recording (its recorder finalises its files)."""
-    run(as_, app_token, "POST", f"/meetings/{meeting_id}/recordings/{recording_id}/stop")
-
-
-@record.command("list")
-def record_list(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
-    """The meeting's recordings, oldest first."""
-    run(as_, app_token, "GET", f"/meetings/{meeting_id}/recordings")
-
-
-transcribe = typer.Typer(help="Transcriptions of the meeting room (hosts and co-hosts).")
-meeting.add_typer(transcribe, name="transcribe")
-Transcription = Annotated[str, typer.Argument(help="Transcription id.")]
+_run_commands("record", "recordings", "recording",
+              "Start recording the meeting room (the recorder bot joins it).",
+              "Stop a recording (its recorder finalises its files).")  # fmt: skip
+_run_commands("transcribe", "transcriptions", "transcription",
+              "Start transcribing the meeting room (the transcriber bot joins it).",
+              "Stop a transcription (its transcriber stores its last captions).")  # fmt: skip
 Out = Annotated[Path | None, typer.Option("--out", help="Write to this file, not stdout.")]
-
-
-@transcribe.command("start")
-def transcribe_start(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
-    """Start transcribing the meeting room (the transcriber bot joins it)."""
-    run(as_, app_token, "POST", f"/meetings/{meeting_id}/transcriptions", {})
-
-
-@transcribe.command("stop")
-def transcribe_stop(
-    meeting_id: Meeting, transcription_id: Transcription, as_: As = None, app_token: Token = None
-) -> None:
-    """Stop a transcription (its transcriber stores its last captions)."""
-    path = f"/meetings/{meeting_id}/transcriptions/{transcription_id}/stop"
-    run(as_, app_token, "POST", path)
-
-
-@transcribe.command("list")
-def transcribe_list(meeting_id: Meeting, as_: As = None, app_token: Token = None) -> None:
-    """The meeting's transcriptions, oldest first."""
-    run(as_, app_token, "GET", f"/meetings/{meeting_id}/transcriptions")
 
 
 @meeting.command("transcript")

@@ -28,7 +28,13 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AutoSubscribe, JobContext, JobProcess, stt
 
-from talkplatform_agents.bots.run_bot import RunBot, RunProtocol, is_meeting_room, take_run
+from talkplatform_agents.bots.run_bot import (
+    RunBot,
+    RunProtocol,
+    is_agent,
+    is_meeting_room,
+    take_run,
+)
 from talkplatform_agents.bots.transcriber.captions import CaptionOptions, Captions
 from talkplatform_agents.bots.transcriber.engine import (
     DEFAULT_STT,
@@ -164,7 +170,7 @@ class Transcriber(RunBot[TranscriptionView]):
         engine = self._engine
         if engine is None or self._ended.is_set() or track.sid in self._speakers:
             return
-        if _is_agent(participant):
+        if is_agent(participant):
             return
         speaker = TrackTranscriber(
             self._room.name, participant, track, engine, self._captions.put,
@@ -241,7 +247,3 @@ class Transcriber(RunBot[TranscriptionView]):
 
     async def leave_work(self) -> None:
         await self.finish_work()  # what a transcriber keeps is the same either way
-
-
-def _is_agent(participant: rtc.RemoteParticipant) -> bool:
-    return participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
