@@ -57,6 +57,8 @@ class MemberPlan:
     screen: bool = False  # publisher: also share a screen
     speaker: str = ""  # subscriber: the publisher its speaker layout shows large
     tiles: int = 1  # subscriber: camera tiles on its grid
+    slot: int = 0  # publisher: its index in the room (its turn, with simulated speakers)
+    decode: bool = True  # subscriber: a decoding livekit.rtc client, else a light one
 
 
 class LoadMember:

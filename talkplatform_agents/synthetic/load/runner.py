@@ -35,7 +35,7 @@ from talkplatform_agents.synthetic.load.report import (
     summarize,
     write_report,
 )
-from talkplatform_agents.synthetic.load.spec import LoadSpec
+from talkplatform_agents.synthetic.load.spec import Decode, LoadSpec
 from talkplatform_agents.synthetic.load.thresholds import Condition, evaluate
 from talkplatform_agents.synthetic.load.worker import WorkerPlan, worker_main
 
@@ -180,9 +180,15 @@ def plan_members(
                 screen=role == "publisher" and n == 0 and spec.media.screen_share,
                 speaker=f"{label}-pub0" if spec.publishers else "",
                 tiles=spec.publishers,
+                slot=n if role == "publisher" else 0,
+                decode=role == "subscriber" and _decodes(spec.media.decode, n),
             )
         )
     return plans
+
+
+def _decodes(decode: Decode, index: int) -> bool:
+    return decode is Decode.ALL or (decode is Decode.SAMPLE and index == 0)
 
 
 def _base_report(spec: LoadSpec, run_id: str, started: dt.datetime) -> dict[str, Any]:

@@ -6,8 +6,17 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["Codec", "Layout", "LoadSpec", "MediaOptions", "parse_duration", "parse_ramp"]
+__all__ = [
+    "Codec",
+    "Decode",
+    "Layout",
+    "LoadSpec",
+    "MediaOptions",
+    "parse_duration",
+    "parse_ramp",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
 _UNIT_S = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -17,6 +26,17 @@ _RAMP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|m|min))?\s*$")
 class Codec(enum.StrEnum):
     VP8 = "vp8"
     H264 = "h264"
+
+
+class Decode(enum.StrEnum):
+    """Which subscribers decode what they receive. A decoding subscriber is a livekit.rtc
+    client (latency from the frames' markers, pixel checks); the others are light clients
+    that count RTP without decoding (join, first frame, bitrate, loss, jitter, freezes,
+    received sizes from keyframe headers)."""
+
+    NONE = "none"  # every subscriber light
+    SAMPLE = "sample"  # the first subscriber of each room decodes; the rest are light
+    ALL = "all"  # every subscriber decodes (the injector's cost grows with each)
 
 
 class Layout(enum.StrEnum):
@@ -66,10 +86,22 @@ class MediaOptions:
     layout: Layout = Layout.SPEAKER
     switch_layers: bool = True  # each subscriber verifies LOW/MEDIUM/HIGH on one track
     switch_timeout_s: float = 10.0
+    decode: Decode = Decode.SAMPLE
+    video: bool = True  # False: audio-only publishers
+    # > 0: publishers take turns being loud for this long each (the others stay quiet), so
+    # the SFU's speaker detection and a speaker layout have something to follow.
+    speaker_turn_s: float = 0.0
+    # Where pre-encoded clips are kept between runs (None: encode every run, keep nothing).
+    clip_cache: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.pre_encoded and self.simulcast:
-            raise ValueError("--pre-encoded publishes one layer: use it with --no-simulcast")
+        if not self.video and not self.audio:
+            raise ValueError("publishers need video or audio: not both --no-video and --no-audio")
+        if self.speaker_turn_s < 0 or (0 < self.speaker_turn_s < 0.5):
+            turn = self.speaker_turn_s
+            raise ValueError(f"speaker turns must be 0 (off) or >= 0.5 s, got {turn}")
+        if self.speaker_turn_s and not self.audio:
+            raise ValueError("simulated speakers need audio: drop --no-audio")
         for name, w, h in (
             ("video", self.width, self.height),
             ("screen", self.screen_width, self.screen_height),
