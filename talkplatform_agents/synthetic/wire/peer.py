@@ -1,0 +1,180 @@
+"""One peer connection of a light client: aiortc gathers, checks and runs DTLS and SCTP; the
+RTP and RTCP are ours.
+
+aiortc would decode every received frame on a thread per track, and it cannot send simulcast.
+So it is told that every media section is inactive (see ``sdp.py``), and its DTLS transport's
+two packet handlers are replaced by ours: decrypted RTP and RTCP go straight to the client's
+callbacks, and the client sends its own packets through the same transport's SRTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.sdp import candidate_from_sdp
+from livekit.protocol import rtc as lk_rtc
+
+from talkplatform_agents.errors import TalkPlatformError
+from talkplatform_agents.synthetic.wire.sdp import PublishSection, publish_offer, receive_answer
+
+__all__ = ["LightPeer", "PeerError", "ice_servers"]
+
+logger = logging.getLogger(__name__)
+
+RtpHandler = Callable[[bytes, float], None]  # (decrypted packet, wall time of arrival)
+RtcpHandler = Callable[[bytes], None]
+# TURN only (aioice has no TLS variant). STUN would only find our public address, which the
+# SFU learns from our connectivity checks anyway (peer-reflexive), and aiortc gathers before
+# it answers: an unreachable STUN server (LiveKit hands out public ones by default) would add
+# aioice's 5 s timeout to every join.
+_SCHEMES = ("turn:",)
+
+
+class PeerError(TalkPlatformError):
+    """A light peer connection failed; the message says how."""
+
+
+def ice_servers(servers: list[lk_rtc.ICEServer]) -> list[RTCIceServer]:
+    """The join response's TURN servers, as aioice can use them. Only these: aiortc would
+    otherwise add a public STUN server of its own."""
+    return [
+        RTCIceServer(urls=urls, username=s.username or None, credential=s.credential or None)
+        for s in servers
+        if (urls := [u for u in s.urls if u.startswith(_SCHEMES)])
+    ]
+
+
+class LightPeer:
+    """``label`` tags log lines; ``on_rtp``/``on_rtcp`` get every decrypted packet."""
+
+    def __init__(
+        self,
+        label: str,
+        servers: list[RTCIceServer],
+        on_rtp: RtpHandler,
+        on_rtcp: RtcpHandler,
+    ) -> None:
+        self._label = label
+        self._on_rtp, self._on_rtcp = on_rtp, on_rtcp
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.connected = asyncio.Event()
+        self.failure: str | None = None
+        self._dtls: Any = None  # aiortc's RTCDtlsTransport, once negotiated
+        self._described = False
+        self._pending: list[dict[str, Any]] = []
+        self._closed = False
+        self.pc.on("connectionstatechange", self._on_state)
+
+    # -- negotiation ----------------------------------------------------------------------
+
+    async def answer(self, offer: str) -> str:
+        """Take the server's offer; return the answer to send (receiving every track)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        for transceiver in self.pc.getTransceivers():
+            transceiver.direction = "inactive"  # no receiver, no decoder thread
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self._described_now()
+        return receive_answer(self.pc.localDescription.sdp, offer)
+
+    async def offer(self, stream: str, publish: list[PublishSection]) -> str:
+        """Our publisher offer, one media section per entry of ``publish``."""
+        for want in publish:
+            self.pc.addTransceiver(want.kind, direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return publish_offer(self.pc.localDescription.sdp, stream, publish)
+
+    async def accept(self, answer: str) -> None:
+        """The server's answer to our offer."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await self._described_now()
+
+    async def add_candidate(self, init: dict[str, Any]) -> None:
+        if not init.get("candidate"):
+            return  # an empty candidate ends the candidates
+        if not self._described:
+            self._pending.append(init)
+            return
+        candidate = candidate_from_sdp(str(init["candidate"]).removeprefix("candidate:"))
+        candidate.sdpMid = init.get("sdpMid")
+        candidate.sdpMLineIndex = init.get("sdpMLineIndex")
+        await self.pc.addIceCandidate(candidate)
+
+    async def _described_now(self) -> None:
+        self._hook()
+        if not self._described:
+            self._described = True
+            pending, self._pending = self._pending, []
+            for init in pending:
+                await self.add_candidate(init)
+
+    def _hook(self) -> None:
+        transports = [t.receiver.transport for t in self.pc.getTransceivers()]
+        if self.pc.sctp is not None:
+            transports.append(self.pc.sctp.transport)
+        for dtls in transports:
+            dtls = cast(Any, dtls)
+            if dtls is None or getattr(dtls, "_talkplatform_hooked", False):
+                continue
+            # aiortc calls these two (instance lookups) for every decrypted packet; with
+            # BUNDLE there is one transport, so one hook sees everything.
+            dtls._handle_rtp_data = self._rtp
+            dtls._handle_rtcp_data = self._rtcp
+            dtls._talkplatform_hooked = True
+            self._dtls = dtls
+
+    async def _rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        self._on_rtp(data, time.time())
+
+    async def _rtcp(self, data: bytes) -> None:
+        self._on_rtcp(data)
+
+    # -- state and sending ----------------------------------------------------------------
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            self.connected.set()
+        elif state == "failed" and self.failure is None:
+            self.failure = "ICE or DTLS failed"
+            logger.warning("%s: peer connection failed", self._label)
+            self.connected.set()  # wake the waiters: they check ``failure``
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.connected.wait()
+        except TimeoutError:
+            raise PeerError(f"{self._label}: not connected in {timeout_s:.0f}s") from None
+        if self.failure is not None:
+            raise PeerError(f"{self._label}: {self.failure}")
+
+    async def send(self, packet: bytes) -> bool:
+        """Send one RTP or RTCP packet (SRTP-protected); False when not connected."""
+        dtls = self._dtls
+        if dtls is None or self._closed or not self.connected.is_set() or self.failure:
+            return False
+        try:
+            await dtls._send_rtp(packet)
+        except ConnectionError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Close the connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.pc.close()

@@ -1,0 +1,382 @@
+"""RTP for the light clients: counting what arrives without decoding it, and packetizing
+pre-encoded frames. Pure and cheap: the receive path runs for every packet of every
+subscriber, so it reads the fixed header with one ``struct`` call and looks into the payload
+only for the first packet of a frame (key frame and picture size come from there).
+
+A freeze is WebRTC's: a gap between frames longer than both three times the average gap and
+the average plus 150 ms. Loss and jitter are RFC 3550's.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+__all__ = [
+    "H264Packetizer",
+    "OpusPacketizer",
+    "RtpHeader",
+    "StreamStats",
+    "Vp8Packetizer",
+    "h264_sps_size",
+    "parse_header",
+    "split_annex_b",
+    "vp8_key_size",
+]
+
+MTU_PAYLOAD = 1100  # bytes of payload per packet: room for SRTP, extensions and a TURN relay
+_HEADER = struct.Struct("!BBHII")
+
+
+@dataclass(frozen=True)
+class RtpHeader:
+    marker: bool
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload_offset: int
+    payload_end: int
+
+
+def parse_header(data: bytes) -> RtpHeader | None:
+    """The fixed header and where the payload is; None for a packet too short to be RTP."""
+    if len(data) < 12:
+        return None
+    b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+    offset = 12 + 4 * (b0 & 0x0F)
+    if b0 & 0x10:
+        if len(data) < offset + 4:
+            return None
+        (words,) = struct.unpack_from("!H", data, offset + 2)
+        offset += 4 + 4 * words
+    end = len(data) - (data[-1] if b0 & 0x20 else 0)
+    if offset > end:
+        return None
+    return RtpHeader(bool(b1 & 0x80), b1 & 0x7F, seq, ts, ssrc, offset, end)
+
+
+def vp8_key_size(payload: bytes) -> tuple[int, int] | None:
+    """The picture size, when ``payload`` starts a VP8 key frame; else None."""
+    if not payload:
+        return None
+    b0 = payload[0]
+    if not b0 & 0x10 or b0 & 0x07:  # not the start of partition 0
+        return None
+    i = 1
+    if b0 & 0x80:  # extension byte: picture id, TL0PICIDX, TID/KEYIDX
+        if len(payload) < 2:
+            return None
+        x = payload[1]
+        i = 2
+        if x & 0x80:
+            i += 2 if len(payload) > 2 and payload[2] & 0x80 else 1
+        if x & 0x40:
+            i += 1
+        if x & 0x30:
+            i += 1
+    frame = payload[i : i + 10]
+    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
+        return None  # an inter frame, or not a key frame's header
+    width, height = struct.unpack_from("<HH", frame, 6)
+    return width & 0x3FFF, height & 0x3FFF
+
+
+class _Bits:
+    """Exp-Golomb reading for the SPS (emulation prevention already removed)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def bit(self) -> int:
+        byte = self._data[self._pos >> 3]
+        value = (byte >> (7 - (self._pos & 7))) & 1
+        self._pos += 1
+        return value
+
+    def bits(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            value = value << 1 | self.bit()
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad Exp-Golomb code")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        value = self.ue()
+        return (value + 1) // 2 if value & 1 else -(value // 2)
+
+
+def h264_sps_size(nal: bytes) -> tuple[int, int] | None:
+    """The picture size a sequence parameter set (NAL type 7) describes; None if not one."""
+    if not nal or nal[0] & 0x1F != 7:
+        return None
+    raw = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")
+    try:
+        bits = _Bits(raw)
+        profile = bits.bits(8)
+        bits.bits(16)  # constraint flags, level
+        bits.ue()  # sps id
+        chroma = 1
+        if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+            chroma = bits.ue()
+            if chroma == 3:
+                bits.bit()
+            bits.ue()  # luma bit depth
+            bits.ue()  # chroma bit depth
+            bits.bit()
+            if bits.bit():  # scaling matrices: not produced by our encoders
+                return None
+        bits.ue()  # log2 max frame num
+        poc_type = bits.ue()
+        if poc_type == 0:
+            bits.ue()
+        elif poc_type == 1:
+            bits.bit()
+            bits.se()
+            bits.se()
+            for _ in range(bits.ue()):
+                bits.se()
+        bits.ue()  # max ref frames
+        bits.bit()
+        width_mbs = bits.ue() + 1
+        height_units = bits.ue() + 1
+        frame_mbs_only = bits.bit()
+        if not frame_mbs_only:
+            bits.bit()
+        bits.bit()
+        crop = (bits.ue(), bits.ue(), bits.ue(), bits.ue()) if bits.bit() else (0, 0, 0, 0)
+    except (IndexError, ValueError):
+        return None
+    unit_x = 2 if chroma in (1, 2) else 1
+    unit_y = (2 if chroma == 1 else 1) * (2 - frame_mbs_only)
+    width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
+    height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
+    return width, height
+
+
+def h264_key_size(payload: bytes) -> tuple[int, int] | None:
+    """The picture size when this H.264 packet carries an SPS (key frames start with one)."""
+    if not payload:
+        return None
+    kind = payload[0] & 0x1F
+    if kind == 7:
+        return h264_sps_size(payload)
+    if kind == 24:  # STAP-A: the SPS is usually aggregated with the PPS
+        i = 1
+        while i + 2 <= len(payload):
+            (size,) = struct.unpack_from("!H", payload, i)
+            nal = payload[i + 2 : i + 2 + size]
+            if nal and nal[0] & 0x1F == 7:
+                return h264_sps_size(nal)
+            i += 2 + size
+    return None
+
+
+@dataclass
+class StreamStats:
+    """What one received RTP stream (one SSRC) did."""
+
+    kind: str  # audio or video
+    codec: str
+    clock_rate: int
+    packets: int = 0
+    octets: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    frames: int = 0
+    first_frame_at: float | None = None
+    key_frames: int = 0
+    width: int = 0
+    height: int = 0
+    freezes: int = 0
+    freeze_ms: float = 0.0
+    jitter: float = 0.0  # in clock units, RFC 3550's running estimate
+    sizes: list[tuple[float, int, int]] = field(default_factory=list)  # (at, w, h) changes
+    _base_seq: int | None = None
+    _max_seq: int = 0  # extended
+    _transit: float | None = None
+    _last_ts: int | None = None
+    _frame_started_at: float = 0.0
+    _last_frame_at: float | None = None
+    _gaps: deque[float] = field(default_factory=lambda: deque(maxlen=30))
+
+    @property
+    def expected(self) -> int:
+        return 0 if self._base_seq is None else self._max_seq - self._base_seq + 1
+
+    @property
+    def lost(self) -> int:
+        return max(self.expected - self.packets, 0)
+
+    @property
+    def highest_sequence(self) -> int:
+        return self._max_seq & 0xFFFFFFFF
+
+    @property
+    def jitter_ms(self) -> float:
+        return self.jitter * 1000 / self.clock_rate
+
+    def add(self, data: bytes, header: RtpHeader, at: float) -> None:
+        """Count one packet that arrived at wall time ``at``."""
+        self.packets += 1
+        self.octets += len(data)
+        self.last_at = at
+        seq = header.sequence
+        if self._base_seq is None:
+            self.first_at = at
+            self._base_seq = self._max_seq = seq
+        else:
+            delta = (seq - self._max_seq) & 0xFFFF
+            if 0 < delta < 0x8000:
+                self._max_seq += delta
+        transit = at * self.clock_rate - header.timestamp
+        if self._transit is not None and header.timestamp != self._last_ts:
+            d = abs(transit - self._transit)
+            if d < self.clock_rate * 10:  # a wrapped timestamp is no measure of jitter
+                self.jitter += (d - self.jitter) / 16
+        self._transit = transit
+        if header.timestamp != self._last_ts:
+            self._last_ts = header.timestamp
+            self._frame_started_at = at
+            if self.kind == "video":
+                self._frame_start(data[header.payload_offset : header.payload_end], at)
+        if self.kind == "audio" or header.marker:
+            self._frame_done(at)
+
+    def _frame_start(self, payload: bytes, at: float) -> None:
+        size = vp8_key_size(payload) if self.codec == "vp8" else h264_key_size(payload)
+        if size is None:
+            return
+        self.key_frames += 1
+        if size != (self.width, self.height):
+            self.width, self.height = size
+            self.sizes.append((at, *size))
+
+    def _frame_done(self, at: float) -> None:
+        self.frames += 1
+        if self.first_frame_at is None:
+            self.first_frame_at = at
+        if self._last_frame_at is not None and self.kind == "video":
+            gap = (at - self._last_frame_at) * 1000
+            if len(self._gaps) >= 5:
+                average = sum(self._gaps) / len(self._gaps)
+                if gap > max(3 * average, average + 150):
+                    self.freezes += 1
+                    self.freeze_ms += gap
+            self._gaps.append(gap)
+        self._last_frame_at = at
+
+    def fps(self) -> float | None:
+        if self.first_frame_at is None or self._last_frame_at is None or self.frames < 2:
+            return None
+        span = self._last_frame_at - self.first_frame_at
+        return round((self.frames - 1) / span, 2) if span > 0 else None
+
+
+# -- sending ------------------------------------------------------------------------------
+
+
+def _extensions(elements: list[tuple[int, bytes]]) -> bytes:
+    body = b"".join(bytes([ident << 4 | (len(value) - 1)]) + value for ident, value in elements)
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack("!HH", 0xBEDE, len(body) // 4) + body
+
+
+@dataclass
+class _Sender:
+    """One outgoing RTP stream: its SSRC, sequence numbers and header extensions."""
+
+    ssrc: int
+    payload_type: int
+    extensions: list[tuple[int, bytes]]
+    sequence: int = 0
+    packets: int = 0
+    octets: int = 0
+    _ext: bytes = b""
+
+    def __post_init__(self) -> None:
+        self._ext = _extensions(self.extensions)
+
+    def packet(self, payload: bytes, timestamp: int, marker: bool, extra: bytes = b"") -> bytes:
+        ext = extra or self._ext
+        header = _HEADER.pack(
+            0x90, (0x80 if marker else 0) | self.payload_type, self.sequence, timestamp, self.ssrc
+        )
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.packets += 1
+        self.octets += len(payload)
+        return header + ext + payload
+
+
+@dataclass
+class Vp8Packetizer(_Sender):
+    """VP8 frames as RFC 7741 packets, with a 15-bit picture id (as libwebrtc sends)."""
+
+    picture_id: int = 0
+
+    def frame(self, data: bytes, timestamp: int) -> Iterator[bytes]:
+        pid = self.picture_id
+        self.picture_id = (pid + 1) & 0x7FFF
+        chunks = [data[i : i + MTU_PAYLOAD] for i in range(0, len(data), MTU_PAYLOAD)] or [b""]
+        for i, chunk in enumerate(chunks):
+            start = 0x10 if i == 0 else 0
+            descriptor = bytes([0x80 | start, 0x80, 0x80 | pid >> 8, pid & 0xFF])
+            yield self.packet(descriptor + chunk, timestamp, i == len(chunks) - 1)
+
+
+def split_annex_b(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex B access unit (start codes of 3 or 4 bytes)."""
+    units = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        start = i + 3
+        nxt = data.find(b"\x00\x00\x01", start)
+        end = len(data) if nxt < 0 else nxt
+        unit = data[start:end]
+        if nxt >= 0 and unit.endswith(b"\x00"):
+            unit = unit[:-1]  # the leading zero of a 4-byte start code
+        if unit:
+            units.append(unit)
+        i = nxt
+    return units
+
+
+@dataclass
+class H264Packetizer(_Sender):
+    """H.264 access units (Annex B) as RFC 6184 packets: single NAL units, or FU-A."""
+
+    def frame(self, data: bytes, timestamp: int) -> Iterator[bytes]:
+        units = split_annex_b(data)
+        for n, unit in enumerate(units):
+            last_unit = n == len(units) - 1
+            if len(unit) <= MTU_PAYLOAD:
+                yield self.packet(unit, timestamp, last_unit)
+                continue
+            indicator = (unit[0] & 0xE0) | 28
+            body = unit[1:]
+            chunks = [body[i : i + MTU_PAYLOAD] for i in range(0, len(body), MTU_PAYLOAD)]
+            for i, chunk in enumerate(chunks):
+                flags = (0x80 if i == 0 else 0) | (0x40 if i == len(chunks) - 1 else 0)
+                header = bytes([indicator, flags | (unit[0] & 0x1F)])
+                yield self.packet(header + chunk, timestamp, last_unit and i == len(chunks) - 1)
+
+
+@dataclass
+class OpusPacketizer(_Sender):
+    """One Opus frame per packet, with its RFC 6464 audio level (what speaker detection
+    reads)."""
+
+    level_id: int = 0
+
+    def frame(self, data: bytes, timestamp: int, level: int) -> bytes:
+        extra = _extensions([*self.extensions, (self.level_id, bytes([0x80 | (level & 0x7F)]))])
+        return self.packet(data, timestamp, False, extra)
