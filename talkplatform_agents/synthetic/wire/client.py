@@ -77,7 +77,9 @@ class LightClient:
         self.new_track = asyncio.Event()  # set whenever a track starts arriving
         self._on_first_frame = on_first_frame
         self._by_ssrc: dict[int, ReceivedTrack | None] = {}
-        self._ssrc_track: dict[int, tuple[str, str, str]] = {}  # ssrc -> (sid, kind, codec)
+        # ssrc -> (track sid, kind, payload type -> codec): the offer lists every codec the
+        # SFU could send; the packets' payload type says which one it does.
+        self._ssrc_track: dict[int, tuple[str, str, dict[int, str]]] = {}
         self._asked_key: set[int] = set()
         self._rtcp_ssrc = random.getrandbits(32)
         self._offers: asyncio.Queue[str] = asyncio.Queue()
@@ -156,9 +158,8 @@ class LightClient:
         for section in parse_sections(offer):
             if section.kind not in ("audio", "video") or not section.track_id:
                 continue
-            codec = next(iter(section.codecs.values()), "")
             for ssrc in section.ssrcs:
-                self._ssrc_track[ssrc] = (section.track_id, section.kind, codec)
+                self._ssrc_track[ssrc] = (section.track_id, section.kind, section.codecs)
                 self._by_ssrc.pop(ssrc, None)  # learn it again if it was unknown
 
     def _on_candidate(self, publisher: bool, init: dict[str, object]) -> None:
@@ -176,7 +177,7 @@ class LightClient:
         if ssrc in self._by_ssrc:
             track = self._by_ssrc[ssrc]
         else:
-            track = self._by_ssrc[ssrc] = self._track_for(ssrc)
+            track = self._by_ssrc[ssrc] = self._track_for(ssrc, header.payload_type)
         if track is None:
             return  # an SSRC no offer named (RTX, probing padding)
         stats = track.stats
@@ -185,11 +186,12 @@ class LightClient:
         if not had_frame and stats.first_frame_at is not None and self._on_first_frame:
             self._on_first_frame(track)
 
-    def _track_for(self, ssrc: int) -> ReceivedTrack | None:
+    def _track_for(self, ssrc: int, payload_type: int) -> ReceivedTrack | None:
         known = self._ssrc_track.get(ssrc)
-        if known is None:
+        if known is None or payload_type not in known[2]:
             return None
-        sid, kind, codec = known
+        sid, kind, codecs = known
+        codec = codecs[payload_type]
         track = self.tracks.get(sid)
         if track is None or track.stats.codec != codec:
             info = self.signal.tracks.get(sid)

@@ -244,10 +244,17 @@ class StreamStats:
             if d < self.clock_rate * 10:  # a wrapped timestamp is no measure of jitter
                 self.jitter += (d - self.jitter) / 16
         self._transit = transit
-        if header.timestamp != self._last_ts:
+        new_frame = header.timestamp != self._last_ts
+        if new_frame:
             self._last_ts = header.timestamp
             self._frame_started_at = at
-            if self.kind == "video":
+        if self.kind == "video":
+            # VP8 says "key frame" and its size in a frame's first packet; H.264 in an SPS,
+            # which may follow an access unit delimiter or SEI: a byte's look at each packet.
+            first = data[header.payload_offset] if header.payload_offset < header.payload_end else 0
+            if (new_frame and self.codec == "vp8") or (
+                self.codec == "h264" and (first & 0x1F) in (7, 24)
+            ):
                 self._frame_start(data[header.payload_offset : header.payload_end], at)
         if self.kind == "audio" or header.marker:
             self._frame_done(at)
