@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -201,6 +201,7 @@ class StreamStats:
     freeze_ms: float = 0.0
     jitter: float = 0.0  # in clock units, RFC 3550's running estimate
     sizes: list[tuple[float, int, int]] = field(default_factory=list)  # (at, w, h) changes
+    on_size: Callable[[], None] | None = field(default=None, repr=False, compare=False)
     _base_seq: int | None = None
     _max_seq: int = 0  # extended
     _transit: float | None = None
@@ -267,6 +268,8 @@ class StreamStats:
         if size != (self.width, self.height):
             self.width, self.height = size
             self.sizes.append((at, *size))
+            if self.on_size is not None:
+                self.on_size()
 
     def _frame_done(self, at: float) -> None:
         self.frames += 1
