@@ -21,7 +21,17 @@ if TYPE_CHECKING:
     from talkplatform_agents.lk.tokens import Credentials
     from talkplatform_agents.synthetic.load import LoadSpec
 
-__all__ = ["LoadAccess", "load_spec_from_settings", "register", "render_summary"]
+__all__ = [
+    "DEFAULT_CLIP_CACHE",
+    "LoadAccess",
+    "clip_cache_path",
+    "load_spec_from_settings",
+    "register",
+    "render_summary",
+    "render_tracks",
+]
+
+DEFAULT_CLIP_CACHE = "~/.cache/talkplatform-agents/clips"
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -39,16 +49,74 @@ _COLUMNS: list[tuple[str, str, str]] = [
     ("latency p95", "latency_p95_ms", "{:.0f}ms"),
     ("fps", "fps", "{:.1f}"),
     ("freezes", "freezes", "{}"),
-    ("switches ok/fail", "", ""),
+    ("switches ok/fail", "switches", ""),
+    ("tracks got/exp", "tracks", ""),
     ("errors", "errors", "{}"),
 ]
+_TRACK_COLUMNS: list[tuple[str, str, str]] = [
+    # header, by_track key, format
+    ("kind", "kind", "{}"),
+    ("source", "source", "{}"),
+    ("track", "track_sid", "{}"),
+    ("received", "", ""),
+    ("kbps/sub", "bitrate_kbps", "{:.0f}"),
+    ("packets", "packets_received", "{}"),
+    ("loss", "loss_pct", "{:.2f}%"),
+    ("jitter", "jitter_ms", "{:.1f}ms"),
+    ("frames", "frames", "{}"),
+    ("freezes", "freezes", "{}"),
+    ("sizes", "sizes", ""),
+]
+_MAX_TRACK_ROWS = 100  # the report has them all
 
 
 def _cell(summary: dict[str, Any], key: str, fmt: str) -> str:
-    if not key:
+    if key == "switches":
         return f"{summary['layer_switches']}/{summary['layer_switch_failures']}"
+    if key == "tracks":
+        got, expected = summary.get("tracks_received"), summary.get("tracks_expected")
+        return "-" if got is None or expected is None else f"{got}/{expected}"
     value = summary.get(key)
     return "-" if value is None else fmt.format(value)
+
+
+def _track_cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    if not key:
+        return f"{row['received']}/{row['expected']}"
+    value = row.get(key)
+    if row.get("kind") != "video" and key in ("frames", "freezes", "sizes"):
+        return ""
+    if key == "sizes":
+        return " ".join(value or []) or "-"
+    return "-" if value is None else fmt.format(value)
+
+
+def render_tracks(report: dict[str, Any], console: Console) -> None:
+    """One row per published track: who received it of those who should have, and how."""
+    rows = report.get("tracks") or []
+    if not rows:
+        return
+    table = Table(title="tracks")
+    table.add_column("sender")
+    for header, _, _ in _TRACK_COLUMNS:
+        table.add_column(header, justify="left" if header in ("kind", "source") else "right")
+    for row in rows[:_MAX_TRACK_ROWS]:
+        table.add_row(
+            row["sender"], *(_track_cell(row, key, fmt) for _, key, fmt in _TRACK_COLUMNS)
+        )
+    console.print(table)
+    if len(rows) > _MAX_TRACK_ROWS:
+        console.print(f"... and {len(rows) - _MAX_TRACK_ROWS} more tracks in the report")
+
+
+def _speaker_line(total: dict[str, Any]) -> str | None:
+    turns = total.get("speaker_turns")
+    if not turns:
+        return None
+    p50, p95 = total.get("speaker_follow_p50_ms"), total.get("speaker_follow_p95_ms")
+    follow = "never" if p50 is None else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+    missed = total.get("speaker_turns_missed")
+    return f"speaker turns followed by the SFU: {follow}; missed {missed} of {turns} turns"
 
 
 def render_summary(report: dict[str, Any], console: Console) -> None:
@@ -64,6 +132,10 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
             end_section=name != "total" and name == rows[-2][0],
         )
     console.print(table)
+    render_tracks(report, console)
+    speakers = _speaker_line(report["total"])
+    if speakers is not None:
+        console.print(speakers)
     for screen in (p["screen"] for p in report.get("participants", []) if p.get("screen")):
         size = f"{screen['width']}x{screen['height']}"
         console.print(f"screen share from {screen['sender']}: {size}, PSNR {screen['psnr_db']} dB")
@@ -157,6 +229,16 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def clip_cache_path(text: str) -> Path | None:
+    """The clip cache's directory, with ``~`` expanded; empty or ``none``: no cache."""
+    if not text.strip() or text.strip().lower() == "none":
+        return None
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--clip-cache {text!r} is not a directory")
+    return path.resolve()
+
+
 def _choice(kind: type[E], value: str, option: str) -> E:
     try:
         return kind(value.lower())
@@ -187,8 +269,18 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
             bool, typer.Option("--simulcast/--no-simulcast", help="Simulcast layers.")
         ] = True,
         pre_encoded: Annotated[
-            bool, typer.Option(help="Publish a clip encoded once (PyAV); needs --no-simulcast.")
+            bool,
+            typer.Option(
+                help="Publish clips encoded once (PyAV) from light clients, three pre-encoded "
+                "layers with --simulcast (one without), and pre-encoded Opus."
+            ),
         ] = False,
+        clip_cache: Annotated[
+            str,
+            typer.Option(
+                help="Where pre-encoded clips are kept between runs ('none': encode every run)."
+            ),
+        ] = DEFAULT_CLIP_CACHE,
         layout: Annotated[
             str, typer.Option(help="speaker or grid: which layers subscribers request.")
         ] = "speaker",
@@ -203,9 +295,29 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
             bool, typer.Option(help="The first publisher of each room also shares a screen.")
         ] = False,
         screen_size: Annotated[str, typer.Option(help="Screen-share size.")] = "1920x1080",
+        video: Annotated[
+            bool,
+            typer.Option(
+                "--video/--no-video", help="Publishers send a camera (--no-video: audio only)."
+            ),
+        ] = True,
         audio: Annotated[
             bool, typer.Option("--audio/--no-audio", help="Publishers send a marked tone.")
         ] = True,
+        speaker_turns: Annotated[
+            str,
+            typer.Option(
+                help="Publishers take turns being loud for this long each, e.g. 3s, and "
+                "subscribers time the SFU's active-speaker change (0: off)."
+            ),
+        ] = "0",
+        decode: Annotated[
+            str,
+            typer.Option(
+                help="Which subscribers decode (latency, pixels): none, sample (the first of "
+                "each room; the default) or all. The others count RTP without decoding."
+            ),
+        ] = "sample",
         audio_markers: Annotated[
             bool, typer.Option(help="Subscribers decode the tone's markers (CPU-heavy).")
         ] = False,
@@ -247,6 +359,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
             parse_ramp,
             run_load,
         )
+        from talkplatform_agents.synthetic.load.spec import Decode
 
         settings = load_settings()
         try:
@@ -271,6 +384,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
                     height=height,
                     fps=fps,
                     max_bitrate=max_bitrate,
+                    video=video,
                     audio=audio,
                     audio_markers=audio_markers,
                     screen_share=screen_share,
@@ -278,6 +392,9 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
                     screen_height=screen_h,
                     layout=_choice(Layout, layout, "--layout"),
                     switch_layers=switch_layers,
+                    decode=_choice(Decode, decode, "--decode"),
+                    speaker_turn_s=parse_duration(speaker_turns),
+                    clip_cache=clip_cache_path(clip_cache),
                 ),
             )
             conditions = parse_fail_if(fail_if) if fail_if else []
@@ -305,7 +422,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         finally:
             if issuer is not None:
                 issuer.close()
-        # Fifteen columns: wider than most terminals, but wrapped lines beat truncated cells.
+        # Sixteen columns: wider than most terminals, but wrapped lines beat truncated cells.
         out = Console(width=max(Console().width, 180))
         render_summary(outcome.report, out)
         console.print(f"report written to {report}")

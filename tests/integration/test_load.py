@@ -202,6 +202,19 @@ async def test_latency_markers_decode_and_screen_share_is_readable(
     assert screen.best_psnr_db is not None and screen.best_psnr_db >= READABLE_PSNR_DB
     # The tone's markers decode too.
     await until(lambda: sum(len(a.markers) for a in sub.audio.values()) >= 2, 20)
+    # Each received track has its own figures, under the publisher's track sids.
+    await sub.stop()
+    await pub.stop()
+    tracks = {t.source: t for t in sub.result.tracks}
+    assert sorted(tracks) == ["camera", "microphone", "screen_share"], sub.result.tracks
+    published = {t.track_sid: t.source for t in pub.result.tracks}
+    assert {t.track_sid: t.source for t in tracks.values()} == published
+    assert sub.result.tracks_expected == 3
+    assert all(t.sender == pub.plan.identity and t.packets_received > 0 for t in tracks.values())
+    cam = tracks["camera"]
+    assert (cam.kind, cam.width, cam.height) == ("video", 320, 180) and cam.frames > 0
+    assert cam.bitrate_kbps is not None and cam.bitrate_kbps > 0 and cam.jitter_ms is not None
+    assert (tracks["screen_share"].width, tracks["microphone"].kind) == (1280, "audio")
 
 
 @pytest.mark.parametrize(
@@ -229,6 +242,56 @@ async def test_pre_encoded_clip_arrives_decodable(
     assert (camera.width, camera.height) == (320, 180)
     assert not camera.latencies  # the clip's timestamps are fixed: no latency from them
     assert pub.result.frames_sent >= 20
+
+
+async def test_audio_only_speakers_take_turns_and_the_sfu_follows(
+    live_settings: Settings,
+) -> None:
+    """Two audio-only publishers take 1.5 s turns being loud; the subscriber's first frame is
+    an audio one, and the SFU's active-speaker list follows the turns."""
+    media = MediaOptions(video=False, speaker_turn_s=1.5)
+    room = f"load-{uuid.uuid4().hex[:8]}"
+    url, log = live_settings.livekit_url, MarkerLog()
+    ids = [f"{room}-pub{k}" for k in range(2)]
+    pubs = [
+        LoadPublisher(
+            url,
+            _plan(live_settings, room, identity, "publisher", tag=k + 1, slot=k, tiles=2),
+            media,
+            10,
+            log,
+        )
+        for k, identity in enumerate(ids)
+    ]
+    sub = LoadSubscriber(
+        url,
+        _plan(live_settings, room, f"{room}-sub0", "subscriber", speaker=ids[0], tiles=2),
+        media,
+        10,
+        log,
+    )
+    try:
+        for pub in pubs:
+            await pub.start()
+        await sub.start()
+        follow = sub.follow
+        assert follow is not None
+        try:
+            await until(lambda: len(follow.follow_ms) >= 2 or None, 60)
+        except TimeoutError:
+            pytest.fail(f"turns followed {follow.follow_ms}, missed {follow.missed}")
+    finally:
+        await sub.stop()
+        for pub in pubs:
+            await pub.stop()
+    result = sub.result
+    assert result.errors == [] and result.first_frame_ms is not None
+    assert (result.video_tracks, result.audio_tracks, result.tracks_expected) == (0, 2, 2)
+    assert sorted(t.sender for t in result.tracks) == ids
+    assert all(t.kind == "audio" and t.source == "microphone" for t in result.tracks)
+    assert all(t.packets_received > 0 for t in result.tracks), result.tracks
+    assert result.speaker_turns >= 2 and len(result.speaker_follow_ms) >= 2
+    assert all(p.result.tracks_published == 1 and p.result.frames_sent == 0 for p in pubs)
 
 
 # -- the CLI ------------------------------------------------------------------------------
@@ -293,10 +356,23 @@ def test_small_load_run_writes_complete_report(live_settings: Settings, tmp_path
         "fps",
     ):
         assert total[key] is not None, key
-    for sub in (p for p in body["participants"] if p["role"] == "subscriber"):
+    subs = [p for p in body["participants"] if p["role"] == "subscriber"]
+    for sub in subs:
         assert sub["video_tracks"] == 2 and sub["audio_tracks"] == 2, sub
-        assert sub["first_frame_ms"] is not None and sub["markers"] > 0, sub
-    assert "total" in done.stdout and "join p95" in done.stdout
+        assert sub["first_frame_ms"] is not None, sub
+    # --decode sample (the default): the first subscriber of each room decodes.
+    decoding = [s for s in subs if s["client"] == "sdk"]
+    assert sorted(s["identity"].rsplit("-", 1)[1] for s in decoding) == ["sub0", "sub0"]
+    for sub in decoding:
+        assert sub["markers"] > 0 and sub["tracks_expected"] == 4, sub
+        got = {(t["sender"], t["source"]) for t in sub["tracks"] if t["packets_received"] > 0}
+        room = sub["room"]
+        assert got == {(f"{room}-pub{n}", s) for n in (0, 1) for s in ("camera", "microphone")}
+    # One row per published track: two rooms of two publishers, a camera and a mic each.
+    rows = body["tracks"]
+    assert len(rows) == 8 and all(r["expected"] == 2 and r["received"] >= 1 for r in rows), rows
+    assert {r["kind"] for r in rows} == {"audio", "video"}
+    assert "total" in done.stdout and "join p95" in done.stdout and "tracks" in done.stdout
 
 
 def test_fail_if_sets_exit_code(live_settings: Settings, tmp_path: Path) -> None:

@@ -138,8 +138,13 @@ def test_report_is_written_whole(tmp_path: Path) -> None:
 
 
 def test_spec_refuses_contradictions() -> None:
-    with pytest.raises(ValueError, match="no-simulcast"):
-        MediaOptions(pre_encoded=True, simulcast=True)
+    MediaOptions(pre_encoded=True, simulcast=True)  # three pre-encoded layers, light path
+    with pytest.raises(ValueError, match="video or audio"):
+        MediaOptions(video=False, audio=False)
+    with pytest.raises(ValueError, match=r"0 \(off\) or >= 0.5"):
+        MediaOptions(speaker_turn_s=0.2)
+    with pytest.raises(ValueError, match="need audio"):
+        MediaOptions(speaker_turn_s=3, audio=False)
     with pytest.raises(ValueError, match="at least 128x72"):
         MediaOptions(width=64, height=36)
     with pytest.raises(ValueError, match="ws://"):

@@ -1,33 +1,47 @@
-"""The load run's participants: plain ``rtc.Room`` clients (never agent jobs, so LiveKit
-counts them as room members). A publisher sends the marked pattern (simulcast, one layer,
-or a pre-encoded clip), the marked tone and optionally a text-heavy screen share. A
-subscriber watches as its layout asks, verifies simulcast layer switches and measures."""
+"""The load run's decoding participants: plain ``rtc.Room`` clients (never agent jobs, so
+LiveKit counts them as room members). A publisher sends the marked pattern (simulcast, one
+layer, or a pre-encoded clip), the marked tone (its loudness following the simulated
+speakers' turns) and optionally a text-heavy screen share, or the tone alone. A subscriber
+watches as its layout asks, verifies simulcast layer switches, follows the SFU's active
+speaker and measures, per track and in all."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from livekit import rtc
 
-from talkplatform_agents.lk.stats import inbound_streams
-from talkplatform_agents.synthetic.audio import ToneConfig
+from talkplatform_agents.lk.stats import InboundSummary, inbound_streams
+from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig
 from talkplatform_agents.synthetic.client import RoomClient, ticks
 from talkplatform_agents.synthetic.encoded import EncodedClip
 from talkplatform_agents.synthetic.load.frames import FrameProbe
-from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, LayerSwitch, ParticipantResult
+from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, ParticipantResult, TrackResult
+from talkplatform_agents.synthetic.load.speakers import (
+    SpeakerFollow,
+    SpeakerSchedule,
+    slot_identities,
+)
 from talkplatform_agents.synthetic.load.spec import Codec, Layout, MediaOptions
+from talkplatform_agents.synthetic.load.switches import verify_switches
 from talkplatform_agents.synthetic.probes import AudioProbe, MarkerLog
 from talkplatform_agents.synthetic.screen import ScreenPattern
 from talkplatform_agents.synthetic.video import PatternGenerator
 
-__all__ = ["LoadMember", "LoadPublisher", "LoadSubscriber", "MemberPlan"]
+__all__ = [
+    "LoadMember",
+    "LoadPublisher",
+    "LoadSubscriber",
+    "MemberPlan",
+    "expected_tracks",
+    "source_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +51,16 @@ _QUALITIES = {
     "medium": rtc.VideoQuality.VIDEO_QUALITY_MEDIUM,
     "high": rtc.VideoQuality.VIDEO_QUALITY_HIGH,
 }
-_SETTLE_S = 1.5
-_RESEND_S = 4.0
+# LiveKit's own names for the sources (as its clients and the server's API spell them).
+_SOURCES = {
+    rtc.TrackSource.SOURCE_CAMERA: "camera",
+    rtc.TrackSource.SOURCE_MICROPHONE: "microphone",
+    rtc.TrackSource.SOURCE_SCREENSHARE: "screen_share",
+    rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO: "screen_share_audio",
+}
+# How often a subscriber reads each track's stats: a publisher that leaves first takes its
+# receiver's stats along, and the last reading then stands for it.
+_TRACK_STATS_S = 5.0
 # Test media must keep its size: under CPU pressure libwebrtc would otherwise scale the
 # source down, and with it drop the top simulcast layer or blur the shared text.
 _KEEP_SIZE = rtc.DegradationPreference.MAINTAIN_RESOLUTION.value
@@ -61,11 +83,33 @@ class MemberPlan:
     decode: bool = True  # subscriber: a decoding livekit.rtc client, else a light one
 
 
-class LoadMember:
-    """Join timing, task ownership and leaving, shared by both roles."""
+def source_name(source: rtc.TrackSource.ValueType) -> str:
+    return _SOURCES.get(source, "unknown")
 
-    def __init__(self, url: str, plan: MemberPlan, media: MediaOptions, timeout_s: float) -> None:
+
+def expected_tracks(media: MediaOptions, publishers: int) -> int:
+    """The tracks a subscriber should receive from its room's ``publishers``: a camera and
+    a microphone each, as the media asks, and the first one's screen share (never without
+    video: audio-only publishers share no screen)."""
+    per_publisher = int(media.video) + int(media.audio)
+    screen = int(media.video and media.screen_share and publishers > 0)
+    return publishers * per_publisher + screen
+
+
+class LoadMember:
+    """Join timing, task ownership and leaving, shared by both roles. ``publishers`` is the
+    number in the room (the runner sets ``plan.tiles`` to it when not given)."""
+
+    def __init__(
+        self,
+        url: str,
+        plan: MemberPlan,
+        media: MediaOptions,
+        timeout_s: float,
+        publishers: int | None = None,
+    ) -> None:
         self.url, self.plan, self.media = url, plan, media
+        self.publishers = plan.tiles if publishers is None else publishers
         self._client = RoomClient(plan.identity, self._task_failed)
         self.room = self._client.room
         self.result = ParticipantResult(plan.identity, plan.room, plan.role)
@@ -126,24 +170,42 @@ class LoadPublisher(LoadMember):
         timeout_s: float,
         marker_log: MarkerLog,
         clip: EncodedClip | None = None,
+        publishers: int | None = None,
     ) -> None:
-        super().__init__(url, plan, media, timeout_s)
+        super().__init__(url, plan, media, timeout_s, publishers)
         self._log = marker_log
         self._clip = clip
+        self.schedule = SpeakerSchedule(media.speaker_turn_s, self.publishers)
 
     async def setup(self) -> None:
         media = self.media
-        if media.pre_encoded:
-            if self._clip is None:
-                raise ValueError("pre-encoded publishing needs the encoded clip")
-            await self._publish_encoded(self._clip)
-        else:
-            await self._publish_camera()
+        if media.video:
+            if media.pre_encoded:
+                if self._clip is None:
+                    raise ValueError("pre-encoded publishing needs the encoded clip")
+                await self._publish_encoded(self._clip)
+            else:
+                await self._publish_camera()
         if media.audio:
-            await self._client.publish_tone("load-tone", ToneConfig(tag=self.plan.tag), self._log)
+            await self._client.publish_tone(
+                "load-tone", ToneConfig(tag=self.plan.tag), self._log, self._gain
+            )
             self.result.tracks_published += 1
-        if self.plan.screen:
+        if self.plan.screen and media.video:
             await self._publish_screen()
+
+    def _gain(self) -> float:
+        return self.schedule.gain(self.plan.slot, time.time())
+
+    async def collect(self) -> None:
+        # What it published, so that the per-track table has a row even for a track that
+        # no subscriber received.
+        identity = self.plan.identity
+        for publication in self.room.local_participant.track_publications.values():
+            kind = "audio" if publication.kind == rtc.TrackKind.KIND_AUDIO else "video"
+            self.result.tracks.append(
+                TrackResult(identity, publication.sid, kind, source_name(publication.source))
+            )
 
     async def _publish_camera(self) -> None:
         media = self.media
@@ -191,6 +253,8 @@ class LoadPublisher(LoadMember):
         self.result.frames_sent += 1
 
     async def _publish_encoded(self, clip: EncodedClip) -> None:
+        """One layer through the SDK's pre-encoded source (the runner's simulcast
+        pre-encoded publishers are light clients instead)."""
         source = rtc.EncodedVideoSource(clip.width, clip.height)
         track = rtc.LocalVideoTrack.create_video_track("load-camera", source)
         await self.room.local_participant.publish_track(
@@ -230,6 +294,19 @@ class LoadPublisher(LoadMember):
             self.result.frames_sent += 1
 
 
+@dataclass
+class _Subscribed:
+    """A track this subscriber received, and its receiver's last stats reading."""
+
+    track: rtc.Track
+    sender: str
+    kind: str
+    source: str
+    at: float  # perf_counter when it was subscribed
+    streams: list[InboundSummary] = field(default_factory=list)
+    read_at: float = 0.0
+
+
 class LoadSubscriber(LoadMember):
     def __init__(
         self,
@@ -239,22 +316,45 @@ class LoadSubscriber(LoadMember):
         timeout_s: float,
         marker_log: MarkerLog,
         on_first_frame: Callable[[LoadSubscriber], None] | None = None,
+        publishers: int | None = None,
     ) -> None:
-        super().__init__(url, plan, media, timeout_s)
+        super().__init__(url, plan, media, timeout_s, publishers)
         self._log = marker_log
         self._on_first_frame = on_first_frame
         self.video: dict[str, FrameProbe] = {}
         self.audio: dict[str, AudioProbe] = {}
+        self.follow: SpeakerFollow | None = None
+        self._subscribed: dict[str, _Subscribed] = {}
         self._first_frame = asyncio.Event()
         self._switch_started = False
+        self.result.tracks_expected = expected_tracks(media, self.publishers)
 
     async def setup(self) -> None:
+        self._follow_speakers()
+        self.spawn(self._poll_tracks(), "track-stats")
         self.room.on("track_subscribed", self._on_track)
         # Tracks published before we joined may already be subscribed.
         for participant in self.room.remote_participants.values():
             for publication in participant.track_publications.values():
-                if publication.track is not None and publication.sid not in self.video:
+                if publication.track is not None:
                     self._on_track(publication.track, publication, participant)
+
+    def _follow_speakers(self) -> None:
+        schedule = SpeakerSchedule(self.media.speaker_turn_s, self.publishers)
+        if not schedule.active:
+            return
+        try:
+            identities = slot_identities(self.plan.speaker, self.publishers)
+        except ValueError as exc:
+            self.result.errors.append(f"cannot follow the simulated speakers: {exc}")
+            return
+        follow = SpeakerFollow(schedule, identities, time.time())
+        self.follow = follow
+
+        def changed(speakers: list[rtc.Participant]) -> None:
+            follow.observe([p.identity for p in speakers], time.time())
+
+        self.room.on("active_speakers_changed", changed)
 
     def _on_track(
         self,
@@ -262,15 +362,16 @@ class LoadSubscriber(LoadMember):
         publication: rtc.RemoteTrackPublication,
         participant: rtc.RemoteParticipant,
     ) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO:
-            self.result.audio_tracks += 1
-            if not self.media.audio_markers:
-                return  # received and counted by WebRTC stats; not decoded here
-            audio = AudioProbe(participant.identity, publication.sid, self._log)
-            self.audio[publication.sid] = audio
-            self.spawn(audio.run(track), f"audio<-{participant.identity}")
+        if publication.sid in self._subscribed:
             return
-        if track.kind != rtc.TrackKind.KIND_VIDEO or publication.sid in self.video:
+        kind = "audio" if track.kind == rtc.TrackKind.KIND_AUDIO else "video"
+        self._subscribed[publication.sid] = _Subscribed(
+            track, participant.identity, kind, source_name(publication.source), time.perf_counter()
+        )
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._on_audio(track, publication, participant)
+            return
+        if track.kind != rtc.TrackKind.KIND_VIDEO:
             return
         screen = publication.source == rtc.TrackSource.SOURCE_SCREENSHARE
         probe = FrameProbe(
@@ -288,6 +389,44 @@ class LoadSubscriber(LoadMember):
                 self._switch_started = True
                 self.spawn(self._verify_switches(publication, probe), "layer-switch")
 
+    def _on_audio(
+        self,
+        track: rtc.Track,
+        publication: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        self.result.audio_tracks += 1
+        probe = None
+        if self.media.audio_markers:
+            probe = AudioProbe(participant.identity, publication.sid, self._log)
+            self.audio[publication.sid] = probe
+        # Audio-only, the first frame is an audio one: listen until it comes.
+        first = not self.media.video and not self._first_frame.is_set()
+        if probe is not None or first:
+            self.spawn(self._listen(track, probe), f"audio<-{participant.identity}")
+
+    async def _listen(self, track: rtc.Track, probe: AudioProbe | None) -> None:
+        """Read the track: its first frame (audio-only runs) and, with a probe, its markers.
+        Without markers, stop at the first frame: WebRTC stats count the rest."""
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        try:
+            async for event in stream:
+                if not self.media.video:
+                    self._frame_arrived()
+                if probe is None:
+                    return
+                probe.feed(np.frombuffer(event.frame.data, dtype=np.int16), time.time())
+        finally:
+            await stream.aclose()
+
+    def _frame_arrived(self) -> None:
+        if self._first_frame.is_set():
+            return
+        self._first_frame.set()
+        self.result.first_frame_ms = round((time.perf_counter() - self._started) * 1000, 2)
+        if self._on_first_frame is not None:
+            self._on_first_frame(self)
+
     def _layout_quality(self, sender: str) -> rtc.VideoQuality.ValueType:
         if self.media.layout is Layout.SPEAKER:
             return _QUALITIES["high" if sender == self.plan.speaker else "low"]
@@ -296,11 +435,7 @@ class LoadSubscriber(LoadMember):
     async def _watch(self, track: rtc.Track, probe: FrameProbe) -> None:
         async def first() -> None:
             await probe.size_changed.wait()
-            if not self._first_frame.is_set():
-                self._first_frame.set()
-                self.result.first_frame_ms = round((time.perf_counter() - self._started) * 1000, 2)
-                if self._on_first_frame is not None:
-                    self._on_first_frame(self)
+            self._frame_arrived()
 
         self.spawn(first(), "first-frame")
         await probe.run(track)
@@ -308,37 +443,21 @@ class LoadSubscriber(LoadMember):
     async def _verify_switches(
         self, publication: rtc.RemoteTrackPublication, probe: FrameProbe
     ) -> None:
-        """Request LOW, MEDIUM, HIGH in turn; each must change the received size (down, up,
-        up to the published width). The speaker layout then gets its own layer back."""
-        timeout = self.media.switch_timeout_s
+        """LOW, MEDIUM, HIGH in turn on the speaker's camera; then the speaker layout gets
+        its own layer back."""
+
+        def ask(quality: str) -> None:
+            publication.set_video_quality(_QUALITIES[quality])
+
         await probe.size_changed.wait()
-        full = publication.width or self.media.width
-        # Settle on the top layer first: bandwidth estimation may not have reached it yet.
-        publication.set_video_quality(_QUALITIES["high"])
-        with contextlib.suppress(TimeoutError):
-            await _wait_for(probe, lambda w: w >= full, timeout)
-        for quality in ("low", "medium", "high"):
-            before = probe.width
-            wanted = _smaller_than(before) if quality == "low" else _larger_than(before)
-            asked = time.perf_counter()
-            ask = functools.partial(publication.set_video_quality, _QUALITIES[quality])
-            ask()
-            try:
-                await _wait_for(probe, wanted, timeout, resend=ask)
-            except TimeoutError:
-                self.result.switches.append(
-                    LayerSwitch(quality, False, None, probe.width, probe.height)
-                )
-                size = f"{probe.width}x{probe.height}"
-                self.result.errors.append(
-                    f"layer switch to {quality} not seen in {timeout:.0f}s (still {size})"
-                )
-                break
-            # The SFU may pass through a layer on its way (HIGH to MEDIUM to LOW): the switch
-            # is done when the size has held still for a moment.
-            changed_at, width, height = await _settled(probe, _SETTLE_S, down=quality == "low")
-            ms = round((changed_at - asked) * 1000, 2)
-            self.result.switches.append(LayerSwitch(quality, True, ms, width, height))
+        await verify_switches(
+            probe,
+            ask,
+            publication.width or self.media.width,
+            self.media.switch_timeout_s,
+            self.result.switches,
+            self.result.errors,
+        )
         publication.set_video_quality(self._layout_quality(self.plan.speaker))
 
     async def collect(self) -> None:
@@ -364,6 +483,7 @@ class LoadSubscriber(LoadMember):
                     "frames": probe.frames,
                     "psnr_db": probe.best_psnr_db,
                 }
+        self._collect_speakers()
         stats = await self.room.get_rtc_stats()
         # One peer connection or two, depending on the signalling version: read both.
         streams = inbound_streams([*stats.publisher_stats, *stats.subscriber_stats])
@@ -374,47 +494,67 @@ class LoadSubscriber(LoadMember):
         span = time.perf_counter() - self._joined_at
         if span > 0:
             result.bitrate_kbps = round(sum(s.bytes_received for s in streams) * 8 / span / 1000, 1)
+        await self._collect_tracks()
 
+    def _collect_speakers(self) -> None:
+        if self.follow is None:
+            return
+        self.follow.finish(time.time())
+        follows = self.follow.follow_ms
+        step = max(len(follows) // MAX_SAMPLES, 1)
+        self.result.speaker_follow_ms = follows[::step]
+        self.result.speaker_turns = self.follow.turns
+        self.result.speaker_turns_missed = self.follow.missed
 
-def _smaller_than(width: int) -> Callable[[int], bool]:
-    return lambda w: w < width
+    async def _poll_tracks(self) -> None:
+        while True:
+            await asyncio.sleep(_TRACK_STATS_S)
+            for sub in list(self._subscribed.values()):
+                await self._read_track(sub)
 
-
-def _larger_than(width: int) -> Callable[[int], bool]:
-    return lambda w: w > width
-
-
-async def _settled(probe: FrameProbe, quiet_s: float, *, down: bool) -> tuple[float, int, int]:
-    """The last size the switch reached, and when: further steps the same way count (the
-    SFU may pass through a layer); a step back is the SFU's own later choice (congestion)
-    and ends the switch."""
-    changed_at, width, height = time.perf_counter(), probe.width, probe.height
-    while True:
-        probe.size_changed.clear()
+    async def _read_track(self, sub: _Subscribed) -> None:
+        """Each track's figures come from its own receiver's stats: the room's inbound-rtp
+        streams cannot be told apart by track (their ``track_identifier`` is the SDK's own
+        id, not the SFU's track sid)."""
         try:
-            async with asyncio.timeout(quiet_s):
-                await probe.size_changed.wait()
-        except TimeoutError:
-            return changed_at, width, height
-        if (probe.width < width) != down or probe.width == width:
-            return changed_at, width, height
-        changed_at, width, height = time.perf_counter(), probe.width, probe.height
+            streams = inbound_streams(await sub.track.get_stats())
+        except Exception as exc:  # the SDK raises a bare Exception once a track is gone
+            logger.debug(
+                "[%s/%s] stats from %s: %r", self.plan.room, self.plan.identity, sub.sender, exc
+            )
+            return
+        if streams:
+            sub.streams, sub.read_at = streams, time.perf_counter()
 
+    async def _collect_tracks(self) -> None:
+        for sid, sub in self._subscribed.items():
+            await self._read_track(sub)
+            self.result.tracks.append(self._track_result(sid, sub))
 
-async def _wait_for(
-    probe: FrameProbe,
-    wanted: Callable[[int], bool],
-    timeout_s: float,
-    resend: Callable[[], None] | None = None,
-) -> None:
-    """Until the received width is ``wanted``. A busy SFU or publisher can miss a layer
-    request (its keyframe never comes): ``resend`` it every few seconds, as clients do."""
-    async with asyncio.timeout(timeout_s):
-        while not wanted(probe.width):
-            probe.size_changed.clear()
-            try:
-                async with asyncio.timeout(_RESEND_S):
-                    await probe.size_changed.wait()
-            except TimeoutError:
-                if resend is not None:
-                    resend()
+    def _track_result(self, sid: str, sub: _Subscribed) -> TrackResult:
+        streams, span_s = sub.streams, sub.read_at - sub.at
+        got = sum(s.bytes_received for s in streams)
+        track = TrackResult(
+            sub.sender,
+            sid,
+            sub.kind,
+            sub.source,
+            packets_received=sum(s.packets_received for s in streams),
+            packets_lost=sum(max(s.packets_lost, 0) for s in streams),
+            bytes_received=got,
+            bitrate_kbps=round(got * 8 / span_s / 1000, 1) if span_s > 0 and streams else None,
+            jitter_ms=(
+                round(1000 * sum(s.jitter_s for s in streams) / len(streams), 3)
+                if streams
+                else None
+            ),
+        )
+        probe = self.video.get(sid)
+        if probe is not None:
+            track.frames, track.freezes = probe.frames, probe.freezes
+            track.width, track.height = probe.width, probe.height
+        elif sub.kind == "video" and streams:
+            last = streams[-1]
+            track.freezes = sum(s.freeze_count for s in streams)
+            track.width, track.height = last.frame_width, last.frame_height
+        return track

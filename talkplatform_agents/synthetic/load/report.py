@@ -18,6 +18,9 @@ __all__ = [
     "REPORT_VERSION",
     "LayerSwitch",
     "ParticipantResult",
+    "TrackResult",
+    "by_room",
+    "by_track",
     "summarize",
     "write_report",
 ]
@@ -35,6 +38,30 @@ class LayerSwitch:
     ms: float | None  # request to the first frame of the new size
     width: int  # received width after the switch (0: never switched)
     height: int
+
+
+@dataclass
+class TrackResult:
+    """One track as one subscriber received it; a publisher lists what it published the same
+    way (its counters stay zero), so that a track nobody received still has a row."""
+
+    sender: str  # the publisher's identity
+    track_sid: str
+    kind: str  # audio or video
+    source: str  # camera, microphone, screen_share, screen_share_audio or unknown
+    packets_received: int = 0
+    packets_lost: int = 0
+    bytes_received: int = 0
+    bitrate_kbps: float | None = None  # over the time it was subscribed
+    jitter_ms: float | None = None
+    frames: int = 0  # video
+    freezes: int = 0  # video
+    width: int = 0  # video: the last received size (0: unknown)
+    height: int = 0
+
+    @property
+    def received(self) -> bool:
+        return self.packets_received > 0
 
 
 @dataclass
@@ -67,6 +94,20 @@ class ParticipantResult:
     jitter_ms: float | None = None
     switches: list[LayerSwitch] = field(default_factory=list)
     screen: dict[str, Any] | None = None  # the screen share as received
+    # Which client measured: "sdk" (livekit.rtc, decodes) or "light" (counts RTP).
+    client: str = "sdk"
+    # subscriber: each track received; publisher: each track published (counters zero)
+    tracks: list[TrackResult] = field(default_factory=list)
+    tracks_expected: int = 0  # subscriber: every track its room's publishers should send
+    # subscriber, with simulated speakers: per judged turn, its start to the SFU first
+    # naming its speaker as the loudest (ms, sampled), and the turns it never named
+    speaker_follow_ms: list[float] = field(default_factory=list)
+    speaker_turns: int = 0
+    speaker_turns_missed: int = 0
+
+    @property
+    def tracks_received(self) -> int:
+        return sum(t.received for t in self.tracks) if self.role == "subscriber" else 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +116,7 @@ class ParticipantResult:
     def from_dict(cls, data: dict[str, Any]) -> ParticipantResult:
         data = dict(data)
         data["switches"] = [LayerSwitch(**s) for s in data.get("switches", [])]
+        data["tracks"] = [TrackResult(**t) for t in data.get("tracks", [])]
         return cls(**data)
 
 
@@ -98,6 +140,8 @@ def summarize(results: list[ParticipantResult]) -> dict[str, Any]:
     switch_ms = [s.ms for s in switches if s.ok and s.ms is not None]
     received = sum(r.packets_received for r in subs)
     lost = sum(max(r.packets_lost, 0) for r in subs)
+    follows = [v for r in subs for v in r.speaker_follow_ms]
+    turns = sum(r.speaker_turns for r in subs)
     return {
         "participants": len(results),
         "publishers": sum(r.role == "publisher" for r in results),
@@ -118,6 +162,14 @@ def summarize(results: list[ParticipantResult]) -> dict[str, Any]:
         "layer_switch_failures": sum(not s.ok for s in switches),
         "layer_switch_p95_ms": _p(switch_ms, 95),
         "errors": sum(len(r.errors) for r in results),
+        "tracks_received": sum(min(r.tracks_received, r.tracks_expected) for r in subs),
+        "tracks_expected": sum(r.tracks_expected for r in subs),
+        "missing_tracks": sum(max(r.tracks_expected - r.tracks_received, 0) for r in subs),
+        # None without simulated speakers: a threshold on them then fails as unmeasured.
+        "speaker_turns": turns if turns else None,
+        "speaker_turns_missed": sum(r.speaker_turns_missed for r in subs) if turns else None,
+        "speaker_follow_p50_ms": _p(follows, 50),
+        "speaker_follow_p95_ms": _p(follows, 95),
     }
 
 
@@ -126,6 +178,62 @@ def by_room(results: list[ParticipantResult]) -> dict[str, dict[str, Any]]:
     for result in results:
         rooms.setdefault(result.room, []).append(result)
     return {room: summarize(rows) for room, rows in sorted(rooms.items())}
+
+
+def by_track(results: list[ParticipantResult]) -> list[dict[str, Any]]:
+    """One row per published track, as its room's subscribers received it: how many got it
+    out of how many should have (every subscriber of the room), packets, loss, the mean
+    bitrate and jitter per receiving subscriber; for video, frames, freezes and the sizes
+    last received (one per layer the subscribers ended on)."""
+    expected: dict[str, int] = {}
+    for result in results:
+        if result.role == "subscriber":
+            expected[result.room] = expected.get(result.room, 0) + 1
+    rows: dict[tuple[str, str, str], list[TrackResult]] = {}
+    meta: dict[tuple[str, str, str], TrackResult] = {}
+    for result in results:
+        for track in result.tracks:
+            key = (result.room, track.sender, track.track_sid)
+            meta.setdefault(key, track)
+            got = rows.setdefault(key, [])
+            if result.role == "subscriber":
+                got.append(track)
+
+    def order(key: tuple[str, str, str]) -> tuple[str, str, int, str]:
+        room, sender, sid = key
+        return room, sender, _SOURCE_ORDER.get(meta[key].source, len(_SOURCE_ORDER)), sid
+
+    out = []
+    for key in sorted(rows, key=order):
+        room, sender, sid = key
+        first, tracks = meta[key], rows[key]
+        received = [t for t in tracks if t.received]
+        packets = sum(t.packets_received for t in tracks)
+        lost = sum(max(t.packets_lost, 0) for t in tracks)
+        sizes = sorted({(t.width, t.height) for t in received if t.width})
+        out.append(
+            {
+                "room": room,
+                "sender": sender,
+                "track_sid": sid,
+                "kind": first.kind,
+                "source": first.source,
+                "received": len(received),
+                "expected": expected.get(room, 0),
+                "packets_received": packets,
+                "packets_lost": lost,
+                "loss_pct": round(100 * lost / (packets + lost), 3) if packets + lost else None,
+                "bitrate_kbps": _mean(t.bitrate_kbps for t in received),
+                "jitter_ms": _mean(t.jitter_ms for t in received),
+                "frames": sum(t.frames for t in tracks),  # video
+                "freezes": sum(t.freezes for t in tracks),  # video
+                "sizes": [f"{w}x{h}" for w, h in sizes],  # video
+            }
+        )
+    return out
+
+
+_SOURCE_ORDER = {"camera": 0, "microphone": 1, "screen_share": 2, "screen_share_audio": 3}
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

@@ -31,10 +31,15 @@ METRICS: dict[str, tuple[str, _Kind]] = {
     "latency_p95": ("latency_p95_ms", _Kind.TIME),
     "jitter": ("jitter_ms", _Kind.TIME),
     "switch_p95": ("layer_switch_p95_ms", _Kind.TIME),
+    "speaker_follow_p50": ("speaker_follow_p50_ms", _Kind.TIME),
+    "speaker_follow_p95": ("speaker_follow_p95_ms", _Kind.TIME),
     "loss": ("loss_pct", _Kind.PERCENT),
     "freezes": ("freezes", _Kind.COUNT),
     "errors": ("errors", _Kind.COUNT),
     "switch_failures": ("layer_switch_failures", _Kind.COUNT),
+    # tracks its room's publishers sent that a subscriber never received, summed
+    "missing_tracks": ("missing_tracks", _Kind.COUNT),
+    "speaker_turns_missed": ("speaker_turns_missed", _Kind.COUNT),
     "bitrate": ("bitrate_kbps", _Kind.RATE),
     "fps": ("fps", _Kind.FPS),
 }
