@@ -1,209 +1,287 @@
-"""What load this machine can inject, and what one publisher costs.
+"""What load injection costs against what it loads: the injector's CPU over livekit-server's
+CPU for the same run, both read from /proc in the same window.
 
-    .venv/bin/python bench/load_cost.py [--seconds 30] [--publishers 2] [--hold 60]
+    .venv/bin/python bench/load_cost.py [--hold 40] [--big 50] [--density-subs 100]
+        [--density-pubs 30] [--density-hold 60] [--no-density]
 
-Inside a fresh network namespace with the real livekit-server:
+Inside a fresh network namespace with the real livekit-server, ``talkplatform-agents load``
+runs as a process of its own (its workers are its children) in these shapes, one after the
+other, each held ``--hold`` seconds after the last join:
 
-1. CPU seconds per publisher-minute of a 720p30 VP8 camera, encoded live with simulcast
-   (three layers) against the same pattern pre-encoded once with PyAV and sent through
-   ``rtc.EncodedVideoSource`` (one layer): both measured in the same run, as a ratio. Each
-   side runs in its own spawned process whose CPU time (all threads) is read after every
-   publisher has joined, so start-up and the clip's encoding are not counted.
-2. The largest load that holds 0 errors and < 1% packet loss for ``--hold`` seconds: rooms
-   of 2 pre-encoded 640x360 publishers (with the marked tone) and a growing number of
-   subscribers, doubling until a step fails (a short search: at most 4 steps).
-3. ``lk load-test`` on the same load, when an ``lk`` binary is in bin/ (it is not: the Go
-   module proxy refuses github.com/livekit/livekit-cli; the reason is recorded).
+1. baseline, today's behaviour before light clients: 2 SDK publishers encoding a 720p30
+   VP8 camera live with simulcast, 4 subscribers that all decode (``--decode all``);
+2. 2 pre-encoded simulcast publishers (720p/360p/180p) and no subscriber: CPU per
+   publisher-minute;
+3. the same 2 publishers and 4 subscribers, by default (``--decode sample``: one of them
+   decodes) and all light (``--decode none``);
+4. the same 2 publishers and ``--big`` subscribers (default 50), by default;
+5. density: 2 publishers and ``--density-subs`` light subscribers, and ``--density-pubs``
+   pre-encoded simulcast publishers (rooms of 15) with one light subscriber each, held
+   ``--density-hold`` seconds: subscribers and publishers per injector core, errors, loss.
+
+A process tree's CPU is sampled every 0.5 s (a worker's CPU is kept after it exits); the
+window starts 2 s after the last join and ends 2 s before the run does. CPU per
+subscriber-minute is the run's injector CPU less the publishers-only run's, per subscriber.
+Start-up CPU (imports, clips) is reported apart: the injector's CPU before the window, and
+the clip preparation of a first and a second run (the clip cache).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
-import multiprocessing as mp
-import shutil
+import json
+import os
+import re
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, report, run_in_local_stack
 
 from talkplatform_agents.harness import Stack
-from talkplatform_agents.lk import Credentials, Role, mint_token
-from talkplatform_agents.synthetic.encoded import encode_pattern_clip
-from talkplatform_agents.synthetic.load import LoadSpec, MediaOptions, run_load
-from talkplatform_agents.synthetic.load.members import LoadPublisher, MemberPlan
-from talkplatform_agents.synthetic.probes import MarkerLog
 
-LK_BUILD_FAILURE = (
-    "go install github.com/livekit/livekit-cli/v2/cmd/lk@v2.12.0 (also v2.5.0, v2.4.5, v2.0.0, "
-    "v1.4.0 of the v1 path): the Go module proxy answers 403 'This module version is not "
-    "available' for every version and for the version list"
-)
+_JOINED = re.compile(r"joined (\d+)/(\d+)")
 
 
-def _publisher_cpu(
-    url: str, tokens: list[str], media: MediaOptions, seconds: float, out: Any
-) -> None:
-    """Spawned: run the publishers; put the CPU seconds they used over ``seconds``."""
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
-    async def body() -> float:
-        clip = None
-        if media.pre_encoded:
-            clip = encode_pattern_clip(media.codec.value, media.width, media.height, media.fps)
-        log = MarkerLog()
-        pubs = [
-            LoadPublisher(url, MemberPlan(f"p{i}", "", "publisher", t, 0.0), media, 15, log, clip)
-            for i, t in enumerate(tokens)
-        ]
-        for pub in pubs:
-            await pub.start()
+
+@dataclass
+class TreeCpu:
+    """A process and its descendants' CPU seconds, sampled; exited ones keep their last."""
+
+    root: psutil.Process
+    seen: dict[int, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+    def sample(self) -> float:
         try:
-            await asyncio.sleep(3)  # past the encoder's start-up
-            before = time.process_time()
-            await asyncio.sleep(seconds)
-            return time.process_time() - before
-        finally:
-            for pub in pubs:
-                await pub.stop()
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
+        rss = 0.0
+        for proc in procs:
+            try:
+                self.seen[proc.pid] = _cpu(proc)
+                rss += proc.memory_info().rss / 2**20
+            except psutil.NoSuchProcess:
+                continue
+        self.peak_rss_mb = max(self.peak_rss_mb, rss)
+        return sum(self.seen.values())
 
-    out.put(asyncio.run(body()))
+
+@dataclass(frozen=True)
+class Shape:
+    label: str
+    publishers: int
+    subscribers: int
+    args: tuple[str, ...]
+    rooms: int = 1
+    hold_s: float = 40.0
 
 
-def _measure_cpu(
-    stack: Stack, label: str, media: MediaOptions, count: int, seconds: float
-) -> float:
+def _run(stack: Stack, shape: Shape, cache: Path) -> dict[str, Any]:
     settings = stack.child_settings
-    creds = Credentials(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
-    room = f"bench-cpu-{label}-{int(time.time())}"
-    tokens = [
-        mint_token(
-            creds,
-            identity=f"{room}-p{i}",
-            name="p",
-            room=room,
-            role=Role.PARTICIPANT,
-            ttl=dt.timedelta(hours=1),
-        ).jwt
-        for i in range(count)
-    ]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(
-        target=_publisher_cpu, args=(settings.livekit_url, tokens, media, seconds, out)
-    )
-    proc.start()
-    cpu = float(out.get(timeout=seconds + 180))
-    proc.join(timeout=30)
-    return cpu / (count * seconds / 60)
-
-
-def _hold(stack: Stack, subscribers: int, hold_s: float) -> dict[str, Any]:
-    settings = stack.child_settings
-    creds = Credentials(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
-    spec = LoadSpec(
-        url=settings.livekit_url,
-        rooms=1,
-        publishers=2,
-        subscribers=subscribers,
-        duration_s=hold_s,
-        ramp_per_s=5,
-        media=MediaOptions(
-            simulcast=False,
-            pre_encoded=True,
-            width=640,
-            height=360,
-            fps=20,
-            max_bitrate=800_000,
-            switch_layers=False,
-        ),
-    )
+    server = psutil.Process(stack.process("livekit-server").pid)
     with tempfile.TemporaryDirectory() as tmp:
-        outcome = run_load(spec, creds, Path(tmp) / "report.json")
-    total = outcome.report["total"]
-    ok = total["errors"] == 0 and total["loss_pct"] is not None and total["loss_pct"] < 1
+        out = Path(tmp) / "report.json"
+        argv = [
+            str(ROOT / ".venv" / "bin" / "talkplatform-agents"),
+            "load",
+            "--url",
+            settings.livekit_url,
+            "--api-key",
+            settings.livekit_api_key,
+            "--api-secret",
+            settings.livekit_api_secret.get_secret_value(),
+            "--rooms",
+            str(shape.rooms),
+            "--publishers",
+            str(shape.publishers),
+            "--subscribers",
+            str(shape.subscribers),
+            "--duration",
+            f"{shape.hold_s}s",
+            "--ramp",
+            "20/s",
+            "--no-switch-layers",
+            "--no-progress",
+            "--clip-cache",
+            str(cache),
+            "--report",
+            str(out),
+            *shape.args,
+        ]
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ
+        )
+        tree = TreeCpu(psutil.Process(proc.pid))
+        window: dict[str, float] = {}
+        all_joined = threading.Event()
+
+        def read_progress() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                match = _JOINED.search(line)
+                if match and match.group(1) == match.group(2) and int(match.group(2)) > 0:
+                    all_joined.set()
+
+        reader = threading.Thread(target=read_progress, daemon=True)
+        reader.start()
+        while proc.poll() is None and not all_joined.is_set():
+            tree.sample()
+            time.sleep(0.5)
+        joined_at = time.monotonic()
+        ends_at = joined_at + shape.hold_s - 2
+        time.sleep(2)
+        window["tool0"], window["server0"], window["t0"] = tree.sample(), _cpu(server), time.time()
+        startup = window["tool0"]
+        while proc.poll() is None and time.monotonic() < ends_at:
+            tree.sample()
+            time.sleep(0.5)
+        window["tool1"], window["server1"], window["t1"] = tree.sample(), _cpu(server), time.time()
+        while proc.poll() is None:
+            tree.sample()
+            time.sleep(0.5)
+        reader.join(timeout=5)
+        data = json.loads(out.read_text()) if out.exists() else {"total": {}, "errors": []}
+    seconds = window["t1"] - window["t0"]
+    tool = window["tool1"] - window["tool0"]
+    srv = window["server1"] - window["server0"]
+    total = data.get("total", {})
     return {
-        "participants": total["participants"],
-        "publishers": 2,
-        "subscribers": subscribers,
-        "video_tracks_received": 2 * subscribers,
-        "errors": total["errors"],
-        "loss_pct": total["loss_pct"],
-        "join_p95_ms": total["join_p95_ms"],
-        "first_frame_p95_ms": total["first_frame_p95_ms"],
-        "latency_p95_ms": total["latency_p95_ms"],
-        "fps": total["fps"],
-        "freezes": total["freezes"],
-        "held": ok,
+        "shape": shape.label,
+        "pubs": shape.publishers * shape.rooms,
+        "subs": shape.subscribers * shape.rooms,
+        "tool_cores": round(tool / seconds, 3),
+        "server_cores": round(srv / seconds, 3),
+        "tool_over_server": round(tool / srv, 2) if srv > 0 else None,
+        "startup_cpu_s": round(startup, 1),
+        "peak_rss_mb": round(tree.peak_rss_mb),
+        "window_s": round(seconds, 1),
+        "join_p95_ms": total.get("join_p95_ms"),
+        "first_frame_p95_ms": total.get("first_frame_p95_ms"),
+        "kbps_per_sub": total.get("bitrate_kbps"),
+        "loss_pct": total.get("loss_pct"),
+        "freezes": total.get("freezes"),
+        "tracks": f"{total.get('tracks_received', '-')}/{total.get('tracks_expected', '-')}",
+        "errors": total.get("errors", len(data.get("errors", []))),
+        "wall_s": round(time.monotonic() - started, 1),
     }
 
 
-async def _nothing() -> None:
-    return None
+def _clip_cpu(cache: Path) -> float:
+    """CPU seconds to have the default clips (720p simulcast VP8 and a tone) in a fresh
+    process: encoding them when ``cache`` is empty, reading them when it is filled."""
+    code = (
+        "import time, pathlib, resource\n"
+        "from talkplatform_agents.synthetic.load.runner import light_media\n"
+        "from talkplatform_agents.synthetic.load.spec import LoadSpec, MediaOptions\n"
+        "t = time.process_time()\n"
+        f"media = MediaOptions(pre_encoded=True, clip_cache=pathlib.Path({str(cache)!r}))\n"
+        "light_media(LoadSpec(url='ws://x', publishers=2, media=media))\n"
+        "print(time.process_time() - t)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=30, help="CPU measurement window")
-    parser.add_argument("--publishers", type=int, default=2, help="publishers per CPU run")
-    parser.add_argument("--hold", type=float, default=60, help="seconds each load must hold")
-    parser.add_argument("--max-steps", type=int, default=4, help="load steps to try")
+    parser.add_argument("--hold", type=float, default=40, help="seconds each shape holds")
+    parser.add_argument("--big", type=int, default=50, help="subscribers of the big shape")
+    parser.add_argument("--density-subs", type=int, default=100)
+    parser.add_argument("--density-pubs", type=int, default=30)
+    parser.add_argument("--density-hold", type=float, default=60)
+    parser.add_argument("--no-density", action="store_true")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
 
-    def body(stack: Stack) -> None:
-        camera = {"width": 1280, "height": 720, "fps": 30, "audio": False}
-        simulcast = _measure_cpu(
-            stack,
-            "simulcast",
-            MediaOptions(simulcast=True, **camera),
-            args.publishers,
-            args.seconds,
-        )
-        pre = _measure_cpu(
-            stack,
-            "pre",
-            MediaOptions(simulcast=False, pre_encoded=True, **camera),
-            args.publishers,
-            args.seconds,
-        )
-        summary["cpu_s_per_publisher_min_simulcast_720p"] = round(simulcast, 2)
-        summary["cpu_s_per_publisher_min_pre_encoded_720p"] = round(pre, 2)
-        summary["simulcast_over_pre_encoded"] = round(simulcast / pre, 1) if pre else None
-        largest: dict[str, Any] | None = None
-        subscribers = 2
-        for _ in range(args.max_steps):
-            row = _hold(stack, subscribers, args.hold)
-            rows.append(row)
-            if not row["held"]:
-                break
-            largest = row
-            subscribers *= 2
-        summary["largest_load_held"] = (
-            None
-            if largest is None
-            else f"1 room, 2 pre-encoded 640x360 publishers, {largest['subscribers']} subscribers"
-        )
-        summary["hold_s"] = args.hold
-        lk = ROOT / "bin" / "lk"
-        summary["lk_load_test"] = (
-            "lk found but not run by this version of the benchmark"
-            if lk.exists() or shutil.which("lk")
-            else f"not available: {LK_BUILD_FAILURE}"
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "clips"
+        summary["clip_cpu_s_first_run"] = round(_clip_cpu(cache), 2)
+        summary["clip_cpu_s_second_run"] = round(_clip_cpu(cache), 2)
+        pre = ("--pre-encoded",)
+        hold = args.hold
+        shapes = [
+            Shape("baseline: live simulcast, all decode", 2, 4, ("--decode", "all"), hold_s=hold),
+            Shape("pre-encoded publishers only", 2, 0, pre, hold_s=hold),
+            Shape("2x4 default (one decodes)", 2, 4, pre, hold_s=hold),
+            Shape("2x4 all light", 2, 4, (*pre, "--decode", "none"), hold_s=hold),
+            Shape(f"2x{args.big} default (one decodes)", 2, args.big, pre, hold_s=hold),
+        ]
+        if not args.no_density:
+            dh = args.density_hold
+            rooms = max(args.density_pubs // 15, 1)
+            shapes += [
+                Shape(
+                    f"density: 2x{args.density_subs} light",
+                    2,
+                    args.density_subs,
+                    (*pre, "--decode", "none"),
+                    hold_s=dh,
+                ),
+                Shape(
+                    f"density: {rooms}x15 publishers",
+                    15,
+                    1,
+                    (*pre, "--decode", "none"),
+                    rooms=rooms,
+                    hold_s=dh,
+                ),
+            ]
 
-    def run(stack: Stack) -> Any:
-        # run_load starts its own event loops: do the work before the harness's loop runs.
-        body(stack)
-        return _nothing()
+        async def body(stack: Stack) -> None:
+            for shape in shapes:
+                row = await _in_thread(_run, stack, shape, cache)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
 
-    run_in_local_stack(run)
-    report("load_cost", rows, summary)
+        run_in_local_stack(body, agents=())
+
+    by = {row["shape"]: row for row in rows}
+    base = by["baseline: live simulcast, all decode"]
+    pubs_only = by["pre-encoded publishers only"]
+    pub_min = pubs_only["tool_cores"] * 60 / 2
+    summary["cpu_s_per_publisher_min"] = round(pub_min, 2)
+    for row in rows[2:]:
+        if row["subs"] and not row["shape"].startswith("density"):
+            per_sub = (row["tool_cores"] - pubs_only["tool_cores"]) * 60 / row["subs"]
+            summary[f"cpu_s_per_subscriber_min [{row['shape']}]"] = round(per_sub, 2)
+    summary["baseline tool/server"] = base["tool_over_server"]
+    for row in rows[2:5]:
+        summary[f"{row['shape']} tool/server"] = row["tool_over_server"]
+        if base["tool_over_server"] and row["tool_over_server"]:
+            summary[f"{row['shape']} vs baseline (tool/server ratio)"] = round(
+                row["tool_over_server"] / base["tool_over_server"], 3
+            )
+    for row in rows:
+        if row["shape"].startswith("density") and row["tool_cores"]:
+            count = row["subs"] if "light" in row["shape"] else row["pubs"]
+            what = "subscribers" if "light" in row["shape"] else "publishers"
+            summary[f"{what} per injector core"] = round(count / row["tool_cores"], 1)
+            summary[f"{what} held with 0 errors"] = row["errors"] == 0
+    report("load_cost", rows, summary, width=240)
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ track that nothing reads? (It does: libwebrtc decodes every subscribed track.)
     .venv/bin/python bench/subscriber_cost.py [--hold 30] [--reps 2]
 
 In a fresh network namespace with the real livekit-server (bench/_common.run_in_local_stack,
-no bot worker). Two publisher processes (spawned, the project's LoadPublisher):
+no bot worker). Two publisher processes (spawned: a light pre-encoded one, and an SDK tone):
   room V: 1280x720 30 fps VP8 pre-encoded (load's --pre-encoded --no-simulcast, 1.7 Mbps cap)
   room A: the marked tone only (48 kHz Opus)
 Each mode runs a fresh spawned subscriber process that only subscribes; after it has its
@@ -46,9 +46,10 @@ def threads(pid: int) -> int:
 
 
 def publisher_main(url: str, token: str, video: bool, ready: Any, stop: Any) -> None:
-    from talkplatform_agents.synthetic.encoded import encode_pattern_clip
-    from talkplatform_agents.synthetic.load.members import LoadPublisher, MemberPlan
-    from talkplatform_agents.synthetic.load.spec import MediaOptions
+    from talkplatform_agents.synthetic.load.light import LightPublisher
+    from talkplatform_agents.synthetic.load.members import MemberPlan
+    from talkplatform_agents.synthetic.load.runner import light_media
+    from talkplatform_agents.synthetic.load.spec import LoadSpec, MediaOptions
     from talkplatform_agents.synthetic.probes import MarkerLog
 
     media = MediaOptions(
@@ -57,9 +58,6 @@ def publisher_main(url: str, token: str, video: bool, ready: Any, stop: Any) -> 
     )  # fmt: skip
 
     async def body() -> None:
-        clip = None
-        if video:
-            clip = encode_pattern_clip("vp8", 1280, 720, 30, bitrate=1_700_000)
         plan = MemberPlan("pub-v" if video else "pub-a", "", "publisher", token, 0.0, tag=1)
         if not video:
             from talkplatform_agents.synthetic.audio import ToneConfig
@@ -70,7 +68,9 @@ def publisher_main(url: str, token: str, video: bool, ready: Any, stop: Any) -> 
             await pub.publish_tone("tone", ToneConfig(tag=1), MarkerLog())
             stop_pub = pub.leave
         else:
-            pub = LoadPublisher(url, plan, media, 15, MarkerLog(), clip)
+            light = light_media(LoadSpec(url=url, media=media))
+            assert light is not None
+            pub = LightPublisher(url, plan, media, 15, MarkerLog(), light, 1)
             await pub.start()
             stop_pub = pub.stop
         ready.set()

@@ -1,9 +1,10 @@
-"""The load run's decoding participants: plain ``rtc.Room`` clients (never agent jobs, so
-LiveKit counts them as room members). A publisher sends the marked pattern (simulcast, one
-layer, or a pre-encoded clip), the marked tone (its loudness following the simulated
-speakers' turns) and optionally a text-heavy screen share, or the tone alone. A subscriber
-watches as its layout asks, verifies simulcast layer switches, follows the SFU's active
-speaker and measures, per track and in all."""
+"""The load run's SDK participants: plain ``rtc.Room`` clients (never agent jobs, so
+LiveKit counts them as room members). A publisher encodes the marked pattern live
+(simulcast or one layer; pre-encoded publishers are light clients, ``light.py``), the
+marked tone (its loudness following the simulated speakers' turns) and optionally a
+text-heavy screen share, or the tone alone. A subscriber decodes: it watches as its layout
+asks, verifies simulcast layer switches, follows the SFU's active speaker and measures,
+per track and in all."""
 
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ from livekit import rtc
 
 from talkplatform_agents.lk.stats import InboundSummary, inbound_streams
 from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig
-from talkplatform_agents.synthetic.client import RoomClient, ticks
-from talkplatform_agents.synthetic.encoded import EncodedClip
+from talkplatform_agents.synthetic.client import RoomClient
 from talkplatform_agents.synthetic.load.frames import FrameProbe
 from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, ParticipantResult, TrackResult
 from talkplatform_agents.synthetic.load.speakers import (
@@ -169,23 +169,16 @@ class LoadPublisher(LoadMember):
         media: MediaOptions,
         timeout_s: float,
         marker_log: MarkerLog,
-        clip: EncodedClip | None = None,
         publishers: int | None = None,
     ) -> None:
         super().__init__(url, plan, media, timeout_s, publishers)
         self._log = marker_log
-        self._clip = clip
         self.schedule = SpeakerSchedule(media.speaker_turn_s, self.publishers)
 
     async def setup(self) -> None:
         media = self.media
         if media.video:
-            if media.pre_encoded:
-                if self._clip is None:
-                    raise ValueError("pre-encoded publishing needs the encoded clip")
-                await self._publish_encoded(self._clip)
-            else:
-                await self._publish_camera()
+            await self._publish_camera()
         if media.audio:
             await self._client.publish_tone(
                 "load-tone", ToneConfig(tag=self.plan.tag), self._log, self._gain
@@ -251,47 +244,6 @@ class LoadPublisher(LoadMember):
 
     def _frame_sent(self) -> None:
         self.result.frames_sent += 1
-
-    async def _publish_encoded(self, clip: EncodedClip) -> None:
-        """One layer through the SDK's pre-encoded source (the runner's simulcast
-        pre-encoded publishers are light clients instead)."""
-        source = rtc.EncodedVideoSource(clip.width, clip.height)
-        track = rtc.LocalVideoTrack.create_video_track("load-camera", source)
-        await self.room.local_participant.publish_track(
-            track,
-            rtc.TrackPublishOptions(
-                source=rtc.TrackSource.SOURCE_CAMERA,
-                simulcast=False,
-                video_codec=_CODECS[Codec(clip.codec)],
-                video_encoder=rtc.VideoEncoderBackend.ENCODER_BACKEND_PRE_ENCODED,
-                video_encoding=rtc.VideoEncoding(
-                    max_bitrate=self.media.max_bitrate, max_framerate=clip.fps
-                ),
-            ),
-        )
-        self.result.tracks_published += 1
-        self.spawn(self._pump_encoded(source, clip), "camera")
-
-    async def _pump_encoded(self, source: rtc.EncodedVideoSource, clip: EncodedClip) -> None:
-        codec = _CODECS[Codec(clip.codec)]
-        index = 0
-        async for now in ticks(1 / clip.fps):
-            i = index % len(clip.frames)
-            frame = clip.frames[i]
-            data, key = frame.data, frame.keyframe
-            # A new subscriber needs a keyframe now, not at the loop's end.
-            if not key and source.take_feedback().keyframe_requested:
-                data, key = clip.keyframes[i], True
-            kind = (
-                rtc.EncodedFrameType.ENCODED_FRAME_KEY
-                if key
-                else rtc.EncodedFrameType.ENCODED_FRAME_DELTA
-            )
-            source.capture_frame(
-                rtc.EncodedVideoFrame(data, clip.width, clip.height, codec, kind, int(now * 1e6))
-            )
-            index += 1
-            self.result.frames_sent += 1
 
 
 @dataclass

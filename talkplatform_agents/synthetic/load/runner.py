@@ -26,18 +26,26 @@ from livekit import api
 from talkplatform_agents.errors import TalkPlatformError
 from talkplatform_agents.lk.tokens import Credentials, mint_token
 from talkplatform_agents.roles import Role
-from talkplatform_agents.synthetic.encoded import EncodedClip, encode_pattern_clip
+from talkplatform_agents.synthetic.clips import LayerSpec
+from talkplatform_agents.synthetic.encoded import (
+    encode_tone_clip,
+    encode_video_clip,
+    simulcast_layers,
+)
+from talkplatform_agents.synthetic.load.light import LightMedia
 from talkplatform_agents.synthetic.load.members import MemberPlan
 from talkplatform_agents.synthetic.load.report import (
     REPORT_VERSION,
     ParticipantResult,
     by_room,
+    by_track,
     summarize,
     write_report,
 )
 from talkplatform_agents.synthetic.load.spec import Decode, LoadSpec
 from talkplatform_agents.synthetic.load.thresholds import Condition, evaluate
 from talkplatform_agents.synthetic.load.worker import WorkerPlan, worker_main
+from talkplatform_agents.synthetic.wire.sender import VideoSend
 
 __all__ = [
     "EXIT_FAILED",
@@ -216,6 +224,7 @@ def _finish(
         complete=not interrupted and len(results) == planned and not report["errors"],
         total=total,
         rooms=by_room(results),
+        tracks=by_track(results),
         thresholds=[v.as_dict() for v in verdicts],
         passed=not any(v.failed for v in verdicts),
         participants=[r.as_dict() for r in results],
@@ -260,9 +269,11 @@ def run_load(
                 report["errors"].append(problem)
                 code = EXIT_UNREACHABLE
             elif interrupts.count == 0:
-                clip = _clip(spec)
+                light = light_media(spec)
+                if light is not None:
+                    report["clips"] = {"from_cache": light.from_cache, "cpu_s": light.cpu_s}
                 _run_workers(
-                    spec, plans, clip, progress, notify, interrupts, results, report, log_level
+                    spec, plans, light, progress, notify, interrupts, results, report, log_level
                 )
         finally:
             # Whatever happened, everyone planned has a record and the report is written.
@@ -280,13 +291,33 @@ def run_load(
     return RunOutcome(report, code)
 
 
-def _clip(spec: LoadSpec) -> EncodedClip | None:
+def light_media(spec: LoadSpec) -> LightMedia | None:
+    """The pre-encoded media of a run's light publishers (None: they encode live): the
+    camera's simulcast layers, and the tone for each publisher's marker tag, from the clip
+    cache when it has them."""
     media = spec.media
     if not media.pre_encoded:
         return None
-    return encode_pattern_clip(
-        media.codec.value, media.width, media.height, media.fps, bitrate=media.max_bitrate
-    )
+    started = time.process_time()
+    video = None
+    cached = []
+    if media.video:
+        size = (media.width, media.height)
+        layers = (
+            simulcast_layers(*size, media.max_bitrate)
+            if media.simulcast
+            else (LayerSpec(*size, media.max_bitrate),)
+        )
+        clip = encode_video_clip(media.codec.value, layers, media.fps, cache=media.clip_cache)
+        video = VideoSend(clip.codec, clip.fps, clip.layers)
+        cached.append(clip.from_cache)
+    audio = {}
+    if media.audio:
+        for tag in range(1, spec.publishers + 1):
+            audio[tag] = encode_tone_clip(tag, cache=media.clip_cache)
+            cached.append(audio[tag].from_cache)
+    spent = round(time.process_time() - started, 3)
+    return LightMedia(video, audio, from_cache=all(cached), cpu_s=spent)
 
 
 class _Pool:
@@ -296,7 +327,7 @@ class _Pool:
         self,
         spec: LoadSpec,
         plans: list[MemberPlan],
-        clip: EncodedClip | None,
+        light: LightMedia | None,
         progress: Progress,
         results: dict[str, ParticipantResult],
         report: dict[str, Any],
@@ -323,8 +354,9 @@ class _Pool:
                         spec.media,
                         spec.duration_s,
                         spec.connect_timeout_s,
-                        clip,
+                        light,
                         log_level,
+                        spec.publishers,
                     ),
                     self.messages,
                     self.go,
@@ -426,7 +458,7 @@ class _Pool:
 def _run_workers(
     spec: LoadSpec,
     plans: list[MemberPlan],
-    clip: EncodedClip | None,
+    light: LightMedia | None,
     progress: Progress,
     notify: Callable[[Progress], None],
     interrupts: _Interrupts,
@@ -434,7 +466,7 @@ def _run_workers(
     report: dict[str, Any],
     log_level: str,
 ) -> None:
-    pool = _Pool(spec, plans, clip, progress, results, report, log_level)
+    pool = _Pool(spec, plans, light, progress, results, report, log_level)
     progress.phase = "starting workers"
     notify(progress)
     pool.start()

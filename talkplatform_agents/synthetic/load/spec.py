@@ -95,6 +95,8 @@ class MediaOptions:
     clip_cache: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.pre_encoded and self.screen_share:
+            raise ValueError("--screen-share needs live publishers: drop --pre-encoded")
         if not self.video and not self.audio:
             raise ValueError("publishers need video or audio: not both --no-video and --no-audio")
         if self.speaker_turn_s < 0 or (0 < self.speaker_turn_s < 0.5):

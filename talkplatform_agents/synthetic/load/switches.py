@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -51,7 +52,7 @@ async def verify_switches(
         asked = time.perf_counter()
         ask(quality)
         try:
-            await _wait_for(probe, wanted, timeout_s, resend=lambda q=quality: ask(q))
+            await _wait_for(probe, wanted, timeout_s, resend=functools.partial(ask, quality))
         except TimeoutError:
             switches.append(LayerSwitch(quality, False, None, probe.width, probe.height))
             size = f"{probe.width}x{probe.height}"

@@ -16,7 +16,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from talkplatform_agents.synthetic.encoded import EncodedClip
+from talkplatform_agents.synthetic.load.light import LightMedia, LightPublisher, LightSubscriber
 from talkplatform_agents.synthetic.load.members import (
     LoadMember,
     LoadPublisher,
@@ -40,8 +40,9 @@ class WorkerPlan:
     media: MediaOptions
     duration_s: float  # after the last planned join
     connect_timeout_s: float
-    clip: EncodedClip | None = None
+    light: LightMedia | None = None  # pre-encoded media: publishers are light clients
     log_level: str = "WARNING"
+    publishers: int = 1  # per room: the simulated speakers take turns among them
 
 
 def worker_main(plan: WorkerPlan, queue: Queue[Any], go: Event, stop: Event, start_at: Any) -> None:
@@ -114,7 +115,7 @@ async def _one(
     end_at: float,
     stopping: asyncio.Event,
 ) -> None:
-    def first_frame(sub: LoadSubscriber) -> None:
+    def first_frame(sub: LoadSubscriber | LightSubscriber) -> None:
         queue.put(
             (
                 "first_frame",
@@ -125,15 +126,19 @@ async def _one(
             )
         )
 
-    member: LoadMember
+    member: LoadMember | LightPublisher | LightSubscriber
+    url, media, timeout = plan.url, plan.media, plan.connect_timeout_s
     if member_plan.role == "publisher":
-        member = LoadPublisher(
-            plan.url, member_plan, plan.media, plan.connect_timeout_s, log, plan.clip
-        )
+        if plan.light is not None:
+            member = LightPublisher(
+                url, member_plan, media, timeout, log, plan.light, plan.publishers
+            )
+        else:
+            member = LoadPublisher(url, member_plan, media, timeout, log)
+    elif member_plan.decode:
+        member = LoadSubscriber(url, member_plan, media, timeout, log, first_frame)
     else:
-        member = LoadSubscriber(
-            plan.url, member_plan, plan.media, plan.connect_timeout_s, log, first_frame
-        )
+        member = LightSubscriber(url, member_plan, media, timeout, first_frame)
     result = member.result
     result.worker = plan.worker
     if not await _sleep_until(t0 + member_plan.start_offset_s, stopping):
