@@ -47,6 +47,8 @@ _COLUMNS: list[tuple[str, str, str]] = [
     ("jitter", "jitter_ms", "{:.1f}ms"),
     ("latency p50", "latency_p50_ms", "{:.0f}ms"),
     ("latency p95", "latency_p95_ms", "{:.0f}ms"),
+    ("rtp lat p50", "rtp_latency_p50_ms", "{:.1f}ms"),
+    ("rtp lat p95", "rtp_latency_p95_ms", "{:.1f}ms"),
     ("fps", "fps", "{:.1f}"),
     ("freezes", "freezes", "{}"),
     ("switches ok/fail", "switches", ""),
@@ -314,10 +316,11 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
         decode: Annotated[
             str,
             typer.Option(
-                help="Which subscribers decode (latency, pixels): none, sample (the first of "
-                "each room; the default) or all. The others count RTP without decoding."
+                help="Which subscribers decode (barcode latency, pictures, the screen share's "
+                "readability): none (the default), sample (the first of each room) or all. "
+                "The others count RTP without decoding."
             ),
-        ] = "sample",
+        ] = "none",
         audio_markers: Annotated[
             bool, typer.Option(help="Subscribers decode the tone's markers (CPU-heavy).")
         ] = False,

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from talkplatform_agents.errors import TalkPlatformError
+
 __all__ = [
     "CLIP_FORMAT",
     "AudioClip",
@@ -120,8 +122,8 @@ class AudioClip:
     from_cache: bool = field(default=False, compare=False)
 
 
-class _Corrupt(Exception):
-    pass
+class _Corrupt(TalkPlatformError):
+    """A cache file that cannot be trusted; never leaves this module."""
 
 
 def cache_file(directory: Path, key: ClipKey) -> Path:
@@ -167,6 +169,7 @@ def save_cached(directory: Path, key: ClipKey, clip: VideoClip | AudioClip) -> P
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=directory)
         try:
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the cache from other users
             with os.fdopen(fd, "wb") as out:
                 out.write(body)
                 out.write(hashlib.sha256(body).digest())

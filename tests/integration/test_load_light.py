@@ -317,3 +317,8 @@ def test_cli_run_with_light_clients_reuses_its_cached_clips(
         }
         assert report["total"]["errors"] == 0 and report["total"]["missing_tracks"] == 0
         assert report["total"]["first_frame_p95_ms"] is not None
+        # Light subscribers time every frame from capture to arrival without decoding it:
+        # the light publishers' RTCP clock is the capture clock, on the same machine.
+        for sub in (p for p in subs if p["client"] == "light"):
+            assert sub["rtp_latency_ms"] and min(sub["rtp_latency_ms"]) >= 0, sub
+        assert 0 <= report["total"]["rtp_latency_p50_ms"] < 1000

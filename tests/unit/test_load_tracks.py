@@ -205,7 +205,7 @@ _PARTICIPANT_KEYS = {
 }  # fmt: skip
 _NEW_PARTICIPANT_KEYS = {
     "client", "tracks", "tracks_expected", "speaker_follow_ms", "speaker_turns",
-    "speaker_turns_missed",
+    "speaker_turns_missed", "rtp_latency_ms",
 }  # fmt: skip
 
 

@@ -104,6 +104,9 @@ class ParticipantResult:
     speaker_follow_ms: list[float] = field(default_factory=list)
     speaker_turns: int = 0
     speaker_turns_missed: int = 0
+    # subscriber: capture (the sender's RTCP clock) to arrival, per frame, undecoded (ms,
+    # sampled); video when it receives video, else audio
+    rtp_latency_ms: list[float] = field(default_factory=list)
 
     @property
     def tracks_received(self) -> int:
@@ -136,6 +139,7 @@ def summarize(results: list[ParticipantResult]) -> dict[str, Any]:
     joins = [r.join_ms for r in results if r.join_ms is not None]
     firsts = [r.first_frame_ms for r in subs if r.first_frame_ms is not None]
     latencies = [v for r in subs for v in r.latency_ms]
+    rtp_latencies = [v for r in subs for v in r.rtp_latency_ms]
     switches = [s for r in subs for s in r.switches]
     switch_ms = [s.ms for s in switches if s.ok and s.ms is not None]
     received = sum(r.packets_received for r in subs)
@@ -156,6 +160,8 @@ def summarize(results: list[ParticipantResult]) -> dict[str, Any]:
         "jitter_ms": _mean(r.jitter_ms for r in subs),
         "latency_p50_ms": _p(latencies, 50),
         "latency_p95_ms": _p(latencies, 95),
+        "rtp_latency_p50_ms": _p(rtp_latencies, 50),
+        "rtp_latency_p95_ms": _p(rtp_latencies, 95),
         "fps": _mean(r.fps for r in subs),
         "freezes": sum(r.freezes for r in subs),
         "layer_switches": sum(s.ok for s in switches),

@@ -30,9 +30,11 @@ class Codec(enum.StrEnum):
 
 class Decode(enum.StrEnum):
     """Which subscribers decode what they receive. A decoding subscriber is a livekit.rtc
-    client (latency from the frames' markers, pixel checks); the others are light clients
-    that count RTP without decoding (join, first frame, bitrate, loss, jitter, freezes,
-    received sizes from keyframe headers)."""
+    client: latency from the frames' barcodes, the pictures checked (the screen share's
+    readability), the tone's markers. The others are light clients that count RTP without
+    decoding: join, first frame, bitrate, loss, jitter, freezes, capture-to-arrival latency
+    from the senders' RTCP clocks, received sizes from key frame headers. No metric of a
+    light run needs pixels, so by default nobody decodes."""
 
     NONE = "none"  # every subscriber light
     SAMPLE = "sample"  # the first subscriber of each room decodes; the rest are light
@@ -86,7 +88,7 @@ class MediaOptions:
     layout: Layout = Layout.SPEAKER
     switch_layers: bool = True  # each subscriber verifies LOW/MEDIUM/HIGH on one track
     switch_timeout_s: float = 10.0
-    decode: Decode = Decode.SAMPLE
+    decode: Decode = Decode.NONE
     video: bool = True  # False: audio-only publishers
     # > 0: publishers take turns being loud for this long each (the others stay quiet), so
     # the SFU's speaker detection and a speaker layout have something to follow.

@@ -29,6 +29,8 @@ METRICS: dict[str, tuple[str, _Kind]] = {
     "first_frame_p95": ("first_frame_p95_ms", _Kind.TIME),
     "latency_p50": ("latency_p50_ms", _Kind.TIME),
     "latency_p95": ("latency_p95_ms", _Kind.TIME),
+    "rtp_latency_p50": ("rtp_latency_p50_ms", _Kind.TIME),
+    "rtp_latency_p95": ("rtp_latency_p95_ms", _Kind.TIME),
     "jitter": ("jitter_ms", _Kind.TIME),
     "switch_p95": ("layer_switch_p95_ms", _Kind.TIME),
     "speaker_follow_p50": ("speaker_follow_p50_ms", _Kind.TIME),

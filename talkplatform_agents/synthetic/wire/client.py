@@ -16,7 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiortc.rtp import RtcpPsfbPacket, RtcpReceiverInfo, RtcpRrPacket, pack_remb_fci
+from aiortc.rtp import (
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    pack_remb_fci,
+)
 from livekit.protocol import models as lk_models
 
 from talkplatform_agents.synthetic.wire.peer import LightPeer, ice_servers
@@ -36,6 +43,7 @@ _KEY_FRAME_WAIT_S = 1.0  # a video stream without a key frame by then gets a PLI
 _REMB_BPS = 20_000_000
 _CLOCK = {"opus": 48_000}
 _PLI_FMT = 1
+_NTP_EPOCH = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 _REMB_FMT = 15
 
 
@@ -204,7 +212,17 @@ class LightClient:
         return track
 
     def _on_rtcp(self, data: bytes) -> None:
-        del data  # sender reports: not needed for the figures we keep
+        try:
+            packets = RtcpPacket.parse(data)
+        except ValueError:
+            return
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket):
+                track = self._by_ssrc.get(packet.ssrc)
+                if track is not None:
+                    info = packet.sender_info
+                    wall = info.ntp_timestamp / (1 << 32) - _NTP_EPOCH
+                    track.stats.sender_clock(info.rtp_timestamp, wall)
 
     async def _report(self) -> None:
         """Receiver reports and REMB every second; a PLI for a video stream that has not

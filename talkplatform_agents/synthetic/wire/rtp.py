@@ -209,6 +209,14 @@ class StreamStats:
     _frame_started_at: float = 0.0
     _last_frame_at: float | None = None
     _gaps: deque[float] = field(default_factory=lambda: deque(maxlen=30))
+    # The sender's clock, from its last sender report: (RTP timestamp, wall time) at once.
+    _clock: tuple[int, float] | None = None
+    _frame_ts: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=400))
+
+    def sender_clock(self, rtp_timestamp: int, wall: float) -> None:
+        """A sender report: the sender's wall clock at ``rtp_timestamp``."""
+        self._clock = (rtp_timestamp, wall)
 
     @property
     def expected(self) -> int:
@@ -258,6 +266,7 @@ class StreamStats:
             ):
                 self._frame_start(data[header.payload_offset : header.payload_end], at)
         if self.kind == "audio" or header.marker:
+            self._frame_ts = header.timestamp
             self._frame_done(at)
 
     def _frame_start(self, payload: bytes, at: float) -> None:
@@ -284,6 +293,12 @@ class StreamStats:
                     self.freeze_ms += gap
             self._gaps.append(gap)
         self._last_frame_at = at
+        if self._clock is not None:
+            # When the frame was captured, by the sender's clock (RTP time since its last
+            # report, wrapped to a signed 32-bit difference), against when it arrived.
+            rtp, wall = self._clock
+            delta = ((self._frame_ts - rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            self.latencies.append((at - wall - delta / self.clock_rate) * 1000)
 
     def fps(self) -> float | None:
         if self.first_frame_at is None or self._last_frame_at is None or self.frames < 2:

@@ -139,6 +139,7 @@ class LightSender:
         self._opus: OpusPacketizer | None = None
         self._stream_id = f"tp-{secrets.token_hex(4)}"
         self._started = time.time()
+        self._audio_last: tuple[int, float] | None = None  # (RTP time, wall) of the last frame
         self._video_base = random.getrandbits(32)
 
     async def start(self, timeout_s: float) -> None:
@@ -278,6 +279,7 @@ class LightSender:
             for seq in frame.markers:
                 self._log.record(audio.tag, seq, now)
             await self._send(opus.frame(frame.data, timestamp, frame.level))
+            self._audio_last = (timestamp, now)
             timestamp = (timestamp + per_frame) & 0xFFFFFFFF
             index += 1
 
@@ -305,7 +307,8 @@ class LightSender:
 
     async def _report(self) -> None:
         """Sender reports: the SFU maps each layer's RTP time to wall time with them, which
-        it needs to switch layers without a jump in the forwarded timestamps."""
+        it needs to switch layers without a jump in the forwarded timestamps, and passes
+        the mapping on, so that receivers can time each frame from capture to arrival."""
         while True:
             await asyncio.sleep(_SR_INTERVAL_S)
             now = time.time()
@@ -314,3 +317,9 @@ class LightSender:
                 p = stream.packetizer
                 info = RtcpSenderInfo(ntp, self._video_clock(now), p.packets, p.octets)
                 await self._send(bytes(RtcpSrPacket(ssrc=ssrc, sender_info=info)))
+            if self._opus is not None and self._audio_last is not None:
+                # Receivers time the audio with it too: capture to arrival, undecoded.
+                rtp, sent = self._audio_last
+                rtp = (rtp + int((now - sent) * 48_000)) & 0xFFFFFFFF
+                info = RtcpSenderInfo(ntp, rtp, self._opus.packets, self._opus.octets)
+                await self._send(bytes(RtcpSrPacket(ssrc=self._opus.ssrc, sender_info=info)))
