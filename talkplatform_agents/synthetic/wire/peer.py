@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+import pylibsrtp
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -135,6 +136,35 @@ class LightPeer:
             dtls._talkplatform_hooked = True
             self._dtls = dtls
 
+    def _short_cut(self) -> None:
+        """Take SRTP straight from the socket. aioice first tries every datagram as STUN
+        (an exception for each media packet), then queues it for the ICE transport, whose
+        reader hands it to the DTLS transport's: three task hops per packet. Media needs
+        none of that once DTLS has keyed SRTP, so the socket's protocol passes it here and
+        everything else (STUN, DTLS) goes the usual way."""
+        dtls = self._dtls
+        srtp = getattr(dtls, "_rx_srtp", None)
+        connection = getattr(getattr(dtls, "transport", None), "_connection", None)
+        if srtp is None or connection is None:
+            return  # not keyed yet, or another aiortc: the usual path still works
+        on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
+        for protocol in list(getattr(connection, "_protocols", [])):
+            usual = protocol.datagram_received
+
+            def received(data: bytes, addr: Any, usual: Any = usual) -> None:
+                if 127 < data[0] < 192:
+                    try:
+                        if 191 < data[1] < 224:  # RTCP payload types 192..223
+                            on_rtcp(srtp.unprotect_rtcp(data))
+                        else:
+                            on_rtp(srtp.unprotect(data), time.time())
+                    except pylibsrtp.Error:
+                        pass  # replayed or damaged: what SRTP is for
+                    return
+                usual(data, addr)
+
+            protocol.datagram_received = received
+
     async def _rtp(self, data: bytes, arrival_time_ms: int) -> None:
         self._on_rtp(data, time.time())
 
@@ -146,6 +176,7 @@ class LightPeer:
     def _on_state(self) -> None:
         state = self.pc.connectionState
         if state == "connected":
+            self._short_cut()
             self.connected.set()
         elif state == "failed" and self.failure is None:
             self.failure = "ICE or DTLS failed"
