@@ -12,9 +12,9 @@ other, each held ``--hold`` seconds after the last join:
    VP8 camera live with simulcast, 4 subscribers that all decode (``--decode all``);
 2. 2 pre-encoded simulcast publishers (720p/360p/180p) and no subscriber: CPU per
    publisher-minute;
-3. the same 2 publishers and 4 subscribers, by default (``--decode sample``: one of them
-   decodes) and all light (``--decode none``);
-4. the same 2 publishers and ``--big`` subscribers (default 50), by default;
+3. the same 2 publishers and 4 subscribers, light (the default), and with one of them
+   decoding (``--decode sample``);
+4. the same 2 publishers and ``--big`` light subscribers (default 50);
 5. density: 2 publishers and ``--density-subs`` light subscribers, and ``--density-pubs``
    pre-encoded simulcast publishers (rooms of 15) with one light subscriber each, held
    ``--density-hold`` seconds: subscribers and publishers per injector core, errors, loss.
@@ -29,6 +29,7 @@ the clip preparation of a first and a second run (the clip cache).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -220,34 +221,29 @@ def main() -> None:
         shapes = [
             Shape("baseline: live simulcast, all decode", 2, 4, ("--decode", "all"), hold_s=hold),
             Shape("pre-encoded publishers only", 2, 0, pre, hold_s=hold),
-            Shape("2x4 default (one decodes)", 2, 4, pre, hold_s=hold),
-            Shape("2x4 all light", 2, 4, (*pre, "--decode", "none"), hold_s=hold),
-            Shape(f"2x{args.big} default (one decodes)", 2, args.big, pre, hold_s=hold),
+            Shape("2x4 light (the default)", 2, 4, pre, hold_s=hold),
+            Shape(
+                "2x4, one decodes (--decode sample)",
+                2,
+                4,
+                (*pre, "--decode", "sample"),
+                hold_s=hold,
+            ),
+            Shape(f"2x{args.big} light (the default)", 2, args.big, pre, hold_s=hold),
         ]
         if not args.no_density:
             dh = args.density_hold
             rooms = max(args.density_pubs // 15, 1)
             shapes += [
                 Shape(
-                    f"density: 2x{args.density_subs} light",
-                    2,
-                    args.density_subs,
-                    (*pre, "--decode", "none"),
-                    hold_s=dh,
+                    f"density: 2x{args.density_subs} light", 2, args.density_subs, pre, hold_s=dh
                 ),
-                Shape(
-                    f"density: {rooms}x15 publishers",
-                    15,
-                    1,
-                    (*pre, "--decode", "none"),
-                    rooms=rooms,
-                    hold_s=dh,
-                ),
+                Shape(f"density: {rooms}x15 publishers", 15, 1, pre, rooms=rooms, hold_s=dh),
             ]
 
         async def body(stack: Stack) -> None:
             for shape in shapes:
-                row = await _in_thread(_run, stack, shape, cache)
+                row = await asyncio.to_thread(_run, stack, shape, cache)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
 
@@ -271,17 +267,12 @@ def main() -> None:
             )
     for row in rows:
         if row["shape"].startswith("density") and row["tool_cores"]:
-            count = row["subs"] if "light" in row["shape"] else row["pubs"]
-            what = "subscribers" if "light" in row["shape"] else "publishers"
+            subs = "light" in row["shape"]
+            count = row["subs"] if subs else row["pubs"]
+            what = "subscribers" if subs else "publishers"
             summary[f"{what} per injector core"] = round(count / row["tool_cores"], 1)
             summary[f"{what} held with 0 errors"] = row["errors"] == 0
     report("load_cost", rows, summary, width=240)
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    import asyncio
-
-    return await asyncio.to_thread(fn, *args)
 
 
 if __name__ == "__main__":
