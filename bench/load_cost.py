@@ -157,7 +157,7 @@ def _run(stack: Stack, shape: Shape, cache: Path) -> dict[str, Any]:
             time.sleep(0.5)
         reader.join(timeout=5)
         data = json.loads(out.read_text()) if out.exists() else {"total": {}, "errors": []}
-    seconds = window["t1"] - window["t0"]
+    seconds = max(window["t1"] - window["t0"], 1e-3)  # a run that ended early: no window
     tool = window["tool1"] - window["tool0"]
     srv = window["server1"] - window["server0"]
     total = data.get("total", {})

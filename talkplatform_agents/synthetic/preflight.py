@@ -38,6 +38,7 @@ from talkplatform_agents.synthetic.participant import (
     SyntheticParticipant,
 )
 from talkplatform_agents.synthetic.probes import percentile
+from talkplatform_agents.synthetic.turnprobe import turn_silent
 
 __all__ = ["PreflightOptions", "StepResult", "run_preflight"]
 
@@ -375,6 +376,9 @@ async def _relay(options: PreflightOptions) -> tuple[str, dict[str, Any]] | None
         ice_transport_type=rtc.IceTransportType.TRANSPORT_RELAY, ice_servers=servers
     )
     urls = ", ".join(u for s in turn for u in s.relay_urls)  # its STUN URLs relay nothing
+    silent = [why for u in (u for s in turn for u in s.relay_urls) if (why := await turn_silent(u))]
+    if len(silent) == sum(len(s.relay_urls) for s in turn):
+        raise _StepFailed(f"no relayed connection: {silent[0]} (is the TURN server running?)")
     try:
         # Never cancel a join in flight: the native SDK goes on with it and can panic
         # later. Its own per-attempt timeout and retries bound the wait instead.

@@ -189,9 +189,10 @@ async def test_a_killed_recorder_leaves_playable_files_and_the_recording_carries
     async def status() -> dict[str, Any]:
         return await recording(api, user_auth(host), f"{base}/{rid}")
 
-    def some_audio() -> bool | None:  # a few seconds of it
-        oggs = [p for p in directory.glob("*-p1.ogg") if "mixed" not in p.name]
-        return (bool(oggs) and all(p.stat().st_size > 4000 for p in oggs)) or None
+    def some_audio() -> bool | None:  # a few seconds of it, in every file (the mix too)
+        oggs = list(directory.glob("*-p1.ogg"))
+        tracks = [p for p in oggs if "mixed" not in p.name]
+        return (bool(tracks) and all(p.stat().st_size > 4000 for p in oggs)) or None
 
     await until(lambda: recording_on(guest_p), 90)
     await until(some_audio, 60)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import struct
 
 import pytest
+from aiortc.rtp import RtcpPacket, RtcpPsfbPacket
+from livekit.protocol import rtc as lk_rtc
 
 from talkplatform_agents.synthetic.encoded import encode_pattern_clip
+from talkplatform_agents.synthetic.wire.peer import packet_kind
+from talkplatform_agents.synthetic.wire.rtcp import receiver_reports
 from talkplatform_agents.synthetic.wire.rtp import (
     H264Packetizer,
     OpusPacketizer,
@@ -23,6 +27,7 @@ from talkplatform_agents.synthetic.wire.sdp import (
     publish_offer,
     receive_answer,
 )
+from talkplatform_agents.synthetic.wire.signalling import SignalSession
 
 _OFFER = "\r\n".join(
     [
@@ -211,3 +216,87 @@ def test_parsers_refuse_garbage() -> None:
         b"\x67\xaa",
         b"\x68\xbb",
     ]
+
+
+def test_latency_from_the_senders_clock_across_a_timestamp_wrap() -> None:
+    sender = Vp8Packetizer(7, 96, [])
+    stats = StreamStats("video", "vp8", 90_000)
+    start_ts = 0xFFFFFFFF - 4500  # wraps 50 ms in
+    wall0 = 1_000_000.0
+    ntp = int((wall0 + 2_208_988_800) * (1 << 32))
+    stats.sender_report(ntp, start_ts, wall0)
+    for n in range(10):
+        ts = (start_ts + n * 3000) & 0xFFFFFFFF  # 30 fps
+        for packet in sender.frame(b"\x01", ts):
+            header = parse_header(packet)
+            assert header is not None
+            stats.add(packet, header, wall0 + n / 30 + 0.004)  # 4 ms on the way
+    assert len(stats.latencies) == 10
+    assert all(v == pytest.approx(4.0, abs=0.01) for v in stats.latencies)
+    lsr, dlsr = stats.last_sender_report(wall0 + 0.5)
+    assert lsr == (ntp >> 16) & 0xFFFFFFFF and dlsr == 32768
+
+
+def test_a_restarted_sequence_counts_on_and_loss_stays_true() -> None:
+    sender = OpusPacketizer(9, 111, [])
+    stats = StreamStats("audio", "opus", 48_000)
+    at = 0.0
+
+    def send(count: int, skip: int = -1) -> None:
+        nonlocal at
+        for n in range(count):
+            packet = sender.frame(b"x", n * 960, level=127)
+            at += 0.02
+            if n == skip:
+                continue
+            header = parse_header(packet)
+            assert header is not None
+            stats.add(packet, header, at)
+
+    send(50, skip=10)
+    sender.sequence = (sender.sequence + 20_000) & 0xFFFF  # the sender restarts elsewhere
+    send(50, skip=30)
+    # One lost before the restart, one after; the jump itself is no loss.
+    assert stats.lost == 2, (stats.expected, stats.lost)
+    fraction, cumulative = stats.interval_loss()
+    assert cumulative == 2 and 0 < fraction < 256
+    assert stats.interval_loss() == (0, 2)  # nothing new since
+
+
+def test_receiver_reports_chunk_31_streams_each_with_its_remb() -> None:
+    streams = [(1000 + n, StreamStats("audio", "opus", 48_000)) for n in range(70)]
+    packets = receiver_reports(42, streams, 0.0, 20_000_000)
+    assert len(packets) == 3  # 31 + 31 + 8
+    parsed = [RtcpPacket.parse(p) for p in packets]
+    blocks = [len(pair[0].reports) for pair in parsed]
+    assert blocks == [31, 31, 8]
+    assert all(isinstance(pair[1], RtcpPsfbPacket) and pair[1].fmt == 15 for pair in parsed)
+    assert all(len(p) < 1200 for p in packets)
+
+
+def test_packet_kind_sorts_srtp_from_stun_and_dtls() -> None:
+    assert packet_kind(b"\x80\x60" + b"\x00" * 10) == "rtp"
+    assert packet_kind(b"\x80\xe0" + b"\x00" * 10) == "rtp"  # marker set, payload type 96
+    assert packet_kind(b"\x80\xc9" + b"\x00" * 6) == "rtcp"  # an RR
+    assert packet_kind(b"\x00\x01" + b"\x00" * 18) is None  # STUN
+    assert packet_kind(b"\x16\xfe\xfd" + b"\x00" * 10) is None  # DTLS
+    assert packet_kind(b"\x80") is None and packet_kind(b"") is None
+
+
+def test_signalling_skips_what_it_cannot_read() -> None:
+    session = SignalSession("ws://unused", "t", auto_subscribe=True, label="t")
+    bad = lk_rtc.SignalResponse(trickle=lk_rtc.TrickleRequest(candidateInit="{not json"))
+    session.on_candidate = lambda publisher, init: None
+    session._dispatch(bad)
+    assert session.bad_messages == 1 and not session.closed.is_set()
+    # A leave whose reason is newer than our protocol package still closes, with its number.
+    session._dispatch(lk_rtc.SignalResponse(leave=lk_rtc.LeaveRequest(reason=999)))
+    assert session.closed.is_set() and "999" in session.close_reason
+
+
+def test_header_extensions_refuse_what_the_one_byte_form_cannot_carry() -> None:
+    with pytest.raises(ValueError, match=r"ids 1\.\.14"):
+        OpusPacketizer(1, 111, [(15, b"x")])
+    with pytest.raises(ValueError, match=r"1\.\.16 B"):
+        OpusPacketizer(1, 111, [(1, b"x" * 17)])
+    assert parse_header(b"\x40" + b"\x00" * 20) is None  # RTP version 1

@@ -13,6 +13,7 @@ either kind the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from talkplatform_agents.synthetic.load.spec import Layout, MediaOptions
 from talkplatform_agents.synthetic.load.switches import verify_switches
 from talkplatform_agents.synthetic.probes import MarkerLog
 from talkplatform_agents.synthetic.wire import LightClient, ReceivedTrack, Speaker
+from talkplatform_agents.synthetic.wire.rtcp import track_source
 from talkplatform_agents.synthetic.wire.rtp import StreamStats
 from talkplatform_agents.synthetic.wire.sender import AudioSend, LightSender, VideoSend
 
@@ -38,6 +40,7 @@ __all__ = ["LightMedia", "LightPublisher", "LightSubscriber"]
 logger = logging.getLogger(__name__)
 
 _SOURCES = {"video": "camera", "audio": "microphone"}  # what a light publisher sends
+_RECHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class _LightMember:
         if self._stopped:
             return
         self._stopped = True
+        lost = self.client.lost_connection()
+        if lost is not None:
+            self.result.errors.append(f"left the room before the end: {lost}")
         if self.result.joined:
             try:
                 self.collect()
@@ -202,17 +208,23 @@ class LightSubscriber(_LightMember):
 
     async def _follow_tracks(self) -> None:
         """Ask each new video track for the layer the layout shows it at; verify the
-        switches on the speaker's camera."""
+        switches on the speaker's camera. A track whose publisher the server has not
+        described yet is looked at again a moment later."""
         client = self.client
         while True:
-            await client.new_track.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.new_track.wait(), _RECHECK_S)
             client.new_track.clear()
             for track in list(client.tracks.values()):
-                if track.kind != "video" or track.track_sid in self._layouts:
+                if track.track_sid in self._layouts:
                     continue
-                self._layouts.add(track.track_sid)
                 info = client.signal.tracks.get(track.track_sid)
-                if info is None or not info.simulcast or track.source == "screen_share":
+                if info is None:
+                    continue  # the participant update is on its way
+                self._layouts.add(track.track_sid)
+                track.sender = track.sender or client.signal.owners.get(track.track_sid, "")
+                track.source = track.source or track_source(info.source)
+                if track.kind != "video" or not info.simulcast or track.source == "screen_share":
                     continue
                 await client.request_quality(track.track_sid, self._layout_quality(track.sender))
                 switch = self.media.switch_layers and track.sender == self.plan.speaker

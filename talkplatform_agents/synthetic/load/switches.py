@@ -41,7 +41,12 @@ async def verify_switches(
     """Request LOW, MEDIUM, HIGH in turn (``ask``); each must change the received size
     (down, up, up to ``full_width``). Appends each outcome to ``switches``, and a failed one
     to ``errors`` too (the rest are then skipped)."""
-    await probe.size_changed.wait()
+    try:
+        await asyncio.wait_for(probe.size_changed.wait(), timeout_s)
+    except TimeoutError:
+        switches.append(LayerSwitch("low", False, None, 0, 0))
+        errors.append(f"layer switches not tried: no picture size seen in {timeout_s:.0f}s")
+        return
     # Settle on the top layer first: bandwidth estimation may not have reached it yet.
     ask("high")
     with contextlib.suppress(TimeoutError):

@@ -148,8 +148,9 @@ async def _one(
     try:
         await member.start()
     except Exception as exc:
-        result.errors.append(f"join failed: {exc}")
-        queue.put(("failed", plan.worker, member_plan.room, member_plan.identity, str(exc)))
+        why = str(exc) or repr(exc)  # a bare TimeoutError says nothing by itself
+        result.errors.append(f"join failed: {why}")
+        queue.put(("failed", plan.worker, member_plan.room, member_plan.identity, why))
         if result.joined:
             await member.stop()  # joined but could not publish: leave cleanly
         queue.put(("result", plan.worker, result.as_dict()))

@@ -13,20 +13,15 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
-from aiortc.rtp import (
-    RtcpPacket,
-    RtcpPsfbPacket,
-    RtcpReceiverInfo,
-    RtcpRrPacket,
-    RtcpSrPacket,
-    pack_remb_fci,
-)
+from aiortc.rtp import RtcpPacket, RtcpPsfbPacket, RtcpSrPacket
 from livekit.protocol import models as lk_models
 
 from talkplatform_agents.synthetic.wire.peer import LightPeer, ice_servers
+from talkplatform_agents.synthetic.wire.rtcp import receiver_reports, track_source
 from talkplatform_agents.synthetic.wire.rtp import StreamStats, parse_header
 from talkplatform_agents.synthetic.wire.sdp import parse_sections
 from talkplatform_agents.synthetic.wire.signalling import SignalSession, SpeakersHandler
@@ -38,13 +33,12 @@ logger = logging.getLogger(__name__)
 
 _RTCP_INTERVAL_S = 1.0
 _KEY_FRAME_WAIT_S = 1.0  # a video stream without a key frame by then gets a PLI
+_PLI_REPEAT_S = 2.0  # and another this often, until one comes
 # What we tell the SFU we can receive: a LAN-class link, so its allocator never holds a
 # layer back on our account (the load is what we want to see, not our estimate).
 _REMB_BPS = 20_000_000
 _CLOCK = {"opus": 48_000}
 _PLI_FMT = 1
-_NTP_EPOCH = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
-_REMB_FMT = 15
 
 
 @dataclass
@@ -84,11 +78,11 @@ class LightClient:
         self.tracks: dict[str, ReceivedTrack] = {}  # track sid -> track
         self.new_track = asyncio.Event()  # set whenever a track starts arriving
         self._on_first_frame = on_first_frame
-        self._by_ssrc: dict[int, ReceivedTrack | None] = {}
+        self._by_ssrc: dict[int, ReceivedTrack] = {}
         # ssrc -> (track sid, kind, payload type -> codec): the offer lists every codec the
         # SFU could send; the packets' payload type says which one it does.
         self._ssrc_track: dict[int, tuple[str, str, dict[int, str]]] = {}
-        self._asked_key: set[int] = set()
+        self._asked_key: dict[int, float] = {}  # ssrc -> when we last asked for a key frame
         self._rtcp_ssrc = random.getrandbits(32)
         self._offers: asyncio.Queue[str] = asyncio.Queue()
         self._tasks = TaskSet(label, self._task_failed)
@@ -126,6 +120,17 @@ class LightClient:
         self._tasks.spawn(self._report(), "rtcp")
         return time.perf_counter() - started
 
+    def lost_connection(self) -> str | None:
+        """Why the client is no longer in the room, when that happened before it left."""
+        if self._closed:
+            return None
+        if self.signal.closed.is_set():
+            return self.signal.close_reason
+        for peer in (self.subscriber, self.publisher):
+            if peer is not None and peer.failure is not None:
+                return peer.failure
+        return None
+
     async def request_quality(self, track_sid: str, quality: str) -> None:
         """Ask the SFU for a simulcast layer: low, medium or high."""
         value = {
@@ -135,8 +140,8 @@ class LightClient:
         }[quality]
         await self.signal.request_quality(track_sid, value)
 
-    def spawn(self, work: object, what: str) -> None:
-        self._tasks.spawn(work, what)  # type: ignore[arg-type]
+    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None] | None:
+        return self._tasks.spawn(work, what)
 
     async def aclose(self) -> None:
         """Stop every task, close the connections, leave. Idempotent."""
@@ -156,19 +161,35 @@ class LightClient:
 
     async def _answer_offers(self) -> None:
         # One at a time, in order: each offer describes the whole session so far.
+        subscriber = self.subscriber
+        assert subscriber is not None
         while True:
             offer = await self._offers.get()
-            self._learn(offer)
-            assert self.subscriber is not None
-            await self.signal.answer(await self.subscriber.answer(offer))
+            try:
+                self._learn(offer)
+                answer = await subscriber.answer(offer)
+            except Exception as exc:
+                # Not answering this one must not stop the next: say why, carry on. (aiortc
+                # refuses a section none of whose codecs it knows: VP9, AV1, H.265.)
+                logger.error("[%s] %s: cannot answer an offer: %r", self.room, self.label, exc)
+                self.errors.append(f"could not answer the server's offer: {exc!r}")
+                subscriber.fail(f"could not answer the server's offer: {exc!r}")
+                continue
+            await self.signal.answer(answer)
 
     def _learn(self, offer: str) -> None:
+        offered: set[int] = set()
         for section in parse_sections(offer):
             if section.kind not in ("audio", "video") or not section.track_id:
                 continue
             for ssrc in section.ssrcs:
+                offered.add(ssrc)
                 self._ssrc_track[ssrc] = (section.track_id, section.kind, section.codecs)
-                self._by_ssrc.pop(ssrc, None)  # learn it again if it was unknown
+                self._by_ssrc.pop(ssrc, None)  # learn it again: it may be another track now
+        # Tracks no longer offered (unsubscribed, unpublished) leave the reports; their
+        # figures stay in ``tracks``.
+        for ssrc in [s for s in self._by_ssrc if s not in offered]:
+            del self._by_ssrc[ssrc]
 
     def _on_candidate(self, publisher: bool, init: dict[str, object]) -> None:
         peer = self.publisher if publisher else self.subscriber
@@ -182,12 +203,12 @@ class LightClient:
         if header is None:
             return
         ssrc = header.ssrc
-        if ssrc in self._by_ssrc:
-            track = self._by_ssrc[ssrc]
-        else:
-            track = self._by_ssrc[ssrc] = self._track_for(ssrc, header.payload_type)
+        track = self._by_ssrc.get(ssrc)
         if track is None:
-            return  # an SSRC no offer named (RTX, probing padding)
+            track = self._track_for(ssrc, header.payload_type)
+            if track is None:
+                return  # an SSRC or payload type no offer named (RTX, probing padding)
+            self._by_ssrc[ssrc] = track
         stats = track.stats
         had_frame = stats.first_frame_at is not None
         stats.add(data, header, at)
@@ -204,7 +225,7 @@ class LightClient:
         if track is None or track.stats.codec != codec:
             info = self.signal.tracks.get(sid)
             sender = self.signal.owners.get(sid, "")
-            source = lk_models.TrackSource.Name(info.source).lower() if info else ""
+            source = track_source(info.source) if info else ""
             clock = _CLOCK.get(codec, 90_000)
             track = ReceivedTrack(sid, sender, kind, source, StreamStats(kind, codec, clock))
             self.tracks[sid] = track
@@ -221,43 +242,27 @@ class LightClient:
                 track = self._by_ssrc.get(packet.ssrc)
                 if track is not None:
                     info = packet.sender_info
-                    wall = info.ntp_timestamp / (1 << 32) - _NTP_EPOCH
-                    track.stats.sender_clock(info.rtp_timestamp, wall)
+                    track.stats.sender_report(info.ntp_timestamp, info.rtp_timestamp, time.time())
 
     async def _report(self) -> None:
-        """Receiver reports and REMB every second; a PLI for a video stream that has not
-        shown a key frame a second after it started."""
+        """Receiver reports and REMB every second; a PLI, every few seconds, for a video
+        stream that has not shown a key frame since it started (the one that answered the
+        last request may have been lost)."""
         while True:
             await asyncio.sleep(_RTCP_INTERVAL_S)
             now = time.time()
-            reports = []
-            for ssrc, track in list(self._by_ssrc.items()):
-                if track is None:
-                    continue
+            streams = list(self._by_ssrc.items())
+            counted = [(ssrc, track.stats) for ssrc, track in streams]
+            for packet in receiver_reports(self._rtcp_ssrc, counted, now, _REMB_BPS):
+                await self._send(packet)
+            for ssrc, track in streams:
                 s = track.stats
-                reports.append(
-                    RtcpReceiverInfo(
-                        ssrc=ssrc,
-                        fraction_lost=0,
-                        packets_lost=min(s.lost, 0x7FFFFF),
-                        highest_sequence=s.highest_sequence,
-                        jitter=int(s.jitter),
-                        lsr=0,
-                        dlsr=0,
-                    )
-                )
-                late = s.first_at is not None and now - s.first_at > _KEY_FRAME_WAIT_S
-                if s.kind == "video" and not s.key_frames and late and ssrc not in self._asked_key:
-                    self._asked_key.add(ssrc)
+                if s.kind != "video" or s.key_frames or s.first_at is None:
+                    continue
+                asked = self._asked_key.get(ssrc, s.first_at - _PLI_REPEAT_S + _KEY_FRAME_WAIT_S)
+                if now - asked >= _PLI_REPEAT_S:
+                    self._asked_key[ssrc] = now
                     await self._send(bytes(RtcpPsfbPacket(_PLI_FMT, self._rtcp_ssrc, ssrc)))
-            if not reports:
-                continue
-            remb = RtcpPsfbPacket(
-                _REMB_FMT, self._rtcp_ssrc, 0, pack_remb_fci(_REMB_BPS, [r.ssrc for r in reports])
-            )
-            for i in range(0, len(reports), 31):  # an RR holds at most 31 report blocks
-                rr = RtcpRrPacket(ssrc=self._rtcp_ssrc, reports=reports[i : i + 31])
-                await self._send(bytes(rr) + (bytes(remb) if i == 0 else b""))
 
     async def _send(self, packet: bytes) -> None:
         if self.subscriber is not None:

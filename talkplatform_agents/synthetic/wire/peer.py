@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+import aiortc
 import pylibsrtp
 from aiortc import (
     RTCConfiguration,
@@ -29,7 +30,7 @@ from livekit.protocol import rtc as lk_rtc
 from talkplatform_agents.errors import TalkPlatformError
 from talkplatform_agents.synthetic.wire.sdp import PublishSection, publish_offer, receive_answer
 
-__all__ = ["LightPeer", "PeerError", "ice_servers"]
+__all__ = ["LightPeer", "PeerError", "ice_servers", "packet_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,21 @@ RtcpHandler = Callable[[bytes], None]
 # it answers: an unreachable STUN server (LiveKit hands out public ones by default) would add
 # aioice's 5 s timeout to every join.
 _SCHEMES = ("turn:",)
+_AIORTC_HOOKS = ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp")
 
 
 class PeerError(TalkPlatformError):
     """A light peer connection failed; the message says how."""
+
+
+def packet_kind(data: bytes) -> str | None:
+    """``rtp`` or ``rtcp`` for an SRTP datagram (RFC 7983's first byte, RFC 5761's second);
+    None for anything else (STUN, DTLS) or a datagram too short to be either."""
+    if len(data) < 8 or not 127 < data[0] < 192:
+        return None
+    if 191 < data[1] < 224:  # RTCP packet types 192..223
+        return "rtcp"
+    return "rtp" if len(data) >= 12 else None
 
 
 def ice_servers(servers: list[lk_rtc.ICEServer]) -> list[RTCIceServer]:
@@ -77,6 +89,7 @@ class LightPeer:
         self._described = False
         self._pending: list[dict[str, Any]] = []
         self._closed = False
+        self.packet_errors = 0
         self.pc.on("connectionstatechange", self._on_state)
 
     # -- negotiation ----------------------------------------------------------------------
@@ -129,6 +142,11 @@ class LightPeer:
             dtls = cast(Any, dtls)
             if dtls is None or getattr(dtls, "_talkplatform_hooked", False):
                 continue
+            missing = [n for n in _AIORTC_HOOKS if not callable(getattr(dtls, n, None))]
+            if missing:
+                # A newer aiortc renamed what we replace: better a clear stop than a client
+                # that silently counts nothing.
+                raise PeerError(f"aiortc {aiortc.__version__} lacks {missing}: pin aiortc 1.16")
             # aiortc calls these two (instance lookups) for every decrypted packet; with
             # BUNDLE there is one transport, so one hook sees everything.
             dtls._handle_rtp_data = self._rtp
@@ -147,29 +165,49 @@ class LightPeer:
         connection = getattr(getattr(dtls, "transport", None), "_connection", None)
         if srtp is None or connection is None:
             return  # not keyed yet, or another aiortc: the usual path still works
-        on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
+        rtp, rtcp = self._deliver_rtp, self._deliver_rtcp
         for protocol in list(getattr(connection, "_protocols", [])):
             usual = protocol.datagram_received
 
             def received(data: bytes, addr: Any, usual: Any = usual) -> None:
-                if 127 < data[0] < 192:
-                    try:
-                        if 191 < data[1] < 224:  # RTCP payload types 192..223
-                            on_rtcp(srtp.unprotect_rtcp(data))
-                        else:
-                            on_rtp(srtp.unprotect(data), time.time())
-                    except pylibsrtp.Error:
-                        pass  # replayed or damaged: what SRTP is for
+                kind = packet_kind(data)
+                if kind is None:
+                    usual(data, addr)  # STUN, DTLS: aioice and aiortc's way
                     return
-                usual(data, addr)
+                try:
+                    if kind == "rtcp":
+                        rtcp(srtp.unprotect_rtcp(data))
+                    else:
+                        rtp(srtp.unprotect(data))
+                except pylibsrtp.Error:
+                    pass  # replayed or damaged: what SRTP is for
 
             protocol.datagram_received = received
 
     async def _rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        self._on_rtp(data, time.time())
+        self._deliver_rtp(data)
 
     async def _rtcp(self, data: bytes) -> None:
-        self._on_rtcp(data)
+        self._deliver_rtcp(data)
+
+    def _deliver_rtp(self, data: bytes) -> None:
+        # Never let a packet's trouble out: in aiortc's reader it would end the connection,
+        # in the socket's callback asyncio would log it for every packet.
+        try:
+            self._on_rtp(data, time.time())
+        except Exception as exc:
+            self._packet_failed(exc)
+
+    def _deliver_rtcp(self, data: bytes) -> None:
+        try:
+            self._on_rtcp(data)
+        except Exception as exc:
+            self._packet_failed(exc)
+
+    def _packet_failed(self, exc: Exception) -> None:
+        self.packet_errors += 1
+        if self.packet_errors == 1:
+            logger.warning("%s: a packet could not be handled: %r", self._label, exc)
 
     # -- state and sending ----------------------------------------------------------------
 
@@ -178,10 +216,17 @@ class LightPeer:
         if state == "connected":
             self._short_cut()
             self.connected.set()
-        elif state == "failed" and self.failure is None:
-            self.failure = "ICE or DTLS failed"
-            logger.warning("%s: peer connection failed", self._label)
+        elif state in ("failed", "closed") and self.failure is None and not self._closed:
+            # "closed" without our asking: the server ended DTLS (close_notify).
+            self.failure = "ICE or DTLS failed" if state == "failed" else "closed by the server"
+            logger.warning("%s: peer connection %s", self._label, state)
             self.connected.set()  # wake the waiters: they check ``failure``
+
+    def fail(self, reason: str) -> None:
+        """Mark the connection failed (its waiters wake and raise ``reason``)."""
+        if self.failure is None:
+            self.failure = reason
+        self.connected.set()
 
     async def wait_connected(self, timeout_s: float) -> None:
         try:

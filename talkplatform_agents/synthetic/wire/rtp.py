@@ -9,6 +9,7 @@ the average plus 150 ms. Loss and jitter are RFC 3550's.
 
 from __future__ import annotations
 
+import random
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -26,6 +27,10 @@ __all__ = [
     "vp8_key_size",
 ]
 
+_MAX_DROPOUT = 3000  # RFC 3550 A.1: a forward jump up to this is loss, beyond it a restart
+_MAX_MISORDER = 100
+_LATENCY_SAMPLES = 400
+_NTP_EPOCH = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 MTU_PAYLOAD = 1100  # bytes of payload per packet: room for SRTP, extensions and a TURN relay
 _HEADER = struct.Struct("!BBHII")
 
@@ -46,6 +51,8 @@ def parse_header(data: bytes) -> RtpHeader | None:
     if len(data) < 12:
         return None
     b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+    if b0 >> 6 != 2:
+        return None  # not RTP version 2
     offset = 12 + 4 * (b0 & 0x0F)
     if b0 & 0x10:
         if len(data) < offset + 4:
@@ -201,22 +208,48 @@ class StreamStats:
     freeze_ms: float = 0.0
     jitter: float = 0.0  # in clock units, RFC 3550's running estimate
     sizes: list[tuple[float, int, int]] = field(default_factory=list)  # (at, w, h) changes
+    # Capture to arrival per frame (ms), by the sender's clock: a uniform sample of the
+    # whole stream (reservoir), not just its end.
+    latencies: list[float] = field(default_factory=list, repr=False)
     on_size: Callable[[], None] | None = field(default=None, repr=False, compare=False)
-    _base_seq: int | None = None
-    _max_seq: int = 0  # extended
-    _transit: float | None = None
-    _last_ts: int | None = None
-    _frame_started_at: float = 0.0
-    _last_frame_at: float | None = None
-    _gaps: deque[float] = field(default_factory=lambda: deque(maxlen=30))
-    # The sender's clock, from its last sender report: (RTP timestamp, wall time) at once.
-    _clock: tuple[int, float] | None = None
-    _frame_ts: int = 0
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=400))
+    _base_seq: int | None = field(default=None, init=False)
+    _max_seq: int = field(default=0, init=False)  # extended
+    _received: int = field(default=0, init=False)  # in sequence space, since the base
+    _lost_before: int = field(default=0, init=False)  # lost before a resync
+    _bad_seq: int | None = field(default=None, init=False)
+    _prior: tuple[int, int] = field(default=(0, 0), init=False)  # (expected, received)
+    _transit: float | None = field(default=None, init=False)
+    _last_ts: int | None = field(default=None, init=False)
+    _last_frame_at: float | None = field(default=None, init=False)
+    _gaps: deque[float] = field(default_factory=lambda: deque(maxlen=30), init=False, repr=False)
+    # The sender's clock, from its last report: (RTP timestamp, wall time) of one instant,
+    # and (the report's middle 32 NTP bits, when it arrived) for LSR/DLSR.
+    _clock: tuple[int, float] | None = field(default=None, init=False)
+    _sr: tuple[int, float] | None = field(default=None, init=False)
+    _frame_ts: int = field(default=0, init=False)
+    _latency_seen: int = field(default=0, init=False)
 
-    def sender_clock(self, rtp_timestamp: int, wall: float) -> None:
-        """A sender report: the sender's wall clock at ``rtp_timestamp``."""
-        self._clock = (rtp_timestamp, wall)
+    def sender_report(self, ntp: int, rtp_timestamp: int, at: float) -> None:
+        """A sender report that arrived at ``at``: the sender's wall clock (``ntp``, 64-bit
+        NTP) at ``rtp_timestamp``."""
+        self._clock = (rtp_timestamp, ntp / (1 << 32) - _NTP_EPOCH)
+        self._sr = ((ntp >> 16) & 0xFFFFFFFF, at)
+
+    def last_sender_report(self, now: float) -> tuple[int, int]:
+        """RFC 3550's LSR and DLSR (1/65536 s) for a receiver report sent at ``now``."""
+        if self._sr is None:
+            return 0, 0
+        middle, at = self._sr
+        return middle, min(int((now - at) * 65536), 0xFFFFFFFF)
+
+    def interval_loss(self) -> tuple[int, int]:
+        """(fraction lost since the last call, in 1/256; cumulative packets lost), for a
+        receiver report."""
+        expected, received = self.expected, self._received
+        e, r = expected - self._prior[0], received - self._prior[1]
+        self._prior = (expected, received)
+        fraction = min(((e - r) << 8) // e, 255) if e > 0 and e > r else 0
+        return fraction, min(self.lost, 0x7FFFFF)
 
     @property
     def expected(self) -> int:
@@ -224,7 +257,7 @@ class StreamStats:
 
     @property
     def lost(self) -> int:
-        return max(self.expected - self.packets, 0)
+        return self._lost_before + max(self.expected - self._received, 0)
 
     @property
     def highest_sequence(self) -> int:
@@ -239,14 +272,9 @@ class StreamStats:
         self.packets += 1
         self.octets += len(data)
         self.last_at = at
-        seq = header.sequence
         if self._base_seq is None:
             self.first_at = at
-            self._base_seq = self._max_seq = seq
-        else:
-            delta = (seq - self._max_seq) & 0xFFFF
-            if 0 < delta < 0x8000:
-                self._max_seq += delta
+        self._sequence(header.sequence)
         transit = at * self.clock_rate - header.timestamp
         if self._transit is not None and header.timestamp != self._last_ts:
             d = abs(transit - self._transit)
@@ -256,7 +284,6 @@ class StreamStats:
         new_frame = header.timestamp != self._last_ts
         if new_frame:
             self._last_ts = header.timestamp
-            self._frame_started_at = at
         if self.kind == "video":
             # VP8 says "key frame" and its size in a frame's first packet; H.264 in an SPS,
             # which may follow an access unit delimiter or SEI: a byte's look at each packet.
@@ -269,8 +296,35 @@ class StreamStats:
             self._frame_ts = header.timestamp
             self._frame_done(at)
 
+    def _sequence(self, seq: int) -> None:
+        """RFC 3550 A.1: in order, late, or a jump; two packets in a row after a big jump
+        mean the sender restarted its numbering, and counting starts again from there."""
+        if self._base_seq is None:
+            self._base_seq = self._max_seq = seq
+            self._received = 1
+            return
+        delta = (seq - self._max_seq) & 0xFFFF
+        if delta < _MAX_DROPOUT:
+            self._max_seq += delta
+        elif delta <= 0x10000 - _MAX_MISORDER:
+            if seq != self._bad_seq:
+                self._bad_seq = (seq + 1) & 0xFFFF
+                return  # not counted until the next one confirms the jump
+            self._lost_before = self.lost
+            self._base_seq = self._max_seq = seq
+            self._received = 0
+            self._prior = (0, 0)
+        self._bad_seq = None
+        self._received += 1
+
     def _frame_start(self, payload: bytes, at: float) -> None:
-        size = vp8_key_size(payload) if self.codec == "vp8" else h264_key_size(payload)
+        size = (
+            vp8_key_size(payload)
+            if self.codec == "vp8"
+            else h264_key_size(payload)
+            if self.codec == "h264"
+            else None  # other codecs: no size without a parser of their own
+        )
         if size is None:
             return
         self.key_frames += 1
@@ -298,7 +352,16 @@ class StreamStats:
             # report, wrapped to a signed 32-bit difference), against when it arrived.
             rtp, wall = self._clock
             delta = ((self._frame_ts - rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-            self.latencies.append((at - wall - delta / self.clock_rate) * 1000)
+            self._keep_latency((at - wall - delta / self.clock_rate) * 1000)
+
+    def _keep_latency(self, value: float) -> None:
+        self._latency_seen += 1
+        if len(self.latencies) < _LATENCY_SAMPLES:
+            self.latencies.append(value)
+        else:
+            slot = random.randrange(self._latency_seen)
+            if slot < _LATENCY_SAMPLES:
+                self.latencies[slot] = value
 
     def fps(self) -> float | None:
         if self.first_frame_at is None or self._last_frame_at is None or self.frames < 2:
@@ -311,6 +374,10 @@ class StreamStats:
 
 
 def _extensions(elements: list[tuple[int, bytes]]) -> bytes:
+    """RFC 8285's one-byte form: ids 1..14, values of 1..16 bytes."""
+    for ident, value in elements:
+        if not 1 <= ident <= 14 or not 1 <= len(value) <= 16:
+            raise ValueError(f"header extension {ident} of {len(value)} bytes: ids 1..14, 1..16 B")
     body = b"".join(bytes([ident << 4 | (len(value) - 1)]) + value for ident, value in elements)
     body += b"\x00" * (-len(body) % 4)
     return struct.pack("!HH", 0xBEDE, len(body) // 4) + body
@@ -330,6 +397,12 @@ class _Sender:
 
     def __post_init__(self) -> None:
         self._ext = _extensions(self.extensions)
+
+    def bind(self, payload_type: int, extensions: list[tuple[int, bytes]]) -> None:
+        """The payload type and header extensions the negotiation settled on."""
+        self.payload_type = payload_type
+        self.extensions = extensions
+        self._ext = _extensions(extensions)
 
     def packet(self, payload: bytes, timestamp: int, marker: bool, extra: bytes = b"") -> bytes:
         ext = extra or self._ext
@@ -403,5 +476,7 @@ class OpusPacketizer(_Sender):
     level_id: int = 0
 
     def frame(self, data: bytes, timestamp: int, level: int) -> bytes:
+        if not self.level_id:  # the audio level was not negotiated
+            return self.packet(data, timestamp, False)
         extra = _extensions([*self.extensions, (self.level_id, bytes([0x80 | (level & 0x7F)]))])
         return self.packet(data, timestamp, False, extra)

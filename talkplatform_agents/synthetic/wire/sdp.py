@@ -33,6 +33,7 @@ _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 @dataclass
 class MediaSection:
     kind: str  # audio, video or application
+    port: int = 9  # 0: the section is rejected
     mid: str = ""
     direction: str = "sendrecv"
     track_id: str = ""  # the second msid token: LiveKit's track sid in a subscriber offer
@@ -68,7 +69,9 @@ def parse_sections(sdp: str) -> list[MediaSection]:
     _, sections = _split(sdp)
     parsed = []
     for lines in sections:
-        section = MediaSection(kind=lines[0][2:].split(" ", 1)[0])
+        words = lines[0][2:].split(" ")
+        port = int(words[1]) if len(words) > 1 and words[1].isdigit() else 9
+        section = MediaSection(kind=words[0], port=port)
         for line in lines[1:]:
             attr, _, value = line[2:].partition(":")
             if attr in _DIRECTIONS and not value:
@@ -77,17 +80,21 @@ def parse_sections(sdp: str) -> list[MediaSection]:
                 section.mid = value
             elif attr == "msid":
                 parts = value.split()
-                section.track_id = parts[1] if len(parts) > 1 else parts[0]
+                if parts:
+                    section.track_id = parts[1] if len(parts) > 1 else parts[0]
             elif attr == "ssrc":
-                ssrc = int(value.split(" ", 1)[0])
-                if ssrc not in section.ssrcs:
-                    section.ssrcs.append(ssrc)
+                ssrc = value.split(" ", 1)[0]
+                if ssrc.isdigit() and int(ssrc) not in section.ssrcs:
+                    section.ssrcs.append(int(ssrc))
             elif attr == "rtpmap":
                 pt, _, name = value.partition(" ")
-                section.codecs[int(pt)] = name.split("/", 1)[0].lower()
+                if pt.isdigit():
+                    section.codecs[int(pt)] = name.split("/", 1)[0].lower()
             elif attr == "extmap":
                 ident, _, uri = value.partition(" ")
-                section.extensions[uri.split(" ", 1)[0]] = int(ident.split("/", 1)[0])
+                ident = ident.split("/", 1)[0]
+                if ident.isdigit():
+                    section.extensions[uri.split(" ", 1)[0]] = int(ident)
         parsed.append(section)
     return parsed
 

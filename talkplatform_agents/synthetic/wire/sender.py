@@ -25,7 +25,7 @@ from livekit.protocol import rtc as lk_rtc
 from talkplatform_agents.synthetic.client import ticks
 from talkplatform_agents.synthetic.probes import MarkerLog
 from talkplatform_agents.synthetic.wire.client import LightClient
-from talkplatform_agents.synthetic.wire.peer import LightPeer, ice_servers
+from talkplatform_agents.synthetic.wire.peer import LightPeer, PeerError, ice_servers
 from talkplatform_agents.synthetic.wire.rtp import (
     H264Packetizer,
     OpusPacketizer,
@@ -161,13 +161,15 @@ class LightSender:
         )
         self.peer = client.publisher = peer
         offer = await peer.offer(self._stream_id, sections)
-        self._set_payload_types(offer)
+        self._bind(offer)
         answer = await client.signal.offer(offer, timeout_s)
+        refused = [
+            s.kind for s in parse_sections(answer) if s.port == 0 or s.direction == "inactive"
+        ]
+        if refused:
+            raise PeerError(f"[{client.room}] {client.label}: the server refused our {refused}")
         await peer.accept(answer)
         await peer.wait_connected(timeout_s)
-        accepted = parse_sections(answer)
-        if any(s.direction == "inactive" for s in accepted):
-            raise ValueError(f"the server refused a track: {[s.direction for s in accepted]}")
         if self._video is not None:
             client.spawn(self._pump_video(self._video), "video")
         if self._audio is not None:
@@ -204,15 +206,11 @@ class LightSender:
         info = await self._client.signal.add_track(request)
         self.counts.tracks[info.sid] = "video"
         rids = _RIDS[: len(video.layers)] if len(video.layers) > 1 else ()
-        mid = "0"
         packetizer = Vp8Packetizer if video.codec == "vp8" else H264Packetizer
-        for i, layer in enumerate(video.layers):
+        for layer in video.layers:
             ssrc = random.getrandbits(32)
-            extensions = [(extension_id(MID_URI), mid.encode())]
-            if rids:
-                extensions.append((extension_id(RID_URI), rids[i].encode()))
-            stream = _VideoStream(layer, packetizer(ssrc, 0, extensions))
-            self._streams[ssrc] = stream
+            # Payload type and extensions are bound once the offer is made (``_bind``).
+            self._streams[ssrc] = _VideoStream(layer, packetizer(ssrc, 0, []))
         return PublishSection("video", cid, video.codec, rids=rids, ssrc=0 if rids else ssrc)
 
     async def _announce_audio(self, audio: AudioSend) -> PublishSection:
@@ -225,20 +223,24 @@ class LightSender:
         )
         info = await self._client.signal.add_track(request)
         self.counts.tracks[info.sid] = "audio"
-        mid = "1" if self._video is not None else "0"
-        self._opus = OpusPacketizer(self._audio_ssrc, 0, [(extension_id(MID_URI), mid.encode())])
+        self._opus = OpusPacketizer(self._audio_ssrc, 0, [])
         self._opus.level_id = extension_id(AUDIO_LEVEL_URI)
         return PublishSection("audio", cid, "opus", ssrc=self._audio_ssrc)
 
-    def _set_payload_types(self, offer: str) -> None:
-        # Our offer names one payload type per section: the answer must take it as it is.
+    def _bind(self, offer: str) -> None:
+        """Our offer names one payload type and the mid of each section (the answer takes
+        them as they are): the packets carry them."""
         for section in parse_sections(offer):
-            pt = next(iter(section.codecs))
+            pt, mid = next(iter(section.codecs)), section.mid.encode()
             if section.kind == "video":
-                for stream in self._streams.values():
-                    stream.packetizer.payload_type = pt
+                layered = len(self._streams) > 1
+                for stream, rid in zip(self._streams.values(), _RIDS, strict=False):
+                    extensions = [(extension_id(MID_URI), mid)]
+                    if layered:
+                        extensions.append((extension_id(RID_URI), rid.encode()))
+                    stream.packetizer.bind(pt, extensions)
             elif self._opus is not None:
-                self._opus.payload_type = pt
+                self._opus.bind(pt, [(extension_id(MID_URI), mid)])
 
     # -- sending --------------------------------------------------------------------------
 

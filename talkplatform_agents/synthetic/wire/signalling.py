@@ -17,8 +17,10 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
+from google.protobuf.message import DecodeError
 from livekit.protocol import models as lk_models
 from livekit.protocol import rtc as lk_rtc
 
@@ -84,6 +86,7 @@ class SignalSession:
         self.closed = asyncio.Event()
         self.close_reason = ""
         self.ignored = 0  # messages of kinds this client does not use
+        self.bad_messages = 0  # messages that did not parse or could not be handled
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._waiters = _Waiters()
@@ -106,18 +109,12 @@ class SignalSession:
         )
         self._http = aiohttp.ClientSession()
         try:
-            async with asyncio.timeout(timeout_s):
-                try:
-                    self._ws = await self._http.ws_connect(
-                        f"{self._url.rstrip('/')}/rtc?{query}", heartbeat=None, max_msg_size=0
-                    )
-                except aiohttp.WSServerHandshakeError as exc:
-                    raise SignalError(
-                        f"signalling refused: HTTP {exc.status} {exc.message}"
-                    ) from exc
-                except aiohttp.ClientError as exc:
-                    raise SignalError(f"cannot reach signalling at {self._url}: {exc}") from exc
-                first = await self._receive()
+            try:
+                first = await asyncio.wait_for(self._open(query), timeout_s)
+            except TimeoutError:
+                raise SignalError(
+                    f"no join response from {self._url} in {timeout_s:.0f}s"
+                ) from None
         except BaseException:
             await self.aclose()
             raise
@@ -133,6 +130,19 @@ class SignalSession:
         self._tasks.spawn(self._ping(interval), "ping")
         return first.join
 
+    async def _open(self, query: str) -> lk_rtc.SignalResponse | None:
+        assert self._http is not None
+        try:
+            self._ws = await self._http.ws_connect(
+                f"{self._url.rstrip('/')}/rtc?{query}", heartbeat=None, max_msg_size=0
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            refused = f"signalling refused: HTTP {exc.status} {exc.message}"
+            raise SignalError(refused) from exc
+        except aiohttp.ClientError as exc:
+            raise SignalError(f"cannot reach signalling at {self._url}: {exc}") from exc
+        return await self._receive(self._ws)
+
     async def send(self, request: lk_rtc.SignalRequest) -> None:
         if self._ws is None or self._ws.closed:
             raise SignalError(f"[{self.room}] signalling is closed: {self.close_reason}")
@@ -146,11 +156,16 @@ class SignalSession:
         """Send our publisher connection's offer; return the server's answer."""
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiters.answers.append(waiter)
-        await self.send(
-            lk_rtc.SignalRequest(offer=lk_rtc.SessionDescription(type="offer", sdp=sdp))
-        )
-        async with asyncio.timeout(timeout_s):
-            return await waiter
+        try:
+            body = lk_rtc.SessionDescription(type="offer", sdp=sdp)
+            await self.send(lk_rtc.SignalRequest(offer=body))
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+        except TimeoutError:
+            raise SignalError(f"[{self.room}] no answer to our offer in {timeout_s:.0f}s") from None
+        finally:
+            # Answered or not, this offer is done: a late answer must not meet the next one.
+            if waiter in self._waiters.answers:
+                self._waiters.answers.remove(waiter)
 
     async def trickle(self, candidate: str, sdp_mid: str, *, publisher: bool) -> None:
         target = lk_rtc.SignalTarget.PUBLISHER if publisher else lk_rtc.SignalTarget.SUBSCRIBER
@@ -181,13 +196,15 @@ class SignalSession:
 
     async def aclose(self) -> None:
         """Leave (politely, when still connected), stop reading, close. Idempotent."""
-        ws, self._ws = self._ws, None
+        ws = self._ws
         if ws is not None and not ws.closed:
             with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
                 await ws.send_bytes(
                     lk_rtc.SignalRequest(leave=lk_rtc.LeaveRequest()).SerializeToString()
                 )
+        # The reader stops before the socket goes: it must never read a closed one.
         await self._tasks.aclose()
+        self._ws = None
         if ws is not None:
             await ws.close()
         http, self._http = self._http, None
@@ -197,18 +214,26 @@ class SignalSession:
 
     # -- reading ------------------------------------------------------------------------
 
-    async def _receive(self) -> lk_rtc.SignalResponse | None:
-        assert self._ws is not None
-        message = await self._ws.receive()
-        if message.type != aiohttp.WSMsgType.BINARY:
-            self._closed(f"signalling closed ({message.type.name})")
-            return None
-        response = lk_rtc.SignalResponse()
-        response.ParseFromString(message.data)
-        return response
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> lk_rtc.SignalResponse | None:
+        """The next message; None once the socket closes. One that does not parse is
+        counted and skipped: the session goes on."""
+        while True:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.BINARY:
+                self._closed(f"signalling closed ({message.type.name})")
+                return None
+            response = lk_rtc.SignalResponse()
+            try:
+                response.ParseFromString(message.data)
+            except DecodeError as exc:
+                self._bad("an unreadable message", exc)
+                continue
+            return response
 
     async def _read(self) -> None:
-        while (message := await self._receive()) is not None:
+        assert self._ws is not None
+        ws = self._ws
+        while (message := await self._receive(ws)) is not None:
             self._dispatch(message)
 
     def _dispatch(self, message: lk_rtc.SignalResponse) -> None:
@@ -216,8 +241,17 @@ class SignalSession:
         handler = self._handlers.get(kind or "")
         if handler is None:
             self.ignored += 1
-        else:
+            return
+        try:
             handler(message)
+        except Exception as exc:
+            # One bad message (or a handler's failure on it) must not end the session.
+            self._bad(f"a {kind} message", exc)
+
+    def _bad(self, what: str, exc: BaseException) -> None:
+        self.bad_messages += 1
+        if self.bad_messages <= 3:  # enough to see what it is; a flood must not fill the log
+            logger.warning("[%s] %s: signalling skipped %s: %r", self.room, self._label, what, exc)
 
     @property
     def _handlers(self) -> dict[str, Callable[[lk_rtc.SignalResponse], None]]:
@@ -229,6 +263,7 @@ class SignalSession:
             "update": self._got_update,
             "speakers_changed": self._got_speakers,
             "leave": self._got_leave,
+            "request_response": self._got_refusal,
         }
 
     def _got_offer(self, message: lk_rtc.SignalResponse) -> None:
@@ -266,8 +301,18 @@ class SignalSession:
             ]
             self.on_speakers(speakers, time.time())
 
+    def _got_refusal(self, message: lk_rtc.SignalResponse) -> None:
+        response = message.request_response
+        if response.WhichOneof("request") != "add_track":
+            return
+        pending = self._waiters.published.get(response.add_track.cid)
+        if pending is not None and not pending.done():
+            reason = _name(lk_rtc.RequestResponse.Reason, response.reason)
+            refused = f"[{self.room}] the server refused track {response.add_track.cid}"
+            pending.set_exception(SignalError(f"{refused}: {reason} {response.message}"))
+
     def _got_leave(self, message: lk_rtc.SignalResponse) -> None:
-        reason = lk_models.DisconnectReason.Name(message.leave.reason)
+        reason = _name(lk_models.DisconnectReason, message.leave.reason)
         logger.warning("[%s] %s: the server sent us away (%s)", self.room, self._label, reason)
         self._closed(f"sent away by the server: {reason}")
 
@@ -291,7 +336,26 @@ class SignalSession:
             for waiter in self._waiters.answers:
                 if not waiter.done():
                     waiter.set_exception(SignalError(f"[{self.room}] {reason}"))
+            for published in self._waiters.published.values():
+                if not published.done():
+                    published.set_exception(SignalError(f"[{self.room}] {reason}"))
 
     def _task_failed(self, what: str, exc: BaseException) -> None:
         logger.error("[%s] %s: signalling %s failed: %r", self.room, self._label, what, exc)
         self._closed(f"signalling {what} failed: {exc!r}")
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            # Not left open half alive: the server sees the participant go.
+            self._tasks.spawn(_close(ws), "close")
+
+
+async def _close(ws: aiohttp.ClientWebSocketResponse) -> None:
+    await ws.close()
+
+
+def _name(enum: Any, value: int) -> str:
+    """An enum value's name, or its number for one newer than our protocol package."""
+    try:
+        return str(enum.Name(value))
+    except ValueError:
+        return str(value)
