@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import api as lkapi
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import Credentials, Role, mint_token
@@ -326,3 +327,37 @@ def test_cli_run_with_light_clients_reuses_its_cached_clips(
     for sub in (p for p in subs if p["client"] == "light"):
         assert sub["rtp_latency_ms"], sub
     assert 0 <= report["total"]["rtp_latency_p50_ms"] < 1000
+
+
+async def test_a_light_subscriber_sent_away_by_the_server_says_so(
+    live_settings: Settings, tmp_path: Path
+) -> None:
+    media = _media(tmp_path, video=False)
+    room = f"light-{uuid.uuid4().hex[:8]}"
+    async with _publishing(live_settings, room, media):
+        sub = LightSubscriber(
+            live_settings.livekit_url,
+            _plan(live_settings, room, f"{room}-sub0", "subscriber", speaker=f"{room}-pub0"),
+            media,
+            10,
+        )
+        await sub.start()
+        room_api = lkapi.LiveKitAPI(
+            live_settings.livekit_http_url,
+            live_settings.livekit_api_key,
+            live_settings.livekit_api_secret.get_secret_value(),
+        )
+        try:
+            await until(lambda: sub.client.tracks or None, 30)
+            await room_api.room.remove_participant(
+                lkapi.RoomParticipantIdentity(room=room, identity=sub.plan.identity)
+            )
+            await until(sub.client.lost_connection, 30)
+        finally:
+            await room_api.aclose()
+            await sub.stop()
+    assert any(
+        "left the room before the end" in e and "PARTICIPANT_REMOVED" in e
+        for e in sub.result.errors
+    ), sub.result.errors
+    assert sub.result.audio_tracks == 1  # what it had received still counts
