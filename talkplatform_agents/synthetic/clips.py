@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 # Bump whenever the encoding changes (picture, encoder settings, layout of this file): old
 # cache files then no longer match any key and are simply not read.
-CLIP_FORMAT = 1
+CLIP_FORMAT = 2
 _MAGIC = b"TPCLIP\x00\x01"
 _DIGEST = 32
 _MAX_HEADER = 16 << 20
@@ -77,15 +77,15 @@ class EncodedFrame:
 
 @dataclass(frozen=True)
 class EncodedClip:
-    """One layer: a loop of frames whose first is a key frame, and the same pictures each
-    encoded as a key frame, so a sender can answer a key frame request at any point."""
+    """One layer: a loop of frames whose first is its only key frame. A sender answers a
+    key frame request by starting the loop again: every frame after it then references
+    exactly the pictures the encoder coded it against."""
 
     codec: str  # vp8 or h264 (H.264 in Annex B, SPS and PPS before every key frame)
     width: int
     height: int
     fps: int
     frames: tuple[EncodedFrame, ...]
-    keyframes: tuple[bytes, ...]
 
     @property
     def bytes_per_second(self) -> float:
@@ -226,7 +226,6 @@ def _to_blobs(clip: VideoClip | AudioClip) -> tuple[dict[str, Any], list[bytes]]
                 }
             )
             blobs += [f.data for f in layer.frames]
-            blobs += layer.keyframes
         return {"kind": "video", "codec": clip.codec, "fps": clip.fps, "layers": layers}, blobs
     variants = {}
     for name, frames in (("loud", clip.loud), ("quiet", clip.quiet)):
@@ -262,10 +261,7 @@ def _video(header: dict[str, Any], blobs: Iterator[bytes]) -> VideoClip:
     for meta in header["layers"]:
         flags = [bool(k) for k in meta["key"]]
         frames = tuple(EncodedFrame(next(blobs), key) for key in flags)
-        keyframes = tuple(next(blobs) for _ in flags)
-        layers.append(
-            EncodedClip(codec, int(meta["width"]), int(meta["height"]), fps, frames, keyframes)
-        )
+        layers.append(EncodedClip(codec, int(meta["width"]), int(meta["height"]), fps, frames))
     if not layers or any(not layer.frames for layer in layers):
         raise ValueError("a clip without frames")
     return VideoClip(codec, fps, tuple(layers))

@@ -25,7 +25,6 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
-from av.video.frame import PictureType
 
 from talkplatform_agents.synthetic.audio import SAMPLE_RATE, ToneConfig, ToneGenerator
 from talkplatform_agents.synthetic.clips import (
@@ -209,30 +208,17 @@ def _encoder(codec: str, layer: LayerSpec, fps: int, gop: int) -> Any:
 
 def _encode_layer(codec: str, layer: LayerSpec, fps: int, count: int) -> EncodedClip:
     images = _images(layer.width, layer.height, fps, count)
-    # Both passes share one configuration, so that the H.264 key frames carry the very SPS
-    # the loop's frames were coded against and a sender may splice one into the loop.
-    loop, intra = _encoder(codec, layer, fps, count), _encoder(codec, layer, fps, count)
+    loop = _encoder(codec, layer, fps, count)
     frames: list[EncodedFrame] = []
-    keyframes: list[EncodedFrame] = []
     for pts, image in enumerate(images):
         image.pts = pts
         frames += _frames(codec, loop.encode(image))
-        image.pict_type = PictureType.I
-        keyframes += _frames(codec, intra.encode(image))
     frames += _frames(codec, loop.encode(None))
-    keyframes += _frames(codec, intra.encode(None))
-    if len(frames) != count or len(keyframes) != count:
-        raise RuntimeError(f"{codec} encoder gave {len(frames)}/{len(keyframes)} of {count}")
-    if not frames[0].keyframe or not all(f.keyframe for f in keyframes):
-        raise RuntimeError(f"{codec} encoder did not make the key frames asked for")
-    return EncodedClip(
-        codec,
-        layer.width,
-        layer.height,
-        fps,
-        tuple(frames),
-        tuple(f.data for f in keyframes),
-    )
+    if len(frames) != count:
+        raise RuntimeError(f"{codec} encoder gave {len(frames)} frames of {count}")
+    if not frames[0].keyframe:
+        raise RuntimeError(f"{codec} encoder did not start the loop with a key frame")
+    return EncodedClip(codec, layer.width, layer.height, fps, tuple(frames))
 
 
 def _frames(codec: str, packets: list[av.Packet[Any]]) -> list[EncodedFrame]:

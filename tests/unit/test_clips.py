@@ -39,7 +39,6 @@ def _hand_made() -> tuple[VideoClip, AudioClip]:
         180,
         30,
         (EncodedFrame(b"\x00\x00\x00\x01\x65key", True), EncodedFrame(b"", False)),
-        (b"k0", b"k1"),
     )
     video = VideoClip("h264", 30, (layer, layer))
     audio = AudioClip(

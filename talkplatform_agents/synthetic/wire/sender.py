@@ -1,8 +1,8 @@
 """A light client's publisher connection: pre-encoded video, simulcast by RID (every layer
 of a clip on one timestamp grid), and pre-encoded Opus with its audio level and tone markers.
 
-Nothing is encoded here: each tick sends the clip's next frame of each layer, or that
-picture's stand-alone key frame when the SFU asked for one (PLI or FIR) on that layer. The
+Nothing is encoded here: each tick sends the clip's next frame of each layer; a layer on
+which the SFU asks for a key frame (PLI or FIR) starts its loop again, at its key frame. The
 audio level goes into every Opus packet, as a browser's does, so that the SFU's speaker
 detection works; with simulated speakers the loud or quiet variant of the clip is sent.
 """
@@ -70,8 +70,6 @@ class _Layer(Protocol):
     @property
     def frames(self) -> Sequence[_Frame]: ...
     @property
-    def keyframes(self) -> Sequence[bytes]: ...
-    @property
     def bytes_per_second(self) -> float: ...
 
 
@@ -106,7 +104,8 @@ class AudioSend:
 class _VideoStream:
     layer: _Layer
     packetizer: Vp8Packetizer | H264Packetizer
-    key_wanted: bool = True
+    key_wanted: bool = False
+    position: int = 0  # the next frame of the loop
 
 
 @dataclass
@@ -252,20 +251,22 @@ class LightSender:
             self.counts.send_failures += 1
 
     async def _pump_video(self, video: VideoSend) -> None:
-        index = 0
         async for now in ticks(1 / video.fps):
             timestamp = self._video_clock(now)
             for stream in self._streams.values():
                 frames = stream.layer.frames
-                i = index % len(frames)
-                data = frames[i].data
-                if stream.key_wanted and not frames[i].keyframe:
-                    data = stream.layer.keyframes[i]
-                    self.counts.key_frames_sent += 1
-                stream.key_wanted = False
+                if stream.key_wanted:
+                    # Start the loop again: its first frame is a key frame, and every frame
+                    # after it references exactly what its encoder coded it against (a key
+                    # frame spliced in mid-loop would leave the next ones drifting).
+                    stream.key_wanted = False
+                    if stream.position % len(frames):
+                        stream.position = 0
+                        self.counts.key_frames_sent += 1
+                data = frames[stream.position % len(frames)].data
+                stream.position += 1
                 for packet in stream.packetizer.frame(data, timestamp):
                     await self._send(packet)
-            index += 1
             self.counts.frames_sent += 1
 
     async def _pump_audio(self, audio: AudioSend) -> None:
