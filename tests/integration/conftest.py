@@ -167,3 +167,37 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "talkplatform_agents", *args],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+def load_argv(settings: Settings, report: Path, *args: str) -> list[str]:
+    """``talkplatform-agents load`` against the live server with its keys, writing ``report``
+    and plain progress lines; ``args`` are the run's own options."""
+    return [
+        sys.executable,
+        "-m",
+        "talkplatform_agents",
+        "load",
+        "--url",
+        settings.livekit_url,
+        "--api-key",
+        settings.livekit_api_key,
+        "--api-secret",
+        settings.livekit_api_secret.get_secret_value(),
+        "--report",
+        str(report),
+        "--no-progress",
+        *args,
+    ]
+
+
+def load_env() -> dict[str, str]:
+    """The environment without the platform's settings: a load run gets its server from its
+    options, as QA's would against any deployment."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "DATABASE_"))}
+
+
+def run_load_cli(argv: list[str], cwd: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=cwd, env=load_env(), capture_output=True, text=True, timeout=timeout_s,
+        check=False,
+    )  # fmt: skip

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import re
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from talkplatform_agents.synthetic.load.report import LayerSwitch
 from talkplatform_agents.synthetic.load.spec import Codec, MediaOptions
 from talkplatform_agents.synthetic.probes import MarkerLog, percentile
 from talkplatform_agents.synthetic.screen import READABLE_PSNR_DB
-from tests.integration.conftest import APP_SECRET, until
+from tests.integration.conftest import APP_SECRET, load_argv, load_env, run_load_cli, until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,46 +261,17 @@ async def test_audio_only_speakers_take_turns_and_the_sfu_follows(
 # -- the CLI ------------------------------------------------------------------------------
 
 
-def _load_argv(settings: Settings, report: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "talkplatform_agents",
-        "load",
-        "--url",
-        settings.livekit_url,
-        "--api-key",
-        settings.livekit_api_key,
-        "--api-secret",
-        settings.livekit_api_secret.get_secret_value(),
-        "--report",
-        str(report),
-        "--no-progress",
-        *args,
-    ]
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "DATABASE_"))}
-
-
 _SMALL = ["--size", "320x180", "--fps", "10", "--max-bitrate", "200000", "--no-simulcast"]
-
-
-def _run(argv: list[str], cwd: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout_s, check=False
-    )
 
 
 def test_small_load_run_writes_complete_report(live_settings: Settings, tmp_path: Path) -> None:
     report = tmp_path / "out.json"
-    argv = _load_argv(
+    argv = load_argv(
         live_settings, report, "--rooms", "2", "--publishers", "2", "--subscribers", "2"
     )
     argv += [*_SMALL, "--duration", "6s", "--ramp", "0", "--processes", "2"]
     argv += ["--decode", "sample", "--fail-if", "errors>0,loss>5%"]
-    done = _run(argv, tmp_path, 240)
+    done = run_load_cli(argv, tmp_path, 240)
     assert done.returncode == 0, done.stdout + done.stderr
     body = json.loads(report.read_text())
     assert body["complete"] is True and body["passed"] is True and body["errors"] == []
@@ -344,17 +314,17 @@ def test_small_load_run_writes_complete_report(live_settings: Settings, tmp_path
 
 def test_fail_if_sets_exit_code(live_settings: Settings, tmp_path: Path) -> None:
     report = tmp_path / "out.json"
-    argv = _load_argv(
+    argv = load_argv(
         live_settings, report, "--rooms", "1", "--publishers", "1", "--subscribers", "1"
     )
     argv += [*_SMALL, "--no-audio", "--duration", "3s", "--ramp", "0", "--processes", "1"]
-    done = _run([*argv, "--fail-if", "join_p95>0ms"], tmp_path, 180)
+    done = run_load_cli([*argv, "--fail-if", "join_p95>0ms"], tmp_path, 180)
     assert done.returncode == 1, done.stdout + done.stderr
     body = json.loads(report.read_text())
     assert body["passed"] is False and body["thresholds"][0]["failed"] is True
     assert "FAIL" in done.stdout
     # A malformed condition is refused before anything joins.
-    bad = _run([*argv, "--fail-if", "join_p95>2parsecs"], tmp_path, 60)
+    bad = run_load_cli([*argv, "--fail-if", "join_p95>2parsecs"], tmp_path, 60)
     assert bad.returncode == 2 and "join_p95" in bad.stderr
 
 
@@ -363,13 +333,13 @@ def test_unreachable_server_and_wrong_keys_fail_fast_with_a_report(
 ) -> None:
     report = tmp_path / "out.json"
     unreachable = live_settings.model_copy(update={"livekit_url": "ws://10.77.0.1:9"})
-    done = _run(_load_argv(unreachable, report, *_SMALL, "--duration", "3s"), tmp_path, 60)
+    done = run_load_cli(load_argv(unreachable, report, *_SMALL, "--duration", "3s"), tmp_path, 60)
     assert done.returncode == 2, done.stdout + done.stderr
     body = json.loads(report.read_text())
     assert body["complete"] is False and "cannot reach" in body["errors"][0]
-    wrong = _load_argv(live_settings, report, *_SMALL, "--duration", "3s")
+    wrong = load_argv(live_settings, report, *_SMALL, "--duration", "3s")
     wrong[wrong.index("--api-secret") + 1] = "x" * 40
-    done = _run(wrong, tmp_path, 60)
+    done = run_load_cli(wrong, tmp_path, 60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "rejected the API key" in json.loads(report.read_text())["errors"][0]
 
@@ -377,13 +347,13 @@ def test_unreachable_server_and_wrong_keys_fail_fast_with_a_report(
 async def test_sigint_still_writes_the_report(live_settings: Settings, tmp_path: Path) -> None:
     report = tmp_path / "out.json"
     prefix = f"sigint{uuid.uuid4().hex[:4]}"
-    argv = _load_argv(
+    argv = load_argv(
         live_settings, report, "--rooms", "1", "--publishers", "1", "--subscribers", "1"
     )
     argv += [*_SMALL, "--no-audio", "--duration", "120s", "--ramp", "0", "--processes", "1"]
     argv += ["--room-prefix", prefix]
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *argv, cwd=tmp_path, env=load_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     progress: list[str] = []
     try:
@@ -421,7 +391,7 @@ def test_tokens_from_the_token_service(live_settings: Settings, tmp_path: Path) 
         "--rooms", "1", "--publishers", "1", "--subscribers", "1", *_SMALL, "--no-audio",
         "--duration", "3s", "--ramp", "0", "--processes", "1", "--fail-if", "errors>0",
     ]  # fmt: skip
-    env = {**_env(), "APP_JWT_SECRET": APP_SECRET}
+    env = {**load_env(), "APP_JWT_SECRET": APP_SECRET}
     done = subprocess.run(
         argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False
     )

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,7 +32,7 @@ from talkplatform_agents.synthetic.load.report import LayerSwitch
 from talkplatform_agents.synthetic.load.runner import light_media
 from talkplatform_agents.synthetic.load.spec import Codec, LoadSpec, MediaOptions
 from talkplatform_agents.synthetic.probes import MarkerLog
-from tests.integration.conftest import until
+from tests.integration.conftest import load_argv, run_load_cli, until
 
 pytestmark = pytest.mark.integration
 
@@ -259,45 +258,15 @@ async def test_light_speakers_take_turns_and_the_sfu_follows(
 
 
 def _load(settings: Settings, report: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "talkplatform_agents",
-        "load",
-        "--url",
-        settings.livekit_url,
-        "--api-key",
-        settings.livekit_api_key,
-        "--api-secret",
-        settings.livekit_api_secret.get_secret_value(),
-        "--report",
-        str(report),
-        "--no-progress",
-        "--publishers",
-        "2",
-        "--subscribers",
-        "3",
-        "--duration",
-        "4s",
-        "--ramp",
-        "0",
-        "--pre-encoded",
-        "--size",
-        "960x540",
-        "--fps",
-        "15",
-        "--decode",
-        "sample",
-        "--no-switch-layers",
-        "--clip-cache",
-        str(cache),
-        "--fail-if",
-        "errors>0,missing_tracks>0",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "DATABASE_"))}
-    return subprocess.run(
-        argv, cwd=report.parent, env=env, capture_output=True, text=True, timeout=180, check=False
+    argv = load_argv(
+        settings,
+        report,
+        *("--publishers", "2", "--subscribers", "3", "--duration", "4s", "--ramp", "0"),
+        *("--pre-encoded", "--size", "960x540", "--fps", "15", "--decode", "sample"),
+        *("--no-switch-layers", "--clip-cache", str(cache)),
+        *("--fail-if", "errors>0,missing_tracks>0"),
     )
+    return run_load_cli(argv, report.parent, 180)
 
 
 def test_cli_run_with_light_clients_reuses_its_cached_clips(

@@ -25,6 +25,7 @@ from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, ParticipantRe
 from talkplatform_agents.synthetic.load.speakers import (
     SpeakerFollow,
     SpeakerSchedule,
+    record_follow,
     slot_identities,
 )
 from talkplatform_agents.synthetic.load.spec import Layout, MediaOptions
@@ -283,12 +284,7 @@ class LightSubscriber(_LightMember):
         latencies = [v for s in timed for v in s.latencies]
         step = max(len(latencies) // MAX_SAMPLES, 1)
         result.rtp_latency_ms = [round(v, 2) for v in latencies[::step]]
-        if self.follow is not None:
-            self.follow.finish(time.time())
-            follows = self.follow.follow_ms
-            result.speaker_follow_ms = follows[:: max(len(follows) // MAX_SAMPLES, 1)]
-            result.speaker_turns = self.follow.turns
-            result.speaker_turns_missed = self.follow.missed
+        record_follow(self.follow, result, time.time())
 
 
 class LightPublisher(_LightMember):

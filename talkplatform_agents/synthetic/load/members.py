@@ -26,6 +26,7 @@ from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, ParticipantRe
 from talkplatform_agents.synthetic.load.speakers import (
     SpeakerFollow,
     SpeakerSchedule,
+    record_follow,
     slot_identities,
 )
 from talkplatform_agents.synthetic.load.spec import Codec, Layout, MediaOptions
@@ -435,7 +436,7 @@ class LoadSubscriber(LoadMember):
                     "frames": probe.frames,
                     "psnr_db": probe.best_psnr_db,
                 }
-        self._collect_speakers()
+        record_follow(self.follow, result, time.time())
         stats = await self.room.get_rtc_stats()
         # One peer connection or two, depending on the signalling version: read both.
         streams = inbound_streams([*stats.publisher_stats, *stats.subscriber_stats])
@@ -447,16 +448,6 @@ class LoadSubscriber(LoadMember):
         if span > 0:
             result.bitrate_kbps = round(sum(s.bytes_received for s in streams) * 8 / span / 1000, 1)
         await self._collect_tracks()
-
-    def _collect_speakers(self) -> None:
-        if self.follow is None:
-            return
-        self.follow.finish(time.time())
-        follows = self.follow.follow_ms
-        step = max(len(follows) // MAX_SAMPLES, 1)
-        self.result.speaker_follow_ms = follows[::step]
-        self.result.speaker_turns = self.follow.turns
-        self.result.speaker_turns_missed = self.follow.missed
 
     async def _poll_tracks(self) -> None:
         while True:

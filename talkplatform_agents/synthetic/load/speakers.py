@@ -13,11 +13,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from talkplatform_agents.synthetic.load.report import MAX_SAMPLES, ParticipantResult
+
 __all__ = [
     "LOUD_GAIN",
     "QUIET_GAIN",
     "SpeakerFollow",
     "SpeakerSchedule",
+    "record_follow",
     "slot_identities",
 ]
 
@@ -166,3 +169,15 @@ class SpeakerFollow:
             self.missed += 1
         else:
             self.follow_ms.append(round(max(followed_at - self._start(turn), 0.0) * 1000, 1))
+
+
+def record_follow(follow: SpeakerFollow | None, result: ParticipantResult, at: float) -> None:
+    """Judge the last turns (``finish`` at ``at``) and put the verdicts in ``result``, the
+    follow times sampled as the report keeps them. Nothing without simulated speakers."""
+    if follow is None:
+        return
+    follow.finish(at)
+    follows = follow.follow_ms
+    result.speaker_follow_ms = follows[:: max(len(follows) // MAX_SAMPLES, 1)]
+    result.speaker_turns = follow.turns
+    result.speaker_turns_missed = follow.missed
