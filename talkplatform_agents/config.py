@@ -16,6 +16,7 @@ from pydantic import (
     AliasChoices,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -89,7 +90,13 @@ class Settings(BaseSettings):
     livekit_url: str = Field(
         default="ws://127.0.0.1:7880",
         validation_alias=AliasChoices("LIVEKIT_URL", "LIVEKIT_WS_URL"),
-        description="WebSocket URL of livekit-server, as clients reach it.",
+        description="WebSocket URL of livekit-server, as this service and the bots reach it.",
+    )
+    livekit_public_url: str | None = Field(
+        default=None,
+        validation_alias="LIVEKIT_PUBLIC_URL",
+        description="WebSocket URL of livekit-server as clients reach it (token responses, "
+        "connection-info, admissions); LIVEKIT_URL when unset.",
     )
     livekit_api_key: str = Field(default=DEV_API_KEY, validation_alias="LIVEKIT_API_KEY")
     livekit_api_secret: SecretStr = Field(
@@ -334,11 +341,14 @@ class Settings(BaseSettings):
             origins.append(origin)
         return origins
 
-    @field_validator("livekit_url")
+    @field_validator("livekit_url", "livekit_public_url")
     @classmethod
-    def _ws_scheme(cls, value: str) -> str:
+    def _ws_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("ws://", "wss://")):
-            raise ValueError("LIVEKIT_URL must start with ws:// or wss://")
+            name = "LIVEKIT_URL" if info.field_name == "livekit_url" else "LIVEKIT_PUBLIC_URL"
+            raise ValueError(f"{name} must start with ws:// or wss://")
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -352,12 +362,13 @@ class Settings(BaseSettings):
             problems.append("LIVEKIT_API_SECRET is the development secret: set your own")
         if self.app_jwt_secret.get_secret_value() in dev:
             problems.append("APP_JWT_SECRET is the development secret: set your own")
-        # Browsers are handed LIVEKIT_URL (token responses, admission messages, and the bots
-        # connect to it too): from an https page only wss:// reaches it, and tokens travel
-        # on it.
-        if not self.livekit_url.startswith("wss://"):
-            problems.append(f"LIVEKIT_URL must be wss:// (clients are given it), not "
-                            f"{self.livekit_url!r}")  # fmt: skip
+        # Browsers are handed the public URL (token responses, admission messages): from an
+        # https page only wss:// reaches it, and tokens travel on it. LIVEKIT_URL alone may
+        # stay ws:// on a private network when LIVEKIT_PUBLIC_URL is set.
+        if not self.client_livekit_url.startswith("wss://"):
+            name = "LIVEKIT_PUBLIC_URL" if self.livekit_public_url else "LIVEKIT_URL"
+            problems.append(f"{name} must be wss:// (clients are given it), not "
+                            f"{self.client_livekit_url!r}")  # fmt: skip
         # Webhooks carry participants' identities and names.
         if self.public_api_url is not None and not self.public_api_url.startswith("https://"):
             problems.append(f"TOKEN_SERVICE_URL must be https://, not {self.public_api_url!r}")
@@ -377,6 +388,11 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @property
+    def client_livekit_url(self) -> str:
+        """What clients are given: ``LIVEKIT_PUBLIC_URL``, else ``LIVEKIT_URL``."""
+        return self.livekit_public_url or self.livekit_url
 
     @property
     def livekit_http_url(self) -> str:

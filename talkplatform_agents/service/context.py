@@ -67,7 +67,12 @@ class ServiceContext:
         meetings = MeetingRepository(db)
         token_ttl = dt.timedelta(seconds=settings.token_ttl_seconds)
         deps = ModerationDeps(
-            meetings, WaitingRepository(db), server, credentials, settings.livekit_url, token_ttl
+            meetings,
+            WaitingRepository(db),
+            server,
+            credentials,
+            settings.client_livekit_url,
+            token_ttl,
         )
         waiting_room = WaitingRoom(deps)
         # This process's name on the dispatches it claims (one service of several wins).
@@ -86,7 +91,7 @@ class ServiceContext:
             ),
         )
         return cls(
-            ws_url=settings.livekit_url,
+            ws_url=settings.client_livekit_url,
             livekit_http_url=settings.livekit_http_url,
             credentials=credentials,
             token_ttl=token_ttl,

@@ -70,6 +70,10 @@ def test_production_starts_when_ready(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"APP_JWT_SECRET": None}, "APP_JWT_SECRET"),
         ({"LIVEKIT_URL": "ws://lk.example.test"}, "LIVEKIT_URL must be wss://"),
         ({"TOKEN_SERVICE_URL": "http://api.example.test"}, "TOKEN_SERVICE_URL must be https://"),
+        (
+            {"LIVEKIT_URL": "ws://livekit:7880", "LIVEKIT_PUBLIC_URL": "ws://lk.example.test"},
+            "LIVEKIT_PUBLIC_URL must be wss://",
+        ),
         ({"DATABASE_URL": None}, "DATABASE_URL is SQLite"),
         ({"DATABASE_URL": "sqlite+aiosqlite:////var/tp.db"}, "ALLOW_SQLITE_IN_PRODUCTION=1"),
     ],
@@ -207,3 +211,21 @@ def test_the_synthetic_clients_do_not_load_the_settings() -> None:
     command = [sys.executable, "-c", code]
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_production_lets_the_private_url_be_ws_when_clients_get_a_public_wss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _production(
+        monkeypatch, LIVEKIT_URL="ws://livekit:7880", LIVEKIT_PUBLIC_URL="wss://meet.example.test/"
+    )
+    assert settings.livekit_url == "ws://livekit:7880"
+    assert settings.client_livekit_url == "wss://meet.example.test"
+    assert settings.livekit_http_url == "http://livekit:7880"
+
+
+def test_the_public_url_defaults_to_the_private_one_and_is_checked() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.client_livekit_url == settings.livekit_url
+    with pytest.raises(ValidationError, match="LIVEKIT_PUBLIC_URL must start with ws://"):
+        Settings(_env_file=None, LIVEKIT_PUBLIC_URL="https://x.test")  # type: ignore[call-arg]
