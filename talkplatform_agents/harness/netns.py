@@ -80,11 +80,13 @@ class NetNamespace:
     _entered_from: int | None = None  # fd of the namespace we left, while inside
 
     @classmethod
-    def create(cls, address: str = "10.77.0.1") -> NetNamespace:
+    def create(cls, address: str = "10.77.0.1", suffix: str = "") -> NetNamespace:
+        """``suffix``: a second namespace of the same process (``tpa-<pid>-<suffix>``)."""
         if (reason := netns_available()) is not None:
             raise NetnsError(reason)
         sweep_stale()
-        ns = cls(name=f"{PREFIX}{os.getpid()}", address=address)
+        name = f"{PREFIX}{os.getpid()}" + (f"-{suffix}" if suffix else "")
+        ns = cls(name=name, address=address)
         ns._build()
         return ns
 
@@ -106,6 +108,13 @@ class NetNamespace:
     def exec_prefix(self) -> list[str]:
         """Prefix for a command that must run inside (from outside the namespace)."""
         return ["ip", "netns", "exec", self.name]
+
+    def add_address(self, address: str) -> None:
+        """One more test host on veth0 (a second livekit-server node, say). Idempotent."""
+        result = _ip("-n", self.name, "addr", "add", f"{address}/{self.prefix_len}",
+                     "dev", "veth0", check=False)  # fmt: skip
+        if result.returncode != 0 and "File exists" not in result.stderr:
+            raise NetnsError(f"{self.name}: cannot add {address}: {result.stderr.strip()}")
 
     def enter(self) -> None:
         """Move this process's calling thread into the namespace. Do it before any thread
@@ -133,6 +142,8 @@ class NetNamespace:
         self.leave()
         _kill_all(self.pids())
         _ip("netns", "del", self.name, check=False)
+        # Files that `ip netns exec` mounts inside (a hosts file); `ip netns del` leaves them.
+        shutil.rmtree(f"/etc/netns/{self.name}", ignore_errors=True)
 
     def __enter__(self) -> NetNamespace:
         return self
@@ -161,7 +172,7 @@ def sweep_stale() -> None:
     for name in _namespaces():
         if not name.startswith(PREFIX):
             continue
-        owner = name.removeprefix(PREFIX)
+        owner = name.removeprefix(PREFIX).partition("-")[0]
         if owner.isdigit() and not _pid_alive(int(owner)):
             logger.warning("removing stale namespace %s", name)
             NetNamespace(name=name).destroy()

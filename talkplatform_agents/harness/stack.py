@@ -48,6 +48,9 @@ class StackOptions:
     rtc_udp_port: int = LIVEKIT_PORT + 2
     agents: tuple[str, ...] = ("all",)  # agent names for the worker; "all": every bot
     turn: bool = False  # run coturn (config/coturn/turnserver.conf) beside the server
+    # "host:port" of the Redis that this node shares with others (harness/cluster.py);
+    # None: a single node, as livekit.yaml has it.
+    redis_address: str | None = None
     start_timeout_s: float = 120.0  # a bound, not a wait: a busy 2-core box is slow to spawn
 
 
@@ -218,6 +221,8 @@ class Stack:
         except (OSError, KeyError, ValueError) as exc:
             raise HarnessError("livekit-server", f"cannot render {source}: {exc!r}") from exc
         rendered = _with_ports(rendered, self.options)
+        if self.options.redis_address is not None:
+            rendered += f"redis:\n  address: {self.options.redis_address}\n"
         path = self.options.run_dir / "livekit.rendered.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(rendered)

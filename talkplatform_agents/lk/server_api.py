@@ -114,6 +114,11 @@ class ServerApi:
             if any(job.state.status == agent.JobStatus.JS_PENDING for job in d.state.jobs)
         }
 
+    async def dispatches(self, room: str) -> list[str]:
+        """The agent name of every dispatch into ``room``, one entry per dispatch."""
+        dispatches = await _unless_missing(self._api.agent_dispatch.list_dispatch(room))
+        return [d.agent_name for d in dispatches or []]
+
     async def dispatch(self, room: str, agent_name: str, metadata: str = "") -> str:
         """Dispatch ``agent_name`` into ``room``; ``metadata`` is the job's (the bot reads
         it as ``ctx.job.metadata``). The dispatch's id."""
