@@ -225,11 +225,12 @@ class BotLease(Base):
 
     room: Mapped[str] = mapped_column(String(128), primary_key=True)
     agent_name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(128))
+    # Indexed: renewals go by holder, sweeps by expiry (migration 0008).
+    holder: Mapped[str] = mapped_column(String(128), index=True)
     # The bot's participant identity while a bot holds it; "" while a service's dispatch
     # holds it (the bot is on its way).
     identity: Mapped[str] = mapped_column(String(128), default="", server_default="")
-    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
     dispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
