@@ -73,7 +73,8 @@ def deployment(
             APP_JWT_SECRET=APP_SECRET,
             RECORDINGS_DIR=str(run_dir / "recordings"),
         )
-        options = ClusterOptions(root=ROOT, run_dir=run_dir, hosts=HOSTS)
+        # The meeting bots only: the green room, recorder and transcriber add nothing here.
+        options = ClusterOptions(root=ROOT, run_dir=run_dir, hosts=HOSTS, agents=MEETING_AGENTS)
         with Cluster(settings, options) as cluster:
             yield Deployment(cluster, database.url)
     finally:
