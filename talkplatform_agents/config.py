@@ -297,6 +297,27 @@ class Settings(BaseSettings):
     allow_sqlite_in_production: bool = Field(
         default=False, validation_alias="ALLOW_SQLITE_IN_PRODUCTION"
     )
+    # Operations: logs and metrics (the token service's metrics are its own GET /metrics).
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        validation_alias="LOG_FORMAT",
+        description="'json': every process logs one JSON object a line (time, level, "
+        "logger, message, room, exc_info); 'text': for people.",
+    )
+    bot_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        validation_alias="BOT_METRICS_PORT",
+        description="Port of the worker's Prometheus endpoint (/metrics), one for all its "
+        "bot processes (0: none).",
+    )
+    bot_metrics_host: str = Field(
+        default="0.0.0.0",
+        validation_alias="BOT_METRICS_HOST",
+        description="Address the worker's metrics endpoint binds (a scraper on another "
+        "machine or container must reach it).",
+    )
 
     @field_validator(
         "rate_limit_token_per_user",

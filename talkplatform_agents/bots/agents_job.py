@@ -16,9 +16,11 @@ from livekit.agents import AutoSubscribe, JobContext, JobProcess
 from talkplatform_agents.bots.hosted import HOSTED, HostedOptions
 from talkplatform_agents.bots.job import ShutdownCallback
 from talkplatform_agents.bots.lease import LeaseKeeper, LeaseOptions
+from talkplatform_agents.bots.metrics import JOBS_ACCEPTED, JOBS_FAILED, JOBS_FINISHED, ROOMS
 
 __all__ = [
     "AgentsJob",
+    "CountedJob",
     "hosted_entrypoint",
     "hosted_prewarm",
     "leased_entrypoint",
@@ -90,10 +92,45 @@ def leased_entrypoint(
     return functools.partial(_run_leased, agent_name, entrypoint)
 
 
+class CountedJob:
+    """A job in the bots' figures (``bots/metrics.py``): taken, serving its room, ended."""
+
+    def __init__(self, agent_name: str) -> None:
+        self._agent = agent_name
+        self._serving = False
+        self._ended = False  # counted as finished or failed: once
+        JOBS_ACCEPTED.labels(agent_name).inc()
+
+    def serving(self) -> None:
+        self._serving = True
+        ROOMS.labels(self._agent).inc()
+
+    def failed(self) -> None:
+        if not self._ended:
+            self._ended = True
+            JOBS_FAILED.labels(self._agent).inc()
+
+    async def ended(self) -> None:
+        if self._serving:
+            self._serving = False
+            ROOMS.labels(self._agent).dec()
+        if not self._ended:
+            self._ended = True
+            JOBS_FINISHED.labels(self._agent).inc()
+
+
 async def _run_leased(
     agent_name: str, entrypoint: Callable[[JobContext], Awaitable[None]], ctx: JobContext
 ) -> None:
-    await entrypoint(ctx)
+    counted = CountedJob(agent_name)
+    ctx.add_shutdown_callback(counted.ended)
+    try:
+        await entrypoint(ctx)
+    except BaseException:
+        counted.failed()
+        raise
+    if ctx.room.isconnected():
+        counted.serving()
     options: LeaseOptions = ctx.proc.userdata.get(_LEASE_KEY, LeaseOptions())
     if not options.enabled or not ctx.room.isconnected():
         return

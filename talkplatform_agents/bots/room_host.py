@@ -36,12 +36,14 @@ from talkplatform_agents.bots.hosted import HOSTED, HostedOptions, Session
 from talkplatform_agents.bots.job import ShutdownCallback
 from talkplatform_agents.bots.lease import LeaseKeeper, LeaseOptions
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, machine_cpu
+from talkplatform_agents.bots.metrics import JOBS_ACCEPTED, JOBS_FAILED, JOBS_FINISHED, ROOMS
 from talkplatform_agents.lk.agent_worker import (
     SERVER_TARGET_LOAD,
     AgentWorkerLink,
     LinkOptions,
     WorkerLoad,
 )
+from talkplatform_agents.logs import LogFormat, configure_logging
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["HostOptions", "HostedJob", "Ready", "RoomHost", "serve_host"]
@@ -93,6 +95,7 @@ class HostedJob:
         self.ended = asyncio.Event()
         self.reason = ""
         self.identity = ""  # once joined
+        self.serving = False  # counted in the rooms served (metrics)
         self._room.on("disconnected", self._on_disconnected)
 
     @property
@@ -210,6 +213,8 @@ class RoomHost:
         task = self._work.spawn(self._run(hosted), f"{agent_name} in {job.room.name}")
         if task is None:  # closing: never started
             self._jobs.pop(job.id, None)
+        else:
+            JOBS_ACCEPTED.labels(agent_name).inc()
 
     def terminated(self, agent_name: str, job_id: str) -> None:
         if (job := self._jobs.get(job_id)) is not None:
@@ -242,6 +247,8 @@ class RoomHost:
     async def running(self, job: HostedJob) -> None:
         await self._links[job.agent_name].update_job(job.job.id, agent.JobStatus.JS_RUNNING)
         job.identity = job.room.local_participant.identity
+        job.serving = True
+        ROOMS.labels(job.agent_name).inc()
         await self.leases.hold(job.room_name, job.agent_name, job.identity)
 
     async def _run(self, job: HostedJob) -> None:
@@ -262,6 +269,10 @@ class RoomHost:
         finally:
             await job.close(self._options.close_timeout_s)
             self._jobs.pop(job.job.id, None)
+            if job.serving:
+                ROOMS.labels(job.agent_name).dec()
+            ended = JOBS_FAILED if status == agent.JobStatus.JS_FAILED else JOBS_FINISHED
+            ended.labels(job.agent_name).inc()
             # Left its room: not a death. (A twin's release spares the winner's lease.)
             if job.identity:
                 await self.leases.release(job.room_name, job.agent_name, job.identity)
@@ -299,14 +310,16 @@ class RoomHost:
 
 
 def serve_host(
-    options: HostOptions, name: str, log_level: str, ready: mp.Queue[Ready] | None
+    options: HostOptions,
+    name: str,
+    log_level: str,
+    ready: mp.Queue[Ready] | None,
+    log_format: LogFormat = "text",
 ) -> None:
     """A room host process's main (spawned by the worker, or run in the foreground): serve
     until SIGINT/SIGTERM. This module imports only the hosted bots, so neither
     livekit-agents nor OpenCV is loaded into a host."""
-    logging.basicConfig(
-        level=log_level, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"
-    )
+    configure_logging(log_level, log_format, name)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_host_main(options, name, ready))
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from livekit import rtc
 
+from talkplatform_agents.bots.metrics import RPC_ERRORS
 from talkplatform_agents.errors import ApiError
 from talkplatform_agents.lk.payloads import BadPayload
 from talkplatform_agents.lk.server_api import as_api_error
@@ -34,16 +35,21 @@ def answer_errors(tag: str, method: str, handler: RpcHandler) -> RpcHandler:
     async def answer(data: rtc.RpcInvocationData) -> str:
         try:
             return await handler(data)
-        except rtc.RpcError:
+        except rtc.RpcError as exc:
+            RPC_ERRORS.labels(method, str(exc.code)).inc()
             raise
         except BadPayload as exc:
+            RPC_ERRORS.labels(method, str(RPC_ERROR_BASE + 400)).inc()
             raise rtc.RpcError(RPC_ERROR_BASE + 400, f"invalid payload: {exc}") from exc
         except Exception as exc:
             error = as_api_error(exc)
             if error is None:
                 logger.exception("[%s] %s by %s failed", tag, method, data.caller_identity)
+                RPC_ERRORS.labels(method, str(RPC_ERROR_BASE + 500)).inc()
                 raise rtc.RpcError(RPC_ERROR_BASE + 500, "internal error") from exc
             logger.info("[%s] %s by %s refused: %s", tag, method, data.caller_identity, error)
-            raise rpc_error(error) from exc
+            refusal = rpc_error(error)
+            RPC_ERRORS.labels(method, str(refusal.code)).inc()
+            raise refusal from exc
 
     return answer

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from livekit import rtc
 from livekit.rtc.rpc import IncomingRpcNext
 
+from talkplatform_agents.bots.metrics import RPC_ERRORS
 from talkplatform_agents.bots.ratelimit import RateLimiter, Refusals, RpcLimits
 from talkplatform_agents.lk.waiting import RPC_TOO_MANY_REQUESTS
 
@@ -53,6 +54,8 @@ class CallerLimits(rtc.RpcInterceptor):
                     count,
                     invocation.method,
                 )
+            # Any method name a caller sends gets here: never a label of its own.
+            RPC_ERRORS.labels("(refused before any method)", str(RPC_TOO_MANY_REQUESTS)).inc()
             raise rtc.RpcError(
                 RPC_TOO_MANY_REQUESTS, "too many calls: wait a moment, then call again"
             )

@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from talkplatform_agents.bots.agents_job import leased_entrypoint, leased_prewarm
 from talkplatform_agents.bots.lease import expire_leases_of
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, jobs_load
+from talkplatform_agents.bots.metrics import WorkerMetrics, serve_registry
 from talkplatform_agents.bots.registry import BotOptions, BotSpec, Executor, resolve
 from talkplatform_agents.bots.room_host import HostOptions, Ready, serve_host
 from talkplatform_agents.errors import TalkPlatformError
+from talkplatform_agents.logs import LogFormat, configure_logging
 
 if TYPE_CHECKING:
     from livekit.agents import AgentServer
@@ -70,6 +72,10 @@ class WorkerOptions:
     register_timeout_s: float = 110.0  # each server first starts its idle job process
     drain_timeout_s: int = 10
     log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    # The one Prometheus endpoint for every bot process (bots/metrics.py); port 0: none.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 0
     # livekit-agents watches each job's event loop for blocking: a timer and a watchdog
     # thread, each waking every 20-50 ms. 0 turns the watch off.
     loop_monitor_ms: int = 0
@@ -114,6 +120,9 @@ class WorkerOptions:
             rooms_per_host=settings.worker_rooms_per_host,
             loop_monitor_ms=settings.worker_loop_monitor_ms,
             log_level=settings.log_level.upper(),
+            log_format=settings.log_format,
+            metrics_host=settings.bot_metrics_host,
+            metrics_port=settings.bot_metrics_port,
             bots=BotOptions.from_settings(settings),
         )
 
@@ -125,14 +134,16 @@ class _Child:
     args: tuple[Any, ...]
     process: mp.process.BaseProcess | None = None
     deaths: collections.deque[float] = field(default_factory=collections.deque)
+    restarts: int = 0
 
-    def start(self, ctx: Any) -> None:
+    def start(self, ctx: Any, metrics: WorkerMetrics | None) -> None:
         if self.process is not None and self.process.exitcode is not None:
             self.process.close()  # a dead one's handles, before its replacement
         self.process = ctx.Process(
             target=self.target, args=self.args, name=f"bot:{self.name}", daemon=False
         )
-        self.process.start()
+        with metrics.child_environment(self.name) if metrics else contextlib.nullcontext():
+            self.process.start()
 
     @property
     def alive(self) -> bool:
@@ -152,18 +163,17 @@ def run_workers(
     specs = resolve(names)
     ctx = mp.get_context("spawn")
     ready: mp.Queue[Ready] = ctx.Queue()
-    hosted = tuple(s.agent_name for s in specs if options.executor_of(s) == "host")
     children: dict[str, _Child] = {}
-    if hosted:
-        host_options = options.host_options(hosted)
-        for index in range(options.room_hosts):
-            name = f"host-{index}"
-            host_args = (host_options, name, options.log_level, ready)
-            children[name] = _Child(name, serve_host, host_args)
-    for spec in specs:
-        if options.executor_of(spec) != "host":
-            server_args = (spec.agent_name, options, ready)
-            children[spec.agent_name] = _Child(spec.agent_name, _serve_one, server_args)
+    metrics = (
+        WorkerMetrics(
+            options.metrics_host,
+            options.metrics_port,
+            lambda: {name: child.restarts for name, child in children.items()},
+        )
+        if options.metrics_port
+        else None
+    )
+    children.update(_children(specs, options, ready, metrics))
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -174,7 +184,7 @@ def run_workers(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for child in children.values():
-            child.start(ctx)
+            child.start(ctx, metrics)
         registered = _await_registration(
             children, ready, options.register_timeout_s, lambda: stop_requested
         )
@@ -188,7 +198,7 @@ def run_workers(
             for child in children.values():
                 if stop_requested or child.alive:
                     continue
-                if not _restart(child, options, ctx):
+                if not _restart(child, options, ctx, metrics):
                     return 1
         return 0
     finally:
@@ -197,9 +207,35 @@ def run_workers(
         _stop_children(children, 2 * options.drain_timeout_s + 10)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics is not None:
+            metrics.close()
 
 
-def _restart(child: _Child, options: WorkerOptions, ctx: Any) -> bool:
+def _children(
+    specs: list[BotSpec],
+    options: WorkerOptions,
+    ready: mp.Queue[Ready],
+    metrics: WorkerMetrics | None,
+) -> dict[str, _Child]:
+    children: dict[str, _Child] = {}
+    hosted = tuple(s.agent_name for s in specs if options.executor_of(s) == "host")
+    if hosted:
+        host_options = options.host_options(hosted)
+        for index in range(options.room_hosts):
+            name = f"host-{index}"
+            host_args = (host_options, name, options.log_level, ready, options.log_format)
+            children[name] = _Child(name, serve_host, host_args)
+    for spec in specs:
+        if options.executor_of(spec) != "host":
+            jobs_dir = str(metrics.child_dir(spec.agent_name)) if metrics else None
+            server_args = (spec.agent_name, options, ready, jobs_dir)
+            children[spec.agent_name] = _Child(spec.agent_name, _serve_one, server_args)
+    return children
+
+
+def _restart(
+    child: _Child, options: WorkerOptions, ctx: Any, metrics: WorkerMetrics | None
+) -> bool:
     now = time.monotonic()
     child.deaths.append(now)
     while child.deaths and now - child.deaths[0] > options.restart_window_s:
@@ -214,7 +250,8 @@ def _restart(child: _Child, options: WorkerOptions, ctx: Any) -> bool:
         # Its bots are dead in their rooms: say so now, not a lease's length later.
         ended = expire_leases_of(options.bots.lease, child.process.pid)
         logger.info("worker: %s's %d leases ended", child.name, ended)
-    child.start(ctx)
+    child.restarts += 1
+    child.start(ctx, metrics)
     return True
 
 
@@ -265,32 +302,46 @@ def run_room_host(agent_names: tuple[str, ...], options: WorkerOptions) -> int:
     """One room host in this process, in the foreground, until SIGINT/SIGTERM: how
     ``agents/chat_relay.py`` and ``agents/waiting_room.py`` deploy a hosted bot on its own
     (run as many of them as the rooms need; each takes ``rooms_per_host``)."""
-    serve_host(options.host_options(agent_names), "host", options.log_level, None)
+    server = None
+    if options.metrics_port:
+        server = serve_registry(options.metrics_host, options.metrics_port)
+    try:
+        serve_host(
+            options.host_options(agent_names), "host", options.log_level, None, options.log_format
+        )
+    finally:
+        if server is not None:
+            server.close()
     return 0
 
 
 # -- a livekit-agents AgentServer process ---------------------------------------------
 
 
-def _serve_one(agent_name: str, options: WorkerOptions, ready: mp.Queue[Ready]) -> None:
-    """Child process main: one AgentServer for one bot."""
-    logging.basicConfig(
-        level=options.log_level,
-        format=f"%(asctime)s %(levelname)s [{agent_name}] %(name)s: %(message)s",
-    )
+def _serve_one(
+    agent_name: str, options: WorkerOptions, ready: mp.Queue[Ready], metrics_dir: str | None
+) -> None:
+    """Child process main: one AgentServer for one bot. ``metrics_dir``: this child's
+    directory of figures (bots/metrics.py), under which its job processes write theirs."""
+    configure_logging(options.log_level, options.log_format, agent_name)
     spec = resolve([agent_name])[0]
+    # Its own: livekit-agents empties it as the server starts (a restarted server, too).
+    jobs_dir = os.path.join(metrics_dir, f"jobs-{os.getpid()}") if metrics_dir else None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(spec, options, ready))
+        asyncio.run(_serve(spec, options, ready, jobs_dir))
 
 
 _INIT_TIMEOUT_S = 45.0
 _LOOP_MONITOR_ENV = "LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS"
 
 
-def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> AgentServer:
+def agent_server(
+    agent_name: str, options: WorkerOptions, port: int = 0, jobs_metrics_dir: str | None = None
+) -> AgentServer:
     """One bot type's ``AgentServer``, a process per job: as the worker runs it, and as
     ``agents/greenroom_echo.py`` deploys it on its own (with LiveKit's CLI, and its
-    health-check ``port``; 0 picks a free one)."""
+    health-check ``port``; 0 picks a free one). ``jobs_metrics_dir``: where its job
+    processes write their figures (the worker's, bots/metrics.py)."""
     # In a bot's process only: the parent stays light.
     from livekit.agents import AgentServer, JobExecutorType
 
@@ -321,6 +372,7 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
         # default, and a timed-out process is killed and the job waits for another.
         initialize_process_timeout=_INIT_TIMEOUT_S,
         port=port,
+        prometheus_multiproc_dir=jobs_metrics_dir,
         # A partial of a module-level function pickles by reference: spawn-safe.
         setup_fnc=functools.partial(
             leased_prewarm,
@@ -340,8 +392,10 @@ def agent_server(agent_name: str, options: WorkerOptions, port: int = 0) -> Agen
     return server
 
 
-async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[Ready]) -> None:
-    server = agent_server(spec.agent_name, options)
+async def _serve(
+    spec: BotSpec, options: WorkerOptions, ready: mp.Queue[Ready], jobs_metrics_dir: str | None
+) -> None:
+    server = agent_server(spec.agent_name, options, jobs_metrics_dir=jobs_metrics_dir)
     server.on(
         "worker_registered",
         lambda worker_id, _info: ready.put((spec.agent_name, {spec.agent_name: worker_id})),
@@ -357,7 +411,7 @@ async def _serve(spec: BotSpec, options: WorkerOptions, ready: mp.Queue[Ready]) 
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not running.done():
-            logger.info("[%s] draining", spec.agent_name)
+            logger.info("%s: draining", spec.agent_name)
             with contextlib.suppress(Exception):
                 await server.drain(timeout=options.drain_timeout_s)
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.console import Console
 from talkplatform_agents.cli.load import register as register_load
 from talkplatform_agents.cli.meeting import register as register_meeting
 from talkplatform_agents.config import Settings
+from talkplatform_agents.logs import configure_logging
 
 __all__ = ["app", "main"]
 
@@ -54,11 +54,9 @@ def bot_settings() -> Settings:
 
 
 def setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """LOG_LEVEL and LOG_FORMAT, for this process (its children are told theirs: ``up``'s
+    through the environment, the worker's through its options)."""
+    configure_logging(settings.log_level, settings.log_format)
 
 
 @app.command()
@@ -82,6 +80,8 @@ def serve(
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        # Its own lines through this process's handler (LOG_FORMAT), not uvicorn's.
+        log_config=None,
         access_log=False,
     )
 

@@ -27,7 +27,7 @@ __all__ = ["Cluster", "ClusterOptions"]
 logger = logging.getLogger(__name__)
 
 # livekit-server logs its node id once at start, in its "starting LiveKit server" line.
-_NODE_ID = re.compile(r'"nodeID":\s*"(ND_[A-Za-z0-9]+)"')
+_NODE_ID = re.compile(r'starting LiveKit server\s.*?"nodeID":\s*"(ND_[A-Za-z0-9]+)"')
 
 
 @dataclass(frozen=True)
@@ -105,12 +105,13 @@ class Cluster:
         self.stop()
 
     def node_id(self, index: int) -> str:
-        """The LiveKit node id of node ``index``, from its server's log."""
+        """The LiveKit node id of node ``index``, from its server's log (the last start's:
+        a restarted node is a new node to LiveKit)."""
         log = self.nodes[index].options.run_dir / "livekit-server.log"
-        found = _NODE_ID.search(log.read_text(errors="replace")) if log.exists() else None
-        if found is None:
+        found = _NODE_ID.findall(log.read_text(errors="replace")) if log.exists() else []
+        if not found:
             raise HarnessError("cluster", f"node {index} logged no node id in {log}")
-        return found.group(1)
+        return str(found[-1])
 
     def node_of_room(self, room: str) -> int | None:
         """Which node hosts ``room``, as Redis's room->node map says; None if no node does."""
@@ -130,6 +131,11 @@ class Cluster:
         """SIGKILL node ``index``'s livekit-server: a machine whose SFU died. Its service
         and worker stay up, as they would on a machine whose other processes survived."""
         self.nodes[index].kill("livekit-server")
+
+    def restart_node(self, index: int) -> None:
+        """Start node ``index``'s livekit-server again (after ``kill_node``); ready when this
+        returns. It joins the cluster under a new node id."""
+        self.nodes[index].restart("livekit-server")
 
     def describe(self) -> str:
         return json.dumps({i: n.options.host for i, n in enumerate(self.nodes)})

@@ -51,6 +51,9 @@ class StackOptions:
     # "host:port" of the Redis that this node shares with others (harness/cluster.py);
     # None: a single node, as livekit.yaml has it.
     redis_address: str | None = None
+    # The worker's Prometheus endpoint (BOT_METRICS_PORT): None, the port after api_port's
+    # (a second stack on the same address has its own api_port); 0, none.
+    bot_metrics_port: int | None = None
     start_timeout_s: float = 120.0  # a bound, not a wait: a busy 2-core box is slow to spawn
 
 
@@ -93,6 +96,10 @@ class Stack:
                 "public_api_url": f"http://{host}:{self.options.api_port}",
                 "worker_load_mode": "jobs",
                 "worker_load_threshold": float("inf"),
+                "bot_metrics_host": host,
+                "bot_metrics_port": self.options.api_port + 1
+                if self.options.bot_metrics_port is None
+                else self.options.bot_metrics_port,
                 **self._turn_settings(),
             }
         )

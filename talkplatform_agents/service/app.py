@@ -13,7 +13,7 @@ from talkplatform_agents.service.chat_routes import chat_router
 from talkplatform_agents.service.context import ServiceContext
 from talkplatform_agents.service.error_handlers import install_error_handlers
 from talkplatform_agents.service.limits import AuthFailureGuard, LimitOptions, ServiceLimits
-from talkplatform_agents.service.metrics import router as metrics_router
+from talkplatform_agents.service.metrics import install_metrics
 from talkplatform_agents.service.moderation_routes import router as moderation_router
 from talkplatform_agents.service.recording_routes import recording_router
 from talkplatform_agents.service.routes import router
@@ -49,11 +49,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(chat_router(settings))
     app.include_router(recording_router(settings))
     app.include_router(transcription_router)
-    app.include_router(metrics_router)
     # The last added is the outermost: security headers on everything (CORS preflights and
     # the guard's 429s too), CORS headers on the guard's 429s so a browser can read them.
     if limits.guards_logins:
         app.add_middleware(AuthFailureGuard, limits=limits)
     install_cors(app, settings.cors_origins)
     app.add_middleware(SecurityHeaders, hsts=settings.api_url.startswith("https://"))
+    install_metrics(app)  # outermost: it times and counts every answer
     return app

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field
 
 from talkplatform_agents.errors import Forbidden, Invalid, NotFound
 from talkplatform_agents.roles import MODERATOR_ROLES
+from talkplatform_agents.service.metrics import Metrics
 from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import Context, User
 from talkplatform_agents.service.schemas import (
@@ -95,15 +96,19 @@ async def waiting_stats(meeting_id: str, user: User, ctx: Context) -> dict[str, 
 
 
 @router.post(_WAITING + "/admit-all")
-async def admit_all(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
-    return await ctx.waiting_room.admit_all(meeting_id, user.user_id)
+async def admit_all(meeting_id: str, user: User, ctx: Context, metrics: Metrics) -> dict[str, Any]:
+    result = await ctx.waiting_room.admit_all(meeting_id, user.user_id)
+    metrics.admitted(len(result["admitted"]))
+    return result
 
 
 @router.post(_WAITING + "/admit", responses=_BODY)
 async def admit_many(
-    meeting_id: str, body: IdentitiesBody, user: User, ctx: Context
+    meeting_id: str, body: IdentitiesBody, user: User, ctx: Context, metrics: Metrics
 ) -> dict[str, Any]:
-    return await ctx.waiting_room.admit_many(meeting_id, user.user_id, body.identities)
+    result = await ctx.waiting_room.admit_many(meeting_id, user.user_id, body.identities)
+    metrics.admitted(len(result["admitted"]))
+    return result
 
 
 @router.post(_WAITING + "/message", responses=_BODY)
@@ -114,8 +119,12 @@ async def message_waiting(
 
 
 @router.post(_WAITING + "/{identity}/admit")
-async def admit(meeting_id: str, identity: str, user: User, ctx: Context) -> dict[str, Any]:
-    return await ctx.waiting_room.admit(meeting_id, user.user_id, identity)
+async def admit(
+    meeting_id: str, identity: str, user: User, ctx: Context, metrics: Metrics
+) -> dict[str, Any]:
+    result = await ctx.waiting_room.admit(meeting_id, user.user_id, identity)
+    metrics.admitted(1 if result["changed"] else 0)
+    return result
 
 
 @router.post(_WAITING + "/{identity}/deny", responses=_BODY)

@@ -22,6 +22,7 @@ from talkplatform_agents.service.attendance import record_webhook
 from talkplatform_agents.service.auth import AppUser
 from talkplatform_agents.service.context import ServiceContext
 from talkplatform_agents.service.limits import charge_token_request
+from talkplatform_agents.service.metrics import Metrics
 from talkplatform_agents.service.openapi import (
     BODY,
     LIVEKIT,
@@ -107,7 +108,12 @@ async def get_meeting(meeting_id: str, _user: User, ctx: Context) -> MeetingOut:
     responses=errors(LOGIN, STORE, TOKEN, LIVEKIT),
 )
 async def meeting_token(
-    body: TokenRequest, user: User, ctx: Context, request: Request, response: Response
+    body: TokenRequest,
+    user: User,
+    ctx: Context,
+    request: Request,
+    response: Response,
+    metrics: Metrics,
 ) -> TokenResponse:
     """A meeting token, or a lobby token when the waiting room (or a missing host) holds the
     user at the door; a locked meeting, a denial or a removal is a 403 that says which.
@@ -121,13 +127,16 @@ async def meeting_token(
     minted = granted.minted
     logger.info("[%s] token for %s as %s (%s)", minted.room, user.user_id, minted.role.value,
                 granted.status)  # fmt: skip
+    metrics.token("meeting", granted.status)
     return _token_out(ctx, minted, granted.status)
 
 
 @router.post(
     "/api/v1/greenroom/token", dependencies=[Depends(_token_quota)], responses=errors(LOGIN)
 )
-async def greenroom_token(user: User, ctx: Context, response: Response) -> TokenResponse:
+async def greenroom_token(
+    user: User, ctx: Context, response: Response, metrics: Metrics
+) -> TokenResponse:
     """A token for the user's own green room, which dispatches the echo bot into it."""
     response.headers.update(NO_STORE)
     minted = mint_token(
@@ -139,6 +148,7 @@ async def greenroom_token(user: User, ctx: Context, response: Response) -> Token
         ttl=ctx.token_ttl,
         dispatch_agents=(ECHO_AGENT_NAME,),
     )
+    metrics.token("greenroom", "joined")
     return _token_out(ctx, minted)
 
 
@@ -156,7 +166,10 @@ async def connection_info(_user: User, ctx: Context) -> ConnectionInfo:
 
 @router.post("/api/v1/livekit/webhook", responses=errors(400, 401, 422, STORE))
 async def livekit_webhook(
-    request: Request, ctx: Context, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    ctx: Context,
+    metrics: Metrics,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, str]:
     """Verified, then acted on once: a stale event is a 400, a replay (its event id seen
     before, by any service process on the database) is acknowledged and ignored."""
@@ -169,6 +182,7 @@ async def livekit_webhook(
     gate: WebhookGate = request.app.state.webhook_gate
     if not await gate.first_seen(event):
         logger.info("[%s] webhook %s (%s) seen before: ignored", room, event.event, event.id)
+        metrics.webhook(event.event, "duplicate")
         return {"status": "duplicate"}
     logger.info("[%s] webhook %s (%s)", room, event.event, event.id)
     try:
@@ -183,6 +197,7 @@ async def livekit_webhook(
     except Exception:
         await gate.forget(event)  # so that livekit-server's retry is acted on, not ignored
         raise
+    metrics.webhook(event.event, "acted")
     return {"status": "ok"}
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from livekit import rtc
+from prometheus_client.parser import text_string_to_metric_families
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.lk import chat as proto
@@ -223,9 +224,32 @@ def _by_id(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {m["id"]: m for m in messages}
 
 
+Figures = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def _figures(url: str) -> Figures:
+    """A Prometheus endpoint's samples, by name and labels."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        reply = await http.get(url)
+    assert reply.status_code == 200, reply.text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(reply.text)
+        for s in family.samples
+    }
+
+
+def _figure(figures: Figures, name: str, **labels: str) -> float:
+    return figures.get((name, frozenset(labels.items())), 0.0)
+
+
 async def test_both_wire_formats_in_and_out_and_edits(
-    meetings: Callable[..., Any],
+    meetings: Callable[..., Any], live_settings: Settings
 ) -> None:
+    # The worker's one endpoint for all its bot processes, and the service's own.
+    bots_url = f"http://{live_settings.bot_metrics_host}:{live_settings.bot_metrics_port}/metrics"
+    service_url = live_settings.api_url + "/metrics"
+    bots_before, service_before = await _figures(bots_url), await _figures(service_url)
     m: Meeting = await meetings()
     ann = await m.join(_uid("ann"), "Ann")
     bob = await m.join(_uid("bob"), "Bob")
@@ -281,6 +305,30 @@ async def test_both_wire_formats_in_and_out_and_edits(
     notice = await bob.notice(bot, "not_yours")
     assert notice.attributes[proto.ATTR_REF] == first and "someone else" in notice.text
     assert _by_id(await m.stored())[first]["message"] == "hello, edited"
+
+    # The figures moved: two messages relayed to the room, stored ones, the refused edit,
+    # the bot in its room; two meeting tokens, and livekit-server's webhooks.
+    bots, service = await _figures(bots_url), await _figures(service_url)
+    chat = {"agent": CHAT_AGENT_NAME}
+    for name, labels, least in (
+        ("tp_chat_relayed_total", {"audience": "room"}, 2),
+        ("tp_chat_messages_total", {"outcome": "created"}, 4),
+        ("tp_chat_messages_total", {"outcome": "not_owner"}, 1),
+        ("tp_bot_jobs_accepted_total", chat, 1),
+    ):
+        moved = _figure(bots, name, **labels) - _figure(bots_before, name, **labels)
+        assert moved >= least, (name, labels, moved)
+    assert _figure(bots, "tp_bot_rooms", **chat) >= 1
+    meeting_tokens = {"kind": "meeting", "status": "joined"}
+    assert (
+        _figure(service, "tp_token_requests_total", **meeting_tokens)
+        - _figure(service_before, "tp_token_requests_total", **meeting_tokens)
+        >= 2
+    )
+    joined = {"event": "participant_joined", "result": "acted"}
+    assert _figure(service, "tp_webhooks_total", **joined) > _figure(
+        service_before, "tp_webhooks_total", **joined
+    )
 
 
 async def test_host_deletes_and_late_joiners_get_history(meetings: Callable[..., Any]) -> None:

@@ -229,3 +229,16 @@ def test_the_public_url_defaults_to_the_private_one_and_is_checked() -> None:
     assert settings.client_livekit_url == settings.livekit_url
     with pytest.raises(ValidationError, match="LIVEKIT_PUBLIC_URL must start with ws://"):
         Settings(_env_file=None, LIVEKIT_PUBLIC_URL="https://x.test")  # type: ignore[call-arg]
+
+
+def test_the_waiting_room_bot_admits_guests_to_the_public_url() -> None:
+    from talkplatform_agents.bots.moderator.bot import ModeratorOptions
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        LIVEKIT_URL="ws://livekit:7880",
+        LIVEKIT_PUBLIC_URL="wss://meet.example.test",
+    )
+    options = ModeratorOptions.from_settings(settings)
+    assert options.ws_url == "wss://meet.example.test"
+    assert options.livekit_http_url == "http://livekit:7880"

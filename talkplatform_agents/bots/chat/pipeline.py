@@ -19,6 +19,7 @@ from typing import Any
 from talkplatform_agents.bots.chat.context import ChatContext
 from talkplatform_agents.bots.chat.inbound import ChatIn
 from talkplatform_agents.bots.chat.moderation import Code, Verdict
+from talkplatform_agents.bots.metrics import CHAT_MESSAGES, CHAT_RELAYED
 from talkplatform_agents.lk import chat as proto
 from talkplatform_agents.store.chat import NewMessage, SaveOutcome, StoredMessage
 from talkplatform_agents.tasks import TaskSet
@@ -142,6 +143,7 @@ class ChatPipeline:
         except Exception:
             # Never a silent drop: each sender learns that their message did not make it.
             logger.exception("[%s] could not store %d messages", self._ctx.tag, len(run))
+            CHAT_MESSAGES.labels("unstored").inc(len(run))
             for item in run:
                 self._effect(self._ctx.refuse(item.chat.sender, Code.UNAVAILABLE, item.chat.id))
             return
@@ -152,6 +154,7 @@ class ChatPipeline:
         self, item: Accepted, outcome: SaveOutcome, stored: StoredMessage, people: list[str]
     ) -> None:
         chat = item.chat
+        CHAT_MESSAGES.labels(outcome.value).inc()
         if (chat.relay or chat.to) and outcome in _KEPT:
             # A receipt: a client sending through the bot knows what the store holds, and
             # sends again what it lacks to the next bot, should this one die (the store
@@ -168,6 +171,7 @@ class ChatPipeline:
             self.stored += outcome is SaveOutcome.CREATED
             if to := self._ctx.audience(stored, people, exclude=chat.sender):
                 self._effect(self._ctx.outbox.message(stored, "message", to))
+                CHAT_RELAYED.labels("private" if chat.to else "room").inc()
         else:
             self.stored += outcome is SaveOutcome.CREATED
             if item.verdict.masked or outcome is SaveOutcome.EDITED:

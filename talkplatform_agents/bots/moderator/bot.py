@@ -19,6 +19,7 @@ from livekit import rtc
 
 from talkplatform_agents.bots.election import Election
 from talkplatform_agents.bots.job import BotJob
+from talkplatform_agents.bots.metrics import WAITING
 from talkplatform_agents.bots.moderator.rpc import register_rpc
 from talkplatform_agents.bots.ratelimit import RateLimiter, Refusals, RpcLimits
 from talkplatform_agents.config import Settings
@@ -51,7 +52,7 @@ class ModeratorOptions:
         return cls(
             database_url=settings.database_url,
             livekit_http_url=settings.livekit_http_url,
-            ws_url=settings.livekit_url,
+            ws_url=settings.client_livekit_url,
             api_key=settings.livekit_api_key,
             api_secret=settings.livekit_api_secret.get_secret_value(),
             token_ttl_s=settings.token_ttl_seconds,
@@ -89,6 +90,8 @@ class ModeratorBot:
         self.waiting_room = WaitingRoom(deps)
         self.controls = HostControls(deps, self.waiting_room)
         self._tasks = TaskSet(room.name, self._step_failed)
+        # Who is in the lobby now: the waiting queue's length in the figures.
+        self._knockers: set[str] = set()
 
     @property
     def tag(self) -> str:
@@ -109,6 +112,9 @@ class ModeratorBot:
         logger.info("[%s] moderating (%s)", self.tag, self._kind.value)
 
     async def stop(self) -> None:
+        if self._knockers:
+            WAITING.labels(WAITING_ROOM_AGENT_NAME).dec(len(self._knockers))
+            self._knockers.clear()
         await self._tasks.aclose()
         await self.waiting_room.aclose()
 
@@ -116,6 +122,9 @@ class ModeratorBot:
         if _is_agent(participant):
             return
         if self._kind is RoomKind.LOBBY:
+            if participant.identity not in self._knockers:
+                self._knockers.add(participant.identity)
+                WAITING.labels(WAITING_ROOM_AGENT_NAME).inc()
             self._spawn(self.waiting_room.knocker_arrived(self._meeting_id, participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=True))
@@ -131,6 +140,9 @@ class ModeratorBot:
         if _is_agent(participant):
             return
         if self._kind is RoomKind.LOBBY:
+            if participant.identity in self._knockers:
+                self._knockers.discard(participant.identity)
+                WAITING.labels(WAITING_ROOM_AGENT_NAME).dec()
             self._spawn(self.waiting_room.knocker_left(self._meeting_id, participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=False))

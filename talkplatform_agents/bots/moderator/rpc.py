@@ -12,6 +12,7 @@ from typing import Any
 
 from livekit import rtc
 
+from talkplatform_agents.bots.metrics import ADMISSIONS
 from talkplatform_agents.bots.ratelimit import RpcLimits
 from talkplatform_agents.bots.rpc_errors import RpcHandler, answer_errors
 from talkplatform_agents.bots.rpc_limits import CallerLimits
@@ -32,15 +33,22 @@ def _methods(waiting_room: WaitingRoom, controls: HostControls) -> dict[str, Han
         return {"waiting": await waiting_room.queue(m, caller)}
 
     async def admit(m: str, caller: str, payload: str) -> dict[str, Any]:
-        return await waiting_room.admit(m, caller, parse(proto.IdentityRequest, payload).identity)
+        identity = parse(proto.IdentityRequest, payload).identity
+        result = await waiting_room.admit(m, caller, identity)
+        _admitted(1 if result["changed"] else 0)
+        return result
 
     async def admit_all(m: str, caller: str, payload: str) -> dict[str, Any]:
         parse(proto.EmptyRequest, payload)
-        return await waiting_room.admit_all(m, caller)
+        result = await waiting_room.admit_all(m, caller)
+        _admitted(len(result["admitted"]))
+        return result
 
     async def admit_many(m: str, caller: str, payload: str) -> dict[str, Any]:
         identities = parse(proto.IdentitiesRequest, payload).identities
-        return await waiting_room.admit_many(m, caller, identities)
+        result = await waiting_room.admit_many(m, caller, identities)
+        _admitted(len(result["admitted"]))
+        return result
 
     async def deny(m: str, caller: str, payload: str) -> dict[str, Any]:
         request = parse(proto.DenyRequest, payload)
@@ -96,6 +104,11 @@ def _methods(waiting_room: WaitingRoom, controls: HostControls) -> dict[str, Han
         proto.RPC_HOST_LOCK: lock,
         proto.RPC_HOST_END: end,
     }
+
+
+def _admitted(count: int) -> None:
+    if count > 0:
+        ADMISSIONS.labels("rpc").inc(count)
 
 
 def register_rpc(
