@@ -3,7 +3,8 @@
 # iproute2 (network namespaces), mariadb-server (the store tests' production database) and
 # coturn (TURN relay for the preflight check); e2fsprogs' chattr (the recorder's write-error
 # test: an immutable directory refuses even root); espeak-ng and sox (the transcriber's test
-# speech).
+# speech); redis-server (the two-node LiveKit cluster's tests) and docker-compose (validates
+# docker-compose.yml; no Docker engine is needed for that).
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -12,6 +13,8 @@ command -v turnserver >/dev/null || need+=(coturn)
 command -v chattr >/dev/null || need+=(e2fsprogs)  # a recording directory made unwritable
 command -v espeak-ng >/dev/null || need+=(espeak-ng)  # test speech for the transcriber
 command -v sox >/dev/null || need+=(sox)
+command -v redis-server >/dev/null || need+=(redis-server)  # multi-node LiveKit's shared state
+command -v docker-compose >/dev/null || need+=(docker-compose)  # `config -q` checks the compose file
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     echo "debian-packages: please install: ${need[*]} (needs root and apt-get)" >&2
