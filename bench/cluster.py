@@ -125,16 +125,35 @@ class Bench:
         return room_s, bots_s
 
 
-async def _measure(cluster: Cluster, joins: int, failovers: int) -> dict[str, list[float]]:
+def _redis_commands(cluster: Cluster) -> int:
+    """Commands Redis has processed since it started (INFO stats)."""
+    assert cluster.redis is not None
+    for line in cluster.redis.command("INFO", "stats").splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":", 1)[1])
+    raise RuntimeError("Redis INFO stats has no total_commands_processed")
+
+
+async def _measure(
+    cluster: Cluster, joins: int, failovers: int, redis: dict[str, float]
+) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"local": [], "relayed": [], "bots": [], "room": [], "back": []}
+    # Redis's load from two idle nodes (their heartbeats and stats), then per meeting.
+    before, started = _redis_commands(cluster), time.monotonic()
+    await asyncio.sleep(10)  # a bench: the window of the idle rate, not a wait
+    redis["idle commands/s"] = (_redis_commands(cluster) - before) / (time.monotonic() - started)
     async with httpx.AsyncClient(timeout=30) as http:
         bench = Bench(cluster, http)
+        before, started = _redis_commands(cluster), time.monotonic()
         for _ in range(joins):
             room, grant, node, bots_s = await bench.new_meeting()
             out["bots"].append(bots_s)
             out["local"].append(await bench.join(grant, node))
             out["relayed"].append(await bench.join(grant, 1 - node))
             await room.disconnect()
+        idle = redis["idle commands/s"] * (time.monotonic() - started)
+        # Each meeting: made, its host and bots in, two more joins, everyone out.
+        redis["commands per meeting"] = (_redis_commands(cluster) - before - idle) / joins
         for trial in range(failovers):
             room_s, back_s = await bench.failover()
             out["room"].append(room_s)
@@ -166,7 +185,8 @@ def main() -> None:
                 root=ROOT, run_dir=Path(tmp) / "run", hosts=HOSTS, agents=MEETING_AGENTS
             )
             with Cluster(settings, options) as cluster:
-                times = asyncio.run(_measure(cluster, args.joins, args.failovers))
+                redis: dict[str, float] = {}
+                times = asyncio.run(_measure(cluster, args.joins, args.failovers, redis))
         finally:
             database.stop()
     rows = []
@@ -192,6 +212,7 @@ def main() -> None:
         {
             "relayed / local join (median)": round(median["relayed"] / median["local"], 3),
             "failover bots / new-meeting bots (median)": round(median["back"] / median["bots"], 3),
+            **{f"redis {k}": round(v, 1) for k, v in redis.items()},
         },
         width=120,
     )
