@@ -68,6 +68,7 @@ class Bench:
     def __init__(self, cluster: Cluster, http: httpx.AsyncClient) -> None:
         self.cluster = cluster
         self.http = http
+        self.registered: list[int] = []  # nodes in LiveKit's registry after each failover
 
     def url(self, node: int) -> str:
         return self.cluster.nodes[node].child_settings.livekit_url
@@ -120,6 +121,8 @@ class Bench:
         room_s = time.monotonic() - killed
         await _until(lambda: _bots_settled(room), 180)
         bots_s = time.monotonic() - killed
+        # What LiveKit's registry says of the dead node once its meetings have moved.
+        self.registered.append(self.cluster.registered_nodes())
         await room.disconnect()
         self.cluster.restart_node(dead)
         return room_s, bots_s
@@ -159,6 +162,8 @@ async def _measure(
             out["room"].append(room_s)
             out["back"].append(back_s)
             print(f"failover {trial + 1}: room {room_s:.2f} s, bots {back_s:.2f} s", flush=True)
+        if bench.registered:
+            redis["nodes registered after a failover (of 2, one dead)"] = min(bench.registered)
     return out
 
 

@@ -15,6 +15,7 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)  # test speech for the tran
 command -v sox >/dev/null || need+=(sox)
 command -v redis-server >/dev/null || need+=(redis-server)  # multi-node LiveKit's shared state
 command -v docker-compose >/dev/null || need+=(docker-compose)  # `config -q` checks the compose file
+command -v wget >/dev/null || need+=(wget)  # the compose file's livekit health check, run natively
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     echo "debian-packages: please install: ${need[*]} (needs root and apt-get)" >&2

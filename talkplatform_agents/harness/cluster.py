@@ -37,6 +37,9 @@ class ClusterOptions:
     hosts: tuple[str, ...]  # one test host per node; Redis runs on the first
     agents: tuple[str, ...] = ("all",)
     base_port: int = 8880  # node i's livekit-server: base_port + 1000 i, and the two next
+    # Every node posts its webhooks to every service (not only its own): each event then
+    # reaches all services, which must act on it once between them.
+    webhooks_to_all: bool = True
 
 
 @dataclass
@@ -84,18 +87,25 @@ class Cluster:
             livekit_port=port,
             rtc_tcp_port=port + 1,
             rtc_udp_port=port + 2,
+            extra_webhook_urls=tuple(
+                f"http://{other}:{StackOptions.api_port}"
+                for other in self.options.hosts
+                if other != host and self.options.webhooks_to_all
+            ),
             agents=self.options.agents,
             redis_address=self.redis.address,
         )
 
     def stop(self) -> None:
-        if self.nodes:
-            with ThreadPoolExecutor(len(self.nodes), thread_name_prefix="node") as pool:
-                list(pool.map(Stack.stop, self.nodes))
-        self.nodes.clear()
-        if self.redis is not None:
-            self.redis.stop()
-            self.redis = None
+        try:
+            if self.nodes:
+                with ThreadPoolExecutor(len(self.nodes), thread_name_prefix="node") as pool:
+                    list(pool.map(Stack.stop, self.nodes))
+        finally:
+            self.nodes.clear()
+            if self.redis is not None:
+                self.redis.stop()
+                self.redis = None
 
     def __enter__(self) -> Cluster:
         self.start()

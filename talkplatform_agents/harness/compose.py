@@ -357,12 +357,21 @@ class NativeCompose:
     def _start_all(self) -> None:
         deadline = time.monotonic() + self.options.start_timeout_s
         waiting = dict(self.compose.services)
+        # Services that others wait to see finish (a schema migration): their exit 0 is done.
+        one_shot = {
+            dependency
+            for service in self.compose.services.values()
+            for dependency, condition in service.depends_on.items()
+            if condition == "service_completed_successfully"
+        }
         while waiting or not all(self._ready(r) for r in self._running.values()):
             for name, service in list(waiting.items()):
                 if all(self._holds(dep, cond) for dep, cond in service.depends_on.items()):
                     self._start(service)
                     del waiting[name]
             for running in self._running.values():
+                if running.service.name in one_shot and running.process.exit_code() == 0:
+                    continue
                 running.process.check_running()
                 if running.service.healthcheck and not running.healthy:
                     running.healthy = self._probe(running)

@@ -51,6 +51,9 @@ class StackOptions:
     # "host:port" of the Redis that this node shares with others (harness/cluster.py);
     # None: a single node, as livekit.yaml has it.
     redis_address: str | None = None
+    # More webhook targets beside this stack's own service (the other services of a
+    # cluster: LiveKit posts each event to every URL, and the services must agree).
+    extra_webhook_urls: tuple[str, ...] = ()
     # The worker's Prometheus endpoint (BOT_METRICS_PORT): None, the port after api_port's
     # (a second stack on the same address has its own api_port); 0, none.
     bot_metrics_port: int | None = None
@@ -91,6 +94,9 @@ class Stack:
         return self.settings.model_copy(
             update={
                 "livekit_url": f"ws://{host}:{self.options.livekit_port}",
+                # Clients of a local stack reach it where its processes do, whatever the
+                # shell that started it says (a compose user's LIVEKIT_PUBLIC_URL, say).
+                "livekit_public_url": None,
                 "api_host": host,
                 "api_port": self.options.api_port,
                 "public_api_url": f"http://{host}:{self.options.api_port}",
@@ -230,6 +236,7 @@ class Stack:
         rendered = _with_ports(rendered, self.options)
         if self.options.redis_address is not None:
             rendered += f"redis:\n  address: {self.options.redis_address}\n"
+        rendered = _with_webhooks(rendered, self.options.extra_webhook_urls)
         path = self.options.run_dir / "livekit.rendered.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(rendered)
@@ -287,6 +294,18 @@ def _with_ports(config: str, options: StackOptions) -> str:
         if not found:
             raise HarnessError("livekit-server", f"the config has no {key} line to set")
     return config
+
+
+def _with_webhooks(config: str, urls: tuple[str, ...]) -> str:
+    """``urls`` as more items of the ``webhook.urls`` list, after its first one."""
+    if not urls:
+        return config
+    found = re.search(r"(?m)^(\s*)- \S+/api/v1/livekit/webhook\s*$", config)
+    if found is None:
+        raise HarnessError("livekit-server", "the config has no webhook URL to add to")
+    indent = found.group(1)
+    extra = "".join(f"\n{indent}- {url}/api/v1/livekit/webhook" for url in urls)
+    return config[: found.end()] + extra + config[found.end() :]
 
 
 def _accepts(host: str, port: int) -> bool:

@@ -27,7 +27,7 @@ from talkplatform_agents.lk.naming import (
 )
 from talkplatform_agents.service import mint_app_token
 
-_TIMEOUT_S = 90.0
+_TIMEOUT_S = 120.0  # inside test_compose.py's CLIENT_TIMEOUT_S (150 s), so this one speaks first
 
 
 def _settled(room: rtc.Room, agent_name: str) -> bool:
@@ -41,7 +41,9 @@ async def _meeting(api_url: str, secret: str) -> dict[str, object]:
     headers = {"Authorization": f"Bearer {mint_app_token(secret, user, 'Host', 600)}"}
     seen: dict[str, object] = {}
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=15) as http:
-        meeting = (await http.post("/api/v1/meetings", json={"title": "compose"})).json()
+        created = await http.post("/api/v1/meetings", json={"title": "compose"})
+        created.raise_for_status()
+        meeting = created.json()
         grant = await http.post("/api/v1/livekit/token", json={"meetingId": meeting["id"]})
         grant.raise_for_status()
         seen["wsUrl"] = grant.json()["wsUrl"]

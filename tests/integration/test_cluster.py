@@ -170,21 +170,24 @@ async def test_meetings_spread_over_the_nodes_and_everyone_meets_through_either(
     assert sorted(placed) == [0, 1], placed
     assert crossed, "every bot ran on the worker of its room's node"
 
-    # One room, reached through both nodes: the two see and hear each other.
-    room_node = 1
-    meeting = placed[room_node].removeprefix("meeting-")
-    first = _uid("alice")
-    second = _uid("bob")
-    alice = await _enter(
-        people, await _grant(services[0], first, meeting), deployment.url(room_node), audio=True
-    )
+    # One room, reached through both nodes: the two see and hear each other. Its first
+    # member has left, so the room may have closed and come back elsewhere: ask again.
+    room = placed[1]
+    meeting = room.removeprefix("meeting-")
+    first, second = _uid("alice"), _uid("bob")
+    alice = await _enter(people, await _grant(services[0], first, meeting), audio=True)
+    room_node = deployment.cluster.node_of_room(room)
+    assert room_node is not None
     bob = await _enter(
-        people, await _grant(services[1], second, meeting), deployment.url(0), audio=True
+        people,
+        await _grant(services[1], second, meeting),
+        deployment.url(1 - room_node),  # through the node that does not host the room
+        audio=True,
     )
     async with asyncio.timeout(30):
         await bob.wait_for_audio_marker(sender=first)
         await alice.wait_for_audio_marker(sender=second)
-    assert deployment.cluster.node_of_room(placed[room_node]) == room_node
+    assert deployment.cluster.node_of_room(room) == room_node
 
 
 async def test_two_services_on_one_database_admit_once_and_count_once(
@@ -206,10 +209,11 @@ async def test_two_services_on_one_database_admit_once_and_count_once(
 
     assert await _until_async(lambda: _equals(waiting(services[0]), [guest]), 60)
     assert await waiting(services[1]) == [guest]
+    # Two hosts' clicks at once, through different services: one admission between them.
     admit = f"/api/v1/meetings/{meeting}/waiting-room/{guest}/admit"
-    first = await services[1].post(admit, headers=auth(host))
-    again = await services[0].post(admit, headers=auth(host))
-    assert (first.json()["changed"], again.json()["changed"]) == (True, False)
+    replies = await asyncio.gather(*(s.post(admit, headers=auth(host)) for s in services))
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    assert sorted(r.json()["changed"] for r in replies) == [False, True]
     assert await waiting(services[0]) == [] and await waiting(services[1]) == []
     admitted = await _grant(services[0], guest, meeting)
     assert admitted["status"] == "joined"
@@ -217,16 +221,18 @@ async def test_two_services_on_one_database_admit_once_and_count_once(
     await until(lambda: guest in host_p.room.remote_participants, 30)
     await guest_lobby.stop()
     await guest_in.stop()
+    await host_p.stop()
 
-    # Each node's webhooks went to its own service; attendance holds each visit once.
+    # Every node posts every webhook to both services; attendance holds each visit once.
     async def visits() -> list[tuple[str, str]] | None:
         reply = await services[1].get(f"/api/v1/meetings/{meeting}/attendance", headers=auth(host))
-        rows = [r for r in reply.json()["attendance"] if r["identity"] == guest]
-        done = len(rows) >= 2 and all(r["leftAt"] for r in rows)
-        return sorted((r["room"], r["identity"]) for r in rows) if done else None
+        rows = reply.json()["attendance"]
+        closed = {(r["room"], r["identity"]) for r in rows if r["leftAt"]}
+        every = {("lobby", guest), ("meeting", guest), ("meeting", host)}
+        return sorted((r["room"], r["identity"]) for r in rows) if closed >= every else None
 
     rows = await _until_async(visits, 60)
-    assert rows == [("lobby", guest), ("meeting", guest)]
+    assert rows == [("lobby", guest), ("meeting", guest), ("meeting", host)]
 
 
 async def test_losing_a_node_moves_its_meetings_to_the_survivor(
@@ -277,7 +283,7 @@ async def test_losing_a_node_moves_its_meetings_to_the_survivor(
     assert await queue() == [guest]
     # The chat bot that came back works: a message now is stored beside the old one.
     await host_p.send_text("said after", topic="lk.chat")
-    await _until_async(lambda: _contains(history(), "said after"), 30)
+    await _until_async(lambda: _contains(history(), "said after"), 60)
 
     # New meetings go to the survivor.
     for _ in range(3):

@@ -60,13 +60,27 @@ def test_services_link_inside_and_give_browsers_the_public_url() -> None:
     assert services["workers"].command[services["workers"].command.index("--agents") + 1] == "all"
 
 
-def test_every_dependency_waits_for_health() -> None:
+def test_every_dependency_waits_for_health_or_the_migration() -> None:
     services = _compose().services
     for service in services.values():
         for dependency, condition in service.depends_on.items():
-            assert condition == "service_healthy", (service.name, dependency)
-    assert services["token-service"].depends_on.keys() == {"mariadb", "livekit"}
-    assert all(s.healthcheck for n, s in services.items() if n != "coturn")
+            done = dependency == "migrate"
+            expected = "service_completed_successfully" if done else "service_healthy"
+            assert condition == expected, (service.name, dependency)
+    # The schema is migrated once, by its own one-shot service, never by each replica.
+    assert list(services["migrate"].command) == ["talkplatform-agents", "db", "upgrade"]
+    assert services["migrate"].depends_on.keys() == {"mariadb"}
+    assert services["token-service"].depends_on.keys() == {"migrate", "livekit"}
+    assert "upgrade" not in " ".join(services["token-service"].command)
+    assert all(s.healthcheck for n, s in services.items() if n not in ("coturn", "migrate"))
+
+
+def test_secrets_have_no_defaults(tmp_path: Path) -> None:
+    """Without .env, compose refuses, rather than publish ports behind the repo's dev keys."""
+    values = read_env_file(ROOT / ".env.example")
+    for name in ("LIVEKIT_API_SECRET", "APP_JWT_SECRET", "LIVEKIT_API_KEY"):
+        with pytest.raises(ComposeError, match=name):
+            ComposeFile.load(ROOT / "docker-compose.yml", {**values, name: ""})
 
 
 def test_livekit_config_uses_redis_and_signs_webhooks_with_the_env_key() -> None:
