@@ -16,7 +16,7 @@ up: setup
 ## The whole suite: unit, service contract, store on SQLite and MariaDB, and end to end
 ## against the real livekit-server in a network namespace.
 test: setup
-	$(BIN)/pytest -ra --durations=15
+	$(BIN)/pytest -ra --durations=40
 
 ## ruff, mypy --strict and the fast tests (no server, no namespace).
 check: setup lint typecheck fast
@@ -32,7 +32,7 @@ fast:
 	$(BIN)/pytest -q -m "not integration and not mysql"
 
 ## The HTTP API against its OpenAPI document (schemathesis), at length: FUZZ_EXAMPLES
-## generated requests per operation and mode (`make test` runs 20).
+## generated requests per operation and mode (`make test` runs 10).
 FUZZ_EXAMPLES ?= 300
 fuzz: setup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -m "not integration" -q -s -p no:cacheprovider --timeout=0

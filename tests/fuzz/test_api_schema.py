@@ -41,7 +41,7 @@ HOST = "fuzz-host"
 GUEST = "fuzz-guest"
 # Per operation and generation mode (valid, invalid), of the fuzzing phase; the examples
 # and coverage phases add their own.
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
