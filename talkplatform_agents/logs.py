@@ -97,7 +97,26 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key not in line and not key.startswith("_"):
                 line[key] = value
         # default=str: an extra that JSON cannot hold (a path, an enum) is still shown.
-        return json.dumps(line, default=str, ensure_ascii=False)
+        try:
+            return json.dumps(line, default=str, ensure_ascii=False)
+        except Exception:
+            # Not only TypeError and ValueError (a dict with tuple keys, a cycle): a str()
+            # may raise anything, and a deep value RecursionError. The line stays; the
+            # fields that JSON refuses go as their repr.
+            fields = {key: _json_field(value) for key, value in line.items()}
+            return json.dumps(fields, ensure_ascii=False)
+
+
+def _json_field(value: object) -> object:
+    """``value`` as JSON takes it (as ``format`` does: ``str`` of what it cannot hold), as
+    plain JSON values, or else its repr."""
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return f"<{type(value).__name__}: not representable>"
 
 
 def configure_logging(level: str, log_format: LogFormat, process: str | None = None) -> None:

@@ -25,9 +25,15 @@ multiprocess mode, in a directory of the worker's run; its parent merges them at
 scrape. Each child writes to a subdirectory of its own, and a livekit-agents server's job
 processes to one of that server's (``jobs-<pid>``): livekit-agents empties its job
 processes' directory when it starts (``AgentServer(prometheus_multiproc_dir=...)``), and
-must never empty another's. Counters of a process that ended stay (they are totals); gauges
-of a dead process are dropped at the next scrape. (livekit-agents' own ``prometheus_port``
-is not used: it would be one more port per server, and would serve only that server.)
+must never empty another's. A process that ended leaves its files (every job process does,
+one per session): at each scrape, and every little while (``WorkerMetrics.sweep``), the
+parent folds its counters and histograms into totals it keeps in memory, and deletes its
+files, gauges and all (a gauge is now, and that process is gone). So the directory holds
+the living processes' files only. (livekit-agents' own ``prometheus_port`` is not used: it
+would be one more port per server, and would serve only that server.)
+
+The directory is ``tp-bot-metrics-<pid>-…`` under the system's temporary directory, ``pid``
+the worker's: a worker that was killed leaves it, and the next worker removes it.
 
 A process that runs no worker (a room host on its own, ``run_room_host``) serves its own
 figures on the same port setting; prometheus_client then keeps them in memory.
@@ -36,6 +42,7 @@ figures on the same port setting; prometheus_client then keeps them in memory.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -47,8 +54,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from talkplatform_agents.errors import TalkPlatformError
 
 __all__ = [
     "ADMISSIONS",
@@ -61,10 +72,13 @@ __all__ = [
     "ROOMS",
     "RPC_ERRORS",
     "WAITING",
+    "MetricsPortError",
     "MetricsServer",
     "WorkerMetrics",
     "serve_registry",
 ]
+
+logger = logging.getLogger(__name__)
 
 # This process's figures. Not prometheus_client's global registry: livekit-agents puts its
 # own there, and a process that serves itself shows ours only.
@@ -109,14 +123,25 @@ ADMISSIONS = Counter(
 )  # fmt: skip
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's (and livekit-agents') switch
-_LIVE_GAUGE = re.compile(r"^gauge_live[a-z]*_(\d+)\.db$")
+# One process's figures of one kind: prometheus_client names a gauge's kind by its
+# multiprocess mode (gauge_livesum, gauge_all, gauge_max, ...).
+_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db$")
+_DIR_PREFIX = "tp-bot-metrics-"
+
+
+class MetricsPortError(TalkPlatformError, OSError):
+    """A metrics endpoint's address cannot be bound (its port is in use, say)."""
 
 
 class MetricsServer:
     """An HTTP server of one registry's figures, in a thread; ``close`` stops it."""
 
     def __init__(self, registry: Collector, host: str, port: int) -> None:
-        self._server, self._thread = start_http_server(port, host, registry)
+        try:
+            self._server, self._thread = start_http_server(port, host, registry)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise MetricsPortError(f"cannot serve metrics on {host}:{port}: {reason}") from exc
 
     @property
     def port(self) -> int:
@@ -134,23 +159,81 @@ def serve_registry(host: str, port: int) -> MetricsServer:
 
 
 class _Merged(Collector):
-    """Every process's files under ``root``, merged; a dead process's gauges dropped."""
+    """Every process's files under ``root``, merged, plus the totals of processes that
+    ended (``sweep``).
+
+    A pid counts as ended only when no process has it (``os.kill(pid, 0)``). Pids are
+    reused: an ended process's files then wait until the pid's new owner ends too (late,
+    never wrong). A new owner that is one of ours, writing to the same directory, opens the
+    ended one's files and carries on from their values (prometheus_client reads a file's
+    values when it opens it), so its counters stay right and nothing is folded while it
+    lives. Counts are lost only if a new owner starts between the check and the delete
+    (the pid space wrapping in that instant); and as files go within ``sweep``'s period of
+    their process's end, a new owner rarely inherits a gauge that a killed process left."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._lock = threading.Lock()  # scrapes may overlap: one sweep at a time
+        self._lock = threading.Lock()  # scrapes (and a sweep) may overlap: one at a time
+        self._ended: dict[str, Metric] = {}  # by metric name; every sample a sum
 
     def collect(self) -> Iterable[Any]:
         with self._lock:
-            files = []
-            for path in self._root.rglob("*.db"):
-                match = _LIVE_GAUGE.match(path.name)
-                if match is not None and not _alive(int(match.group(1))):
-                    path.unlink(missing_ok=True)
-                    continue
-                files.append(str(path))
-            merged: Iterable[Any] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
-            return merged
+            live = self._sweep()
+            merged: Iterable[Metric] = MultiProcessCollector.merge(live, accumulate=True)  # type: ignore[no-untyped-call]
+            figures = {metric.name: metric for metric in merged}
+            for metric in self._ended.values():
+                _add(figures, metric)
+            return list(figures.values())
+
+    def sweep(self) -> None:
+        with self._lock:
+            self._sweep()
+
+    def _sweep(self) -> list[str]:
+        """Fold the files of processes that ended into the totals, and delete them. Returns
+        the files that stay (living processes')."""
+        live = []
+        for path in sorted(self._root.rglob("*.db")):
+            match = _FILE.match(path.name)
+            if match is None or _alive(int(match.group(2))):
+                live.append(str(path))
+            elif match.group(1).startswith("gauge_"):
+                path.unlink(missing_ok=True)
+            elif not self._fold(path):
+                live.append(str(path))
+        return live
+
+    def _fold(self, path: Path) -> bool:
+        """An ended process's counters, histograms or summaries, into the totals: each
+        sample adds (a histogram's buckets too, cumulative or not). False when the file
+        could not be deleted: it stays, and is read as a living one's (never twice)."""
+        read: Iterable[Metric] = MultiProcessCollector.merge([str(path)], accumulate=True)  # type: ignore[no-untyped-call]
+        figures = list(read)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("metrics: cannot delete %s (%s); its figures stay there", path, exc)
+            return False
+        for metric in figures:
+            _add(self._ended, metric)
+        return True
+
+
+def _add(figures: dict[str, Metric], metric: Metric) -> None:
+    """``metric``'s samples added to ``figures``' same-named metric (a new one when none;
+    ``metric`` itself is never kept, nor changed)."""
+    into = figures.get(metric.name)
+    if into is None:
+        into = figures[metric.name] = Metric(metric.name, metric.documentation, metric.type)
+    at = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(into.samples)}
+    for sample in metric.samples:
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        if key in at:
+            held = into.samples[at[key]]
+            into.samples[at[key]] = held._replace(value=held.value + sample.value)
+        else:
+            at[key] = len(into.samples)
+            into.samples.append(Sample(sample.name, dict(sample.labels), sample.value))
 
 
 class _Restarts(Collector):
@@ -178,19 +261,50 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# This process's endpoints' directories: a directory named with this process's pid and not
+# among these was left by an earlier process that had the same pid (a container's worker,
+# started again, often does).
+_OWN_DIRS: set[Path] = set()
+_DIRS_LOCK = threading.Lock()
+
+
+def _sweep_stale_dirs(parent: Path) -> None:
+    """Remove the directories of workers that ended without closing theirs (killed)."""
+    for path in parent.glob(f"{_DIR_PREFIX}*"):
+        owner = path.name.removeprefix(_DIR_PREFIX).partition("-")[0]
+        if not owner.isdigit() or path in _OWN_DIRS or not path.is_dir():
+            continue
+        if int(owner) == os.getpid() or not _alive(int(owner)):
+            logger.warning("metrics: removing %s, left by a worker that ended", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
 class WorkerMetrics:
     """The worker parent's endpoint: its children's figures, merged, on ``host:port``. Its
-    directory (a fresh one under the system's temporary directory) goes with ``close``."""
+    directory (a fresh one under ``parent``, by default the system's temporary directory)
+    goes with ``close``; one that a killed worker left goes when the next one starts.
+    Raises ``MetricsPortError`` when ``host:port`` cannot be bound."""
 
-    def __init__(self, host: str, port: int, restarts: Callable[[], Mapping[str, int]]) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="tp-bot-metrics-"))
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        restarts: Callable[[], Mapping[str, int]],
+        parent: Path | None = None,
+    ) -> None:
+        parent = parent if parent is not None else Path(tempfile.gettempdir())
+        with _DIRS_LOCK:
+            _sweep_stale_dirs(parent)
+            self.root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=parent))
+            _OWN_DIRS.add(self.root)
+        self._merged = _Merged(self.root)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Merged(self.root))
+        self.registry.register(self._merged)
         self.registry.register(_Restarts(restarts))
         try:
             self._server = MetricsServer(self.registry, host, port)
         except BaseException:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self._remove_root()
             raise
         self._closed = False
 
@@ -219,9 +333,23 @@ class WorkerMetrics:
             else:
                 os.environ[_ENV] = previous
 
+    def sweep(self) -> None:
+        """Fold the figures of processes that ended, and delete their files (a scrape does
+        too): call it every little while, so that files never pile up unscraped. A failure
+        is logged: the figures must never stop the bots."""
+        try:
+            self._merged.sweep()
+        except Exception:
+            logger.exception("metrics: sweeping %s failed", self.root)
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._server.close()
+        self._remove_root()
+
+    def _remove_root(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        with _DIRS_LOCK:
+            _OWN_DIRS.discard(self.root)

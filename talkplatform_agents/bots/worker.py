@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from talkplatform_agents.bots.agents_job import leased_entrypoint, leased_prewarm
 from talkplatform_agents.bots.lease import expire_leases_of
 from talkplatform_agents.bots.load import LoadMode, OwnLoad, jobs_load
-from talkplatform_agents.bots.metrics import WorkerMetrics, serve_registry
+from talkplatform_agents.bots.metrics import MetricsPortError, WorkerMetrics, serve_registry
 from talkplatform_agents.bots.registry import BotOptions, BotSpec, Executor, resolve
 from talkplatform_agents.bots.room_host import HostOptions, Ready, serve_host
 from talkplatform_agents.errors import TalkPlatformError
@@ -164,16 +164,7 @@ def run_workers(
     ctx = mp.get_context("spawn")
     ready: mp.Queue[Ready] = ctx.Queue()
     children: dict[str, _Child] = {}
-    metrics = (
-        WorkerMetrics(
-            options.metrics_host,
-            options.metrics_port,
-            lambda: {name: child.restarts for name, child in children.items()},
-        )
-        if options.metrics_port
-        else None
-    )
-    children.update(_children(specs, options, ready, metrics))
+    metrics: WorkerMetrics | None = None
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -183,6 +174,10 @@ def run_workers(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if options.metrics_port:
+            # In the try: its directory goes with the finally's close, whatever fails next.
+            metrics = _worker_metrics(options, lambda: {n: c.restarts for n, c in children.items()})
+        children.update(_children(specs, options, ready, metrics))
         for child in children.values():
             child.start(ctx, metrics)
         registered = _await_registration(
@@ -191,7 +186,11 @@ def run_workers(
         if registered is None:
             return 0  # asked to stop while starting
         on_ready(registered)
+        next_sweep = time.monotonic() + _METRICS_SWEEP_S
         while not stop_requested:
+            if metrics is not None and time.monotonic() >= next_sweep:
+                metrics.sweep()  # ended job processes' files, scraped or not
+                next_sweep = time.monotonic() + _METRICS_SWEEP_S
             with contextlib.suppress(queue.Empty):
                 name, ids = ready.get(timeout=0.2)  # a restarted child registered again
                 logger.info("worker: %s registered again: %s", name, ids)
@@ -209,6 +208,22 @@ def run_workers(
             signal.signal(sig, handler)
         if metrics is not None:
             metrics.close()
+
+
+_METRICS_SWEEP_S = 15.0
+
+
+def _worker_metrics(
+    options: WorkerOptions, restarts: Callable[[], dict[str, int]]
+) -> WorkerMetrics:
+    try:
+        return WorkerMetrics(options.metrics_host, options.metrics_port, restarts)
+    except MetricsPortError as exc:
+        raise WorkerError(_port_taken(exc)) from exc
+
+
+def _port_taken(exc: MetricsPortError) -> str:
+    return f"{exc} (BOT_METRICS_PORT: a free port, or 0 for no metrics endpoint)"
 
 
 def _children(
@@ -304,7 +319,10 @@ def run_room_host(agent_names: tuple[str, ...], options: WorkerOptions) -> int:
     (run as many of them as the rooms need; each takes ``rooms_per_host``)."""
     server = None
     if options.metrics_port:
-        server = serve_registry(options.metrics_host, options.metrics_port)
+        try:
+            server = serve_registry(options.metrics_host, options.metrics_port)
+        except MetricsPortError as exc:
+            raise WorkerError(_port_taken(exc)) from exc
     try:
         serve_host(
             options.host_options(agent_names), "host", options.log_level, None, options.log_format

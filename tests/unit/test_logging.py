@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,36 @@ def test_a_traceback_stays_in_its_line() -> None:
     doc = json.loads(JsonFormatter().format(_record("failed: %r", object(), exc=True)))
     assert "ValueError: boom" in doc["exc_info"]
     assert "room" not in doc and "process" not in doc
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_an_extra_that_json_refuses_never_loses_the_line() -> None:
+    cycle: list[object] = [1]
+    cycle.append(cycle)
+    line = JsonFormatter().format(
+        _record(
+            "[%s] handled",
+            "meeting-abc",
+            job_id="AJ_1",
+            by_pair={("a", 1): "x"},  # a key JSON cannot hold
+            cycle=cycle,
+            odd=_Unprintable(),
+            path=Path("/tmp/x"),  # str() of what JSON cannot hold, as ever
+        )
+    )
+    doc = json.loads(line)
+    assert (doc["message"], doc["room"]) == ("[meeting-abc] handled", "meeting-abc")
+    assert doc["job_id"] == "AJ_1" and doc["path"] == "/tmp/x"  # the rest as they were
+    assert doc["by_pair"] == "{('a', 1): 'x'}"
+    assert doc["cycle"] == "[1, [...]]"
+    assert doc["odd"] == "<_Unprintable: not representable>"
 
 
 @pytest.mark.parametrize(

@@ -90,8 +90,10 @@ class ModeratorBot:
         self.waiting_room = WaitingRoom(deps)
         self.controls = HostControls(deps, self.waiting_room)
         self._tasks = TaskSet(room.name, self._step_failed)
-        # Who is in the lobby now: the waiting queue's length in the figures.
+        # Who is in the lobby now: the waiting queue's length in the figures, once this bot
+        # is the one that stays (``count_waiting``): a duplicate must not count it too.
         self._knockers: set[str] = set()
+        self._counting = False
 
     @property
     def tag(self) -> str:
@@ -111,10 +113,18 @@ class ModeratorBot:
             self._on_joined(participant)
         logger.info("[%s] moderating (%s)", self.tag, self._kind.value)
 
+    def count_waiting(self) -> None:
+        """Show this lobby's queue in the figures from now on: call it once this bot is
+        elected to stay in the room (``bots/election.py``). Idempotent."""
+        if not self._counting:
+            self._counting = True
+            WAITING.labels(WAITING_ROOM_AGENT_NAME).inc(len(self._knockers))
+
     async def stop(self) -> None:
-        if self._knockers:
+        if self._counting:
+            self._counting = False
             WAITING.labels(WAITING_ROOM_AGENT_NAME).dec(len(self._knockers))
-            self._knockers.clear()
+        self._knockers.clear()
         await self._tasks.aclose()
         await self.waiting_room.aclose()
 
@@ -124,7 +134,8 @@ class ModeratorBot:
         if self._kind is RoomKind.LOBBY:
             if participant.identity not in self._knockers:
                 self._knockers.add(participant.identity)
-                WAITING.labels(WAITING_ROOM_AGENT_NAME).inc()
+                if self._counting:
+                    WAITING.labels(WAITING_ROOM_AGENT_NAME).inc()
             self._spawn(self.waiting_room.knocker_arrived(self._meeting_id, participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=True))
@@ -142,7 +153,8 @@ class ModeratorBot:
         if self._kind is RoomKind.LOBBY:
             if participant.identity in self._knockers:
                 self._knockers.discard(participant.identity)
-                WAITING.labels(WAITING_ROOM_AGENT_NAME).dec()
+                if self._counting:
+                    WAITING.labels(WAITING_ROOM_AGENT_NAME).dec()
             self._spawn(self.waiting_room.knocker_left(self._meeting_id, participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=False))
@@ -230,6 +242,8 @@ async def moderator_session(job: BotJob, options: ModeratorOptions) -> None:
         return  # leaving already: never greet or answer anyone
     await bot.start()
     await election.mark_active()
+    if not election.yielded:
+        bot.count_waiting()  # one count of the lobby, however many moderators joined it
 
 
 def _is_agent(participant: rtc.RemoteParticipant) -> bool:
