@@ -72,13 +72,21 @@ class ManagedProcess:
         if code is not None:
             raise HarnessError(self.name, f"exited with code {code}", self.log_tail())
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to the group, SIGKILL after ``timeout``. Idempotent."""
+    def stop(self, timeout: float = 10.0, *, again_after: float | None = None) -> None:
+        """SIGTERM to the group, SIGKILL after ``timeout``. Idempotent. ``again_after``: a
+        second SIGTERM after that many seconds, for a program that takes the second as
+        "now" (livekit-server drains its rooms on the first, and stops on the second).
+        """
         popen = self._popen
         if popen is None or popen.poll() is not None:
             self._reap_group()
             return
         self._signal_group(signal.SIGTERM)
+        if again_after is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(again_after)
+            if popen.poll() is None:
+                self._signal_group(signal.SIGTERM)
         try:
             popen.wait(timeout)
         except subprocess.TimeoutExpired:

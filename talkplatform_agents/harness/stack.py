@@ -134,7 +134,12 @@ class Stack:
         # Reverse order: bots leave rooms before the server goes away. The worker gets
         # longer than its own drain budget, so a live job can finish cleanly.
         for process in reversed(self.processes):
-            process.stop(timeout=_WORKER_STOP_S if process.name == "worker" else 10.0)
+            if process.name == "livekit-server":
+                # Its rooms have had their bots leave by now; a room waiting on a peer
+                # node that died would hold the drain for 10 s more.
+                process.stop(timeout=10.0, again_after=2.0)
+            else:
+                process.stop(timeout=_WORKER_STOP_S if process.name == "worker" else 10.0)
         self.processes.clear()
 
     def __enter__(self) -> Stack:

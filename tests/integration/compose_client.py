@@ -3,7 +3,8 @@
 ``python compose_client.py API_URL`` (APP_JWT_SECRET in the environment): a host creates a
 meeting, takes its token from the service, joins at the URL given, waits for the chat and
 waiting-room bots, says something in the chat, and reads it back from the service's history
-(the chat bot stored it in MariaDB). Prints one JSON line of what it saw; exit 0 when all
+(the chat bot stored it in MariaDB); then a guest's green room echoes the guest's tone
+back through the workers' green-room bot. Prints one JSON line of what it saw; exit 0 when all
 happened.
 """
 
@@ -23,9 +24,11 @@ from talkplatform_agents.lk.naming import (
     ACTIVE_ATTRIBUTE,
     AGENT_NAME_ATTRIBUTE,
     CHAT_AGENT_NAME,
+    ECHO_AGENT_NAME,
     WAITING_ROOM_AGENT_NAME,
 )
 from talkplatform_agents.service import mint_app_token
+from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
 _TIMEOUT_S = 120.0  # inside test_compose.py's CLIENT_TIMEOUT_S (150 s), so this one speaks first
 
@@ -88,9 +91,33 @@ def _sample(text: str, name: str) -> float:
     )
 
 
+async def _green_room(api_url: str, secret: str) -> dict[str, object]:
+    """The device check's core through compose: the workers' green-room bot comes, and the
+    user's own tone comes back from it through compose's livekit-server."""
+    user = f"guest-{uuid.uuid4().hex[:6]}"
+    headers = {"Authorization": f"Bearer {mint_app_token(secret, user, 'Guest', 600)}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=15) as http:
+        grant = await http.post("/api/v1/greenroom/token")
+        grant.raise_for_status()
+    config = ParticipantConfig(
+        url=grant.json()["wsUrl"], token=grant.json()["token"], publish_video=False
+    )
+    async with SyntheticParticipant(config) as participant:
+        while not _settled(participant.room, ECHO_AGENT_NAME):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        bot = next(
+            p.identity
+            for p in participant.room.remote_participants.values()
+            if p.attributes.get(AGENT_NAME_ATTRIBUTE) == ECHO_AGENT_NAME
+        )
+        await participant.wait_for_audio_marker(sender=bot)
+    return {"echoFrom": bot}
+
+
 async def main() -> int:
     async with asyncio.timeout(_TIMEOUT_S):
-        seen = await _meeting(sys.argv[1], os.environ["APP_JWT_SECRET"])
+        api_url, secret = sys.argv[1], os.environ["APP_JWT_SECRET"]
+        seen = await _meeting(api_url, secret) | await _green_room(api_url, secret)
     print(json.dumps(seen), flush=True)
     return 0
 

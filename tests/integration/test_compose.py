@@ -67,22 +67,7 @@ def _explain(compose: NativeCompose, result: subprocess.CompletedProcess[str]) -
     return f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}\n{logs}"
 
 
-def test_the_green_room_preflight_passes_through_the_service(
-    compose: NativeCompose, tmp_path: Path
-) -> None:
-    result = _client(
-        compose, "-m", "talkplatform_agents", "check",
-        "--api", "http://token-service:8000", "--user", "compose-check", "--json",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, _explain(compose, result)
-    report = json.loads(result.stdout)
-    steps = {step["name"]: step for step in report["steps"]}
-    assert report["ok"], steps
-    assert steps["echo"]["ok"], steps["echo"]  # the green-room bot, from the workers
-
-
-def test_a_meeting_has_its_bots_and_its_chat_is_stored(
+def test_a_meeting_and_a_green_room_run_through_it_with_their_bots(
     compose: NativeCompose, tmp_path: Path
 ) -> None:
     client = Path(__file__).with_name("compose_client.py")
@@ -93,3 +78,4 @@ def test_a_meeting_has_its_bots_and_its_chat_is_stored(
     assert {"chat-relay", "waiting-room"} <= set(seen["bots"])
     assert seen["stored"]
     assert seen["botJobs"] >= 2 and seen["tokens"] >= 1  # both metrics endpoints are wired
+    assert seen["echoFrom"]  # the green-room bot echoed the guest's own tone
