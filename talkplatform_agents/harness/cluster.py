@@ -10,7 +10,6 @@ machine's livekit-server away, for the failover tests.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -146,6 +145,3 @@ class Cluster:
         """Start node ``index``'s livekit-server again (after ``kill_node``); ready when this
         returns. It joins the cluster under a new node id."""
         self.nodes[index].restart("livekit-server")
-
-    def describe(self) -> str:
-        return json.dumps({i: n.options.host for i, n in enumerate(self.nodes)})

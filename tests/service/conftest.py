@@ -5,6 +5,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -35,9 +36,9 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app, running, and a client of it."""
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app on ``settings``, its lifespan running, and an in-process client of it."""
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -46,6 +47,13 @@ async def service(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
         ) as http,
     ):
         yield app, http
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app, running, and a client of it."""
+    async with running_app(settings) as pair:
+        yield pair
 
 
 @pytest.fixture

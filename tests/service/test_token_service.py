@@ -15,9 +15,9 @@ import pytest
 from livekit import api
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.service import create_app, mint_app_token
+from talkplatform_agents.service import mint_app_token
 
-from .conftest import APP_SECRET
+from .conftest import APP_SECRET, running_app
 
 Auth = Callable[..., dict[str, str]]
 
@@ -259,13 +259,8 @@ async def test_bad_name_claims_get_401(client: httpx.AsyncClient, name: object) 
 async def test_clients_get_the_public_url_and_the_service_keeps_its_own(settings: Settings) -> None:
     """LIVEKIT_PUBLIC_URL is what browsers are handed; LIVEKIT_URL stays the service's link."""
     split = settings.model_copy(update={"livekit_public_url": "wss://meet.example.test"})
-    app = create_app(split)
-    transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {mint_app_token(APP_SECRET, 'alice', None, 600)}"}
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://service.test") as client,
-    ):
+    async with running_app(split) as (_, client):
         meeting = await _meeting(client, lambda *_: headers)
         token = await client.post(
             "/api/v1/livekit/token", json={"meetingId": meeting["id"]}, headers=headers

@@ -10,8 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,11 +21,12 @@ from sqlalchemy import func, select
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.errors import Unavailable
-from talkplatform_agents.service import create_app
 from talkplatform_agents.service.context import ServiceContext
 from talkplatform_agents.service.security import WebhookGate
 from talkplatform_agents.store import Database, WebhookEventRepository
 from talkplatform_agents.store.models import WebhookEvent
+
+from .conftest import running_app
 
 Auth = Callable[..., dict[str, str]]
 URL = "/api/v1/livekit/webhook"
@@ -48,23 +48,6 @@ def _signed(settings: Settings, body: str) -> dict[str, str]:
 def _joined(room: str, event_id: str, sid: str = "PA_bob") -> str:
     participant = {"sid": sid, "identity": "bob", "name": "Bob", "joinedAt": int(time.time())}
     return _event("participant_joined", room, event_id, participant=participant)
-
-
-@asynccontextmanager
-async def _app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://service.test") as http,
-    ):
-        yield app, http
-
-
-@pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    async with _app(settings) as pair:
-        yield pair
 
 
 async def _meeting(http: httpx.AsyncClient, auth: Auth) -> str:
@@ -129,7 +112,7 @@ async def test_a_replay_to_another_service_process_is_ignored(
     _, http = service
     body = _event("room_started", "meeting-nobody", "EV_shared")
     assert (await http.post(URL, content=body, headers=_signed(settings, body))).status_code == 200
-    async with _app(settings) as (_, other):  # a second process on the same database
+    async with running_app(settings) as (_, other):  # a second process on the same database
         reply = await other.post(URL, content=body, headers=_signed(settings, body))
     assert reply.status_code == 200 and reply.json() == {"status": "duplicate"}
 

@@ -3,18 +3,15 @@ routes by template, and the counters that the routes move."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.service import create_app, mint_app_token
+from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.store import upgrade
-from tests.service.conftest import participant_joined
+from tests.service.conftest import participant_joined, running_app
 
 SECRET = "metrics-app-secret-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -29,17 +26,6 @@ def _settings(tmp_path: Path) -> Settings:
         APP_JWT_SECRET=SECRET,
         LIVEKIT_URL="ws://127.0.0.1:1",  # nothing listens
     )
-
-
-@asynccontextmanager
-async def _running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://service.test") as http,
-    ):
-        yield app, http
 
 
 def _auth(user: str) -> dict[str, str]:
@@ -62,7 +48,7 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_every_figure_of_before_is_still_there(tmp_path: Path) -> None:
-    async with _running(_settings(tmp_path)) as (_, http):
+    async with running_app(_settings(tmp_path)) as (_, http):
         samples = await _scrape(http)
     names = {name for name, _ in samples}
     # bench/soak.py and the fault tests read these by name.
@@ -75,7 +61,7 @@ async def test_every_figure_of_before_is_still_there(tmp_path: Path) -> None:
 
 
 async def test_requests_are_counted_by_route_template_and_status(tmp_path: Path) -> None:
-    async with _running(_settings(tmp_path)) as (_, http):
+    async with running_app(_settings(tmp_path)) as (_, http):
         for meeting in ("a" * 32, "b" * 32):
             reply = await http.get(f"/api/v1/meetings/{meeting}", headers=_auth("alice"))
             assert reply.status_code == 404
@@ -95,7 +81,7 @@ async def test_requests_are_counted_by_route_template_and_status(tmp_path: Path)
 
 async def test_tokens_webhooks_and_admissions_are_counted(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    async with _running(settings) as (_, http):
+    async with running_app(settings) as (_, http):
         created = await http.post(
             "/api/v1/meetings",
             json={"title": "t", "settings": {"waiting_room": True}},
@@ -133,8 +119,8 @@ async def test_two_apps_in_one_process_count_apart(tmp_path: Path) -> None:
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     async with (
-        _running(_settings(tmp_path / "one")) as (_, one),
-        _running(_settings(tmp_path / "two")) as (_, two),
+        running_app(_settings(tmp_path / "one")) as (_, one),
+        running_app(_settings(tmp_path / "two")) as (_, two),
     ):
         for _ in range(3):
             assert (await one.get("/healthz")).status_code == 200
