@@ -3,8 +3,9 @@
 # iproute2 (network namespaces), mariadb-server (the store tests' production database) and
 # coturn (TURN relay for the preflight check); e2fsprogs' chattr (the recorder's write-error
 # test: an immutable directory refuses even root); espeak-ng and sox (the transcriber's test
-# speech); redis-server (the two-node LiveKit cluster's tests) and docker-compose (validates
-# docker-compose.yml; no Docker engine is needed for that).
+# speech); redis-server (the two-node LiveKit cluster's tests), docker-compose (validates
+# docker-compose.yml; no Docker engine is needed for that) and chromium (the web pages'
+# tests; playwright's own browser download is not reachable).
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -16,6 +17,7 @@ command -v sox >/dev/null || need+=(sox)
 command -v redis-server >/dev/null || need+=(redis-server)  # multi-node LiveKit's shared state
 command -v docker-compose >/dev/null || need+=(docker-compose)  # `config -q` checks the compose file
 command -v wget >/dev/null || need+=(wget)  # the compose file's livekit health check, run natively
+command -v chromium >/dev/null || need+=(chromium)  # the web pages' tests, driven by playwright
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     echo "debian-packages: please install: ${need[*]} (needs root and apt-get)" >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently and fast when already present:
-# the project venv with its Python dependencies, and the Go-built livekit-server.
+# the project venv with its Python dependencies, the Go-built livekit-server, and the web
+# pages (npm, esbuild).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,3 +27,4 @@ fi
 "$root/scripts/install-livekit.sh"
 "$root/scripts/install-flood.sh"
 "$root/scripts/fetch-models.sh"
+"$root/scripts/build-web.sh"

@@ -210,6 +210,11 @@ class Settings(BaseSettings):
         validation_alias="SEGMENTATION_MODEL",
         description="Person-segmentation model for background blur (scripts/fetch-models.sh).",
     )
+    web_dir: str = Field(
+        default="web/dist",
+        validation_alias="WEB_DIR",
+        description="The built web pages (scripts/build-web.sh), served under /app/.",
+    )
     recordings_dir: str = Field(
         default="var/recordings",
         validation_alias="RECORDINGS_DIR",

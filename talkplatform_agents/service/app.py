@@ -19,6 +19,7 @@ from talkplatform_agents.service.recording_routes import recording_router
 from talkplatform_agents.service.routes import router
 from talkplatform_agents.service.security import SecurityHeaders, WebhookGate, install_cors
 from talkplatform_agents.service.transcription_routes import transcription_router
+from talkplatform_agents.service.web import dev_signin_router, web_router
 from talkplatform_agents.store import Database, WebhookEventRepository
 
 __all__ = ["create_app"]
@@ -49,6 +50,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(chat_router(settings))
     app.include_router(recording_router(settings))
     app.include_router(transcription_router)
+    app.include_router(web_router(settings))
+    if settings.app_env == "development":  # production's app JWTs come from its own login
+        app.include_router(dev_signin_router(settings))
     # The last added is the outermost: security headers on everything (CORS preflights and
     # the guard's 429s too), CORS headers on the guard's 429s so a browser can read them.
     if limits.guards_logins:

@@ -22,6 +22,7 @@ from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.store import Database, upgrade
 from talkplatform_agents.store.leases import BotLeaseRepository
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
+from tests.integration.web_browser import browser, web_users  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SECRET = "integration-app-secret-0123456789"

@@ -1,0 +1,144 @@
+"""Debian's chromium, driven by playwright, for the web pages' tests (``test_web_*.py``).
+
+One browser for the whole session (its start is the costly part); each person in a test is a
+browser context of their own (their own storage, so their own sign-in). Fake media devices:
+the camera is chromium's test pattern, the microphone a WAV of tone bursts, so a level meter
+rises and falls with it. The pytest process already lives in the test namespace, so the
+browser does too.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+
+from talkplatform_agents.config import Settings
+from talkplatform_agents.service import mint_app_token
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+TONE_HZ = 660.0
+# As the machine's notes found: without these, chromium reaches for Google's hosts at every
+# start, and this machine's closed network refuses it many times over.
+_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+def tone_bursts(path: Path, seconds: float = 4.0, rate: int = 48000) -> Path:
+    """Half a second of tone, half a second of silence, over and over (chromium loops it)."""
+    frames = bytearray()
+    for n in range(int(seconds * rate)):
+        on = (n // (rate // 2)) % 2 == 0
+        sample = 0.5 * math.sin(2 * math.pi * TONE_HZ * n / rate) if on else 0.0
+        frames += struct.pack("<h", int(sample * 32767))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+    return path
+
+
+@pytest.fixture(scope="session")
+async def browser(
+    tmp_path_factory: pytest.TempPathFactory, live_settings: Settings
+) -> AsyncIterator[Browser]:
+    wav = tone_bursts(tmp_path_factory.mktemp("media") / "microphone.wav")
+    # Cameras and microphones need a secure context: the test service is plain http on a
+    # 10.x address, which the browser is told to treat as secure (as https would be).
+    secure = f"--unsafely-treat-insecure-origin-as-secure={live_settings.api_url}"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*_FLAGS, f"--use-file-for-fake-audio-capture={wav}", secure],
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+class WebUser:
+    """A person with a browser context of their own, signed in as ``user_id``."""
+
+    def __init__(self, context: BrowserContext, base_url: str, token: str, user_id: str) -> None:
+        self.context = context
+        self.base_url = base_url
+        self.token = token
+        self.user_id = user_id
+        self.console: list[str] = []
+
+    async def open(self, path: str) -> Page:
+        """``path`` in a new tab, signed in: the token goes in the fragment, as the
+        platform's own login hands it over (the page keeps it and drops the fragment)."""
+        page = await self.context.new_page()
+        page.on("console", self._log)
+        page.on("pageerror", lambda exc: self.console.append(f"pageerror: {exc}"))
+        await page.goto(f"{self.base_url}{path}#token={self.token}")
+        return page
+
+    def _log(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.console.append(f"{message.type}: {message.text}")
+
+
+class WebUsers:
+    """``await web_users("alice", "Alice")``: a signed-in person in a browser context of
+    their own; every context closes at the test's end."""
+
+    def __init__(self, browser: Browser, settings: Settings) -> None:
+        self._browser = browser
+        self._settings = settings
+        self.made: list[WebUser] = []
+
+    async def __call__(self, user_id: str, name: str | None = None, *, phone: bool = False,
+                       ttl_s: int = 900) -> WebUser:  # fmt: skip
+        context = await self._browser.new_context(
+            viewport=PHONE if phone else DESKTOP, permissions=["camera", "microphone"]
+        )
+        secret = self._settings.app_jwt_secret.get_secret_value()
+        token = mint_app_token(secret, user_id, name, ttl_s)
+        user = WebUser(context, self._settings.api_url, token, user_id)
+        self.made.append(user)
+        return user
+
+
+@pytest.fixture
+async def web_users(
+    browser: Browser, live_settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[WebUsers]:
+    users = WebUsers(browser, live_settings)
+    yield users
+    for user in users.made:
+        if user.console:  # what the page said, for a failure's report
+            print(f"[{request.node.name}] {user.user_id}'s console:", *user.console[-30:],
+                  sep="\n  ")  # fmt: skip
+        await user.context.close()
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    """``var/screenshots/<name>.png``: the page as a person sees it, kept as a test artifact."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path

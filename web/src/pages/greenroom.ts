@@ -1,0 +1,4 @@
+// /app/greenroom: being built.
+import { frame } from '../ui';
+
+frame('greenroom', null);

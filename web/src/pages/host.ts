@@ -1,0 +1,4 @@
+// /app/host: being built.
+import { frame } from '../ui';
+
+frame('host', null);
