@@ -18,6 +18,7 @@ command -v redis-server >/dev/null || need+=(redis-server)  # multi-node LiveKit
 command -v docker-compose >/dev/null || need+=(docker-compose)  # `config -q` checks the compose file
 command -v wget >/dev/null || need+=(wget)  # the compose file's livekit health check, run natively
 command -v chromium >/dev/null || need+=(chromium)  # the web pages' tests, driven by playwright
+[[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || need+=(fonts-noto-color-emoji)  # chat reactions in the pages' screenshots
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     echo "debian-packages: please install: ${need[*]} (needs root and apt-get)" >&2

@@ -150,6 +150,7 @@ def _print_ready(
     table.add_column(overflow="fold")  # an address or a path is folded, never cut
     table.add_row("LiveKit (ws)", settings.livekit_url)
     table.add_row("token service", settings.api_url)
+    table.add_row("web pages", f"{settings.api_url}/app/ (development sign-in at /app/signin)")
     for label, path, _ in tokens:
         table.add_row(label, _shown(path))
     if namespace is not None:

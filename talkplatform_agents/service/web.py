@@ -82,6 +82,7 @@ def _shell(page: str, bundle: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_TITLES[page]}</title>
 <link rel="stylesheet" href="/app/assets/app.css">
+<link rel="icon" href="data:,">
 <script type="module" src="/app/assets/{bundle}.js"></script>
 </head>
 <body>
@@ -182,7 +183,9 @@ def dev_signin_router(settings: Settings) -> APIRouter:
     router = APIRouter()
     secret = settings.app_jwt_secret.get_secret_value()
 
-    @router.post("/api/v1/dev/sign-in", responses=errors(BODY))
+    # 429: the address guard (RATE_LIMIT_AUTH_FAILURES) answers every route; no 401, it is
+    # the login itself.
+    @router.post("/api/v1/dev/sign-in", responses=errors(BODY, 422, 429))
     async def dev_sign_in(body: SignInBody) -> SignedIn:
         """Development only: an app JWT for any user id, as the platform's login would issue
         it. Absent (404) when ``APP_ENV=production``."""

@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    async_playwright,
+)
 
 from talkplatform_agents.config import Settings
 from talkplatform_agents.service import mint_app_token
@@ -24,8 +31,8 @@ from talkplatform_agents.service import mint_app_token
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 TONE_HZ = 660.0
 # As the machine's notes found: without these, chromium reaches for Google's hosts at every
 # start, and this machine's closed network refuses it many times over.
@@ -48,7 +55,7 @@ def tone_bursts(path: Path, seconds: float = 4.0, rate: int = 48000) -> Path:
     frames = bytearray()
     for n in range(int(seconds * rate)):
         on = (n // (rate // 2)) % 2 == 0
-        sample = 0.5 * math.sin(2 * math.pi * TONE_HZ * n / rate) if on else 0.0
+        sample = 0.15 * math.sin(2 * math.pi * TONE_HZ * n / rate) if on else 0.0
         frames += struct.pack("<h", int(sample * 32767))
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)

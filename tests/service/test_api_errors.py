@@ -23,8 +23,17 @@ Auth = Callable[..., dict[str, str]]
 # Public by design: health and metrics for load balancers and scrapers (figures and room
 # names only: a meeting's id admits nobody without an app login), the webhook
 # (livekit-server signs it; test_token_service checks the signature), and FastAPI's own API
-# documentation.
+# documentation; the web pages (their scripts ask for the login) and the development sign-in
+# (APP_ENV=development only).
 _PUBLIC = {
+    "/app",
+    "/app/",
+    "/app/signin",
+    "/app/greenroom",
+    "/app/meeting/{meeting_id}",
+    "/app/host/{meeting_id}",
+    "/app/assets/{name}",
+    "/api/v1/dev/sign-in",
     "/healthz",
     "/metrics",
     "/api/v1/livekit/webhook",

@@ -7,6 +7,7 @@
 import { Participant, Room, RoomEvent } from 'livekit-client';
 
 import { api, ApiError, signInUrl, type Meeting, type TokenResponse } from './api';
+import { errorText } from './errors';
 import { MeetingSession, type Left } from './session';
 import { Tiles } from './tiles';
 import { announce, append, clear, frame, h, HOME, requireUser, showProblem, type Action } from './ui';
@@ -28,6 +29,9 @@ export interface MeetingPageOptions {
   panels: Panel[];
   /** Whether to publish the camera and microphone on joining. */
   publish?: boolean;
+  /** Asked once the meeting is known, before joining: false when it showed something else
+   * in `main` instead (the host console, to someone who is not a host). */
+  gate?: (meeting: Meeting, main: HTMLElement) => Promise<boolean>;
 }
 
 function anyoneWith(room: Room, attribute: string): boolean {
@@ -46,6 +50,7 @@ export class MeetingPage {
   private readonly indicators = h('div', { class: 'indicators row', 'aria-live': 'polite' });
   private readonly controls = h('div', { class: 'controls row' });
   private tiles: Tiles | null = null;
+  private reconnecting = false;
 
   constructor(meetingId: string, private readonly options: MeetingPageOptions) {
     this.meetingId = meetingId;
@@ -63,7 +68,7 @@ export class MeetingPage {
       } else if (err instanceof ApiError && err.needsSignIn) {
         this.showLeft({ kind: 'signin', title: 'Please sign in again', message: err.message, canRejoin: false });
       } else {
-        this.showLeft({ kind: 'lost', title: 'The service cannot be reached', message: err instanceof Error ? err.message : String(err), canRejoin: true });
+        this.showLeft({ kind: 'lost', title: 'The service cannot be reached', message: errorText(err), canRejoin: true });
       }
       return;
     }
@@ -74,6 +79,7 @@ export class MeetingPage {
       this.showLeft({ kind: 'gone', title: 'This meeting has ended', message: 'The host has ended this meeting.', canRejoin: false });
       return;
     }
+    if (this.options.gate && !(await this.options.gate(this.meeting, this.main))) return;
     await this.join();
   }
 
@@ -106,20 +112,24 @@ export class MeetingPage {
       this.hostMessages = h('ul', { class: 'host-messages', 'aria-label': 'Messages from the host', 'aria-live': 'polite' });
       const note = h('input', { id: 'note-to-host', maxlength: 2000, placeholder: 'Say who you are' });
       const noteError = h('p', { role: 'alert', class: 'form-error' });
-      const form = h('form', { class: 'row' },
-        note, h('button', { type: 'submit', class: 'secondary' }, 'Send to the host'));
+      const send = h('button', { type: 'submit', class: 'secondary' }, 'Send to the host');
+      const form = h('form', { class: 'row' }, note, send);
       form.addEventListener('submit', (event) => {
         event.preventDefault();
         const text = note.value.trim();
-        if (!text) return;
+        if (!text || send.disabled) return;
         noteError.textContent = '';
+        send.disabled = true;
         this.session!.sendToHosts(text)
           .then(() => {
             note.value = '';
             announce('Your message was sent to the host.');
           })
           .catch((err: unknown) => {
-            noteError.textContent = `Not sent: ${err instanceof Error ? err.message : String(err)}`;
+            noteError.textContent = `Not sent: ${errorText(err)}`;
+          })
+          .finally(() => {
+            send.disabled = false;
           });
       });
       this.waitingBox = h('section', { class: 'card waiting', 'aria-labelledby': 'waiting-title', 'data-testid': 'waiting' },
@@ -161,6 +171,16 @@ export class MeetingPage {
     append(main, h('div', { class: 'meeting-bar' }, this.indicators, this.controls), h('div', { class: 'meeting grid' }, this.stage, side));
     const refresh = () => this.renderIndicators(room);
     room
+      .on(RoomEvent.Reconnecting, () => {
+        this.reconnecting = true;
+        refresh();
+        announce('The connection dropped: reconnecting…');
+      })
+      .on(RoomEvent.Reconnected, () => {
+        this.reconnecting = false;
+        refresh();
+        announce('Reconnected.');
+      })
       .on(RoomEvent.ParticipantAttributesChanged, refresh)
       .on(RoomEvent.ParticipantConnected, refresh)
       .on(RoomEvent.ParticipantDisconnected, refresh)
@@ -181,7 +201,7 @@ export class MeetingPage {
     try {
       await room.localParticipant.enableCameraAndMicrophone();
     } catch (err) {
-      announce(`Your camera or microphone could not be started (${err instanceof Error ? err.message : String(err)}). Allow them in the browser's site settings; others can still see and hear you once you do.`);
+      announce(`Your camera or microphone could not be started (${errorText(err)}). Allow them in the browser's site settings; others can still see and hear you once you do.`);
     }
     this.tiles?.render();
     this.renderControls(room);
@@ -189,6 +209,9 @@ export class MeetingPage {
 
   private renderIndicators(room: Room): void {
     clear(this.indicators);
+    if (this.reconnecting) {
+      this.indicators.appendChild(h('span', { class: 'badge bad', 'data-testid': 'reconnecting-indicator' }, 'Reconnecting…'));
+    }
     if (anyoneWith(room, ATTR_RECORDING)) {
       this.indicators.appendChild(h('span', { class: 'badge rec', 'data-testid': 'recording-indicator' }, '● Recording'));
     }

@@ -65,6 +65,30 @@ export function findBot(room: Room, agentName: string): RemoteParticipant | unde
   return found;
 }
 
+const BOT_WAIT_MS = 15_000;
+
+/** `findBot`, waiting up to `timeoutMs` for the bot to join (or to get its attributes). */
+export function waitForBot(room: Room, agentName: string, timeoutMs: number): Promise<RemoteParticipant | undefined> {
+  const now = findBot(room, agentName);
+  if (now) return Promise.resolve(now);
+  return new Promise((resolve) => {
+    const check = () => {
+      const bot = findBot(room, agentName);
+      if (bot) done(bot);
+    };
+    const done = (bot: RemoteParticipant | undefined) => {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantConnected, check).off(RoomEvent.ParticipantAttributesChanged, check);
+      room.off(RoomEvent.Disconnected, gone);
+      resolve(bot);
+    };
+    const gone = () => done(undefined);
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    room.on(RoomEvent.ParticipantConnected, check).on(RoomEvent.ParticipantAttributesChanged, check);
+    room.on(RoomEvent.Disconnected, gone);
+  });
+}
+
 export function sendJson(room: Room, topic: string, body: unknown, to?: string[]): Promise<void> {
   const payload = encoder.encode(JSON.stringify(body));
   return room.localParticipant.publishData(payload, {
@@ -163,7 +187,9 @@ export class MeetingSession {
   async sendToHosts(text: string): Promise<void> {
     const room = this.room;
     if (!room) throw new Error('not connected');
-    const bot = findBot(room, WAITING_ROOM_AGENT);
+    // The lobby's bot is dispatched when the lobby room opens, so a note written at once
+    // may come before it: wait for it a while rather than lose the note.
+    const bot = await waitForBot(room, WAITING_ROOM_AGENT, BOT_WAIT_MS);
     if (!bot) throw new Error('the waiting room is not ready yet; try again in a moment');
     await sendJson(room, TOPIC_LOBBY_CHAT, { text }, [bot.identity]);
   }

@@ -124,6 +124,11 @@ export function showProblem(title: string, message: string, actions: Action[] = 
 
 export const HOME: Action = { label: 'Back to start', href: '/app/' };
 
+/** To the sign-in page and back here; a function, as the way back is this page's address. */
+export function signInAgain(): Action {
+  return { label: 'Sign in', href: signInUrl('expired') };
+}
+
 /** The signed-in user, or a problem panel that sends them to sign in (null). */
 export function requireUser(): Claims | null {
   const user = currentUser();
@@ -132,7 +137,7 @@ export function requireUser(): Claims | null {
   showProblem(
     'Please sign in',
     'You are not signed in, or your sign-in has expired.',
-    [{ label: 'Sign in', href: signInUrl('expired') }, HOME],
+    [signInAgain(), HOME],
   );
   return null;
 }

@@ -1,6 +1,7 @@
 // /app/: where a person starts: the green room, joining a meeting, or starting one.
 
 import { ApiError, api, currentUser, signInUrl } from '../api';
+import { errorText } from '../errors';
 import { frame, h } from '../ui';
 
 function meetingIdOf(text: string): string {
@@ -53,7 +54,7 @@ function render(): void {
       .catch((err: unknown) => {
         createError.textContent = err instanceof ApiError && err.needsSignIn
           ? 'Your sign-in has expired: sign in again.'
-          : `The meeting was not created: ${err instanceof Error ? err.message : String(err)}`;
+          : `The meeting was not created: ${errorText(err)}`;
       });
   });
   frame('Start', user,

@@ -2,6 +2,7 @@
 // user id; in production the platform's own login hands the pages a token instead.
 
 import { ApiError, call, currentUser, storeToken } from '../api';
+import { errorText } from '../errors';
 import { frame, h, HOME, showProblem } from '../ui';
 
 interface SignedIn {
@@ -62,7 +63,7 @@ function render(): void {
         }
         error.textContent = err instanceof ApiError && err.status === 422
           ? 'That user id is not valid: use letters, digits and _ . @ : + - only.'
-          : `Sign-in failed: ${err instanceof Error ? err.message : String(err)}`;
+          : `Sign-in failed: ${errorText(err)}`;
       });
   });
   frame('Sign in', user, form);

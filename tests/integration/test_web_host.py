@@ -1,0 +1,113 @@
+"""The host console in real browsers: guests knock, the host admits one (who then sees the
+host's video), denies another, and removes the first, who is told so and cannot come back.
+Someone who is not a host is sent from the console to the guest page."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.async_api import Locator, Page, ViewportSize, expect
+
+from tests.integration.web_browser import DESKTOP, PHONE, WebUsers, screenshot
+
+from .conftest import post_json
+
+pytestmark = pytest.mark.integration
+Auth = Callable[..., dict[str, str]]
+WAIT_MS = 30_000  # a bot's job process may still be starting on a busy machine
+
+
+def _uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def _video_playing(page: Page, identity: str) -> None:
+    """The tile of ``identity`` shows a video with frames."""
+    await page.wait_for_function(
+        """(identity) => {
+            const video = document.querySelector(`.tile[data-identity="${identity}"] video`);
+            return video !== null && video.videoWidth > 0 && video.readyState >= 2;
+        }""",
+        arg=identity,
+        timeout=WAIT_MS,
+    )
+
+
+async def _deny(queue: Locator, guest: Page) -> None:
+    """Deny Dora from the queue, with a reason: she is told, in words."""
+    await queue.get_by_role("button", name="Deny Dora Denied").click()
+    await queue.get_by_label("Reason for denying Dora Denied (optional)").fill("Wrong meeting")
+    await queue.get_by_role("button", name="Confirm: deny Dora Denied").click()
+    await expect(guest.get_by_role("heading", name="You were not let in")).to_be_visible()
+    await expect(guest.get_by_text("Wrong meeting")).to_be_visible()
+    await screenshot(guest, "meeting-denied-phone")
+
+
+async def _remove(people: Locator, guest: Page) -> None:
+    """Remove Gus: he is told, and the door stays shut for him."""
+    await people.get_by_role("button", name="Remove Gus Guest").click()
+    await expect(people.get_by_role("button", name="Remove Gus Guest", exact=True)).to_be_hidden()
+    await screenshot(people.page, "host-console-remove-confirm")
+    await people.get_by_role("button", name="Confirm: remove Gus Guest").click()
+    problem = guest.get_by_test_id("problem")
+    await expect(problem).to_have_attribute("data-left", "removed", timeout=WAIT_MS)
+    await expect(problem.get_by_role("heading")).to_have_text("You were removed from the meeting")
+    await expect(problem.get_by_role("button", name="Rejoin")).to_have_count(0)
+    await screenshot(guest, "meeting-removed")
+    await expect(people.get_by_text("Only you so far.")).to_be_visible()
+    await guest.reload()  # the token request is refused, and says why
+    await expect(problem.get_by_role("heading")).to_have_text("You were removed from this meeting")
+    await expect(problem).to_contain_text("you cannot join it again")
+
+
+async def test_host_admits_denies_and_removes(
+    web_users: WebUsers, api: httpx.AsyncClient, user_auth: Auth
+) -> None:
+    host_id, guest_id, other_id = _uid("hana"), _uid("gus"), _uid("dora")
+    body = {"title": "Design review", "settings": {"waiting_room": True}}
+    mid = (await post_json(api, "/api/v1/meetings", user_auth(host_id, "Hana Host"), body))["id"]
+
+    host = await (await web_users(host_id, "Hana Host")).open(f"/app/host/{mid}")
+    panel = host.get_by_test_id("host-panel")
+    await expect(panel.get_by_text("You are the host.")).to_be_visible(timeout=WAIT_MS)
+
+    # Not a host: the console says so, before any knock, and leads to the guest page.
+    other = await (await web_users(other_id, "Dora Denied", phone=True)).open(f"/app/host/{mid}")
+    await expect(other.get_by_role("heading", name="This console is for hosts")).to_be_visible()
+    await screenshot(other, "host-not-host-phone")
+    await other.get_by_role("link", name="Join as a guest").click()
+    await expect(other.get_by_role("heading", name="Waiting to be let in")).to_be_visible()
+
+    guest = await (await web_users(guest_id, "Gus Guest")).open(f"/app/meeting/{mid}")
+    await expect(guest.get_by_role("heading", name="Waiting to be let in")).to_be_visible()
+
+    # The queue, live (the lobby's bot reports each knock): then Gus's note, next to him.
+    queue = panel.get_by_test_id("waiting-queue")
+    gus = queue.locator("li[data-identity]", has_text="Gus Guest")
+    await expect(gus.get_by_role("button", name="Admit Gus Guest")).to_be_visible(timeout=WAIT_MS)
+    await expect(queue.get_by_role("button", name="Admit Dora Denied")).to_be_visible()
+    await guest.get_by_label("A note to the host (optional)").fill("Gus from the design team")
+    await guest.get_by_role("button", name="Send to the host").click()
+    await expect(gus.get_by_text("Gus from the design team")).to_be_visible()
+    await screenshot(guest, "meeting-waiting")
+    await screenshot(host, "host-console")
+    await host.set_viewport_size(ViewportSize(width=PHONE["width"], height=PHONE["height"]))
+    await screenshot(host, "host-console-phone")
+    await host.set_viewport_size(ViewportSize(width=DESKTOP["width"], height=DESKTOP["height"]))
+
+    await _deny(queue, other)
+
+    # Admit: Gus is in the meeting and sees Hana's camera; Hana sees his.
+    await gus.get_by_role("button", name="Admit Gus Guest").click()
+    await _video_playing(guest, host_id)
+    await expect(queue.locator("li[data-identity]")).to_have_count(0)
+    people = panel.get_by_test_id("participants")
+    await expect(people.get_by_role("button", name="Remove Gus Guest")).to_be_visible()
+    await _video_playing(host, guest_id)
+    await screenshot(guest, "meeting-in")
+    await screenshot(host, "host-console-in")
+
+    await _remove(people, guest)
