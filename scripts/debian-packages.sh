@@ -17,6 +17,7 @@ command -v sox >/dev/null || need+=(sox)
 command -v redis-server >/dev/null || need+=(redis-server)  # multi-node LiveKit's shared state
 command -v docker-compose >/dev/null || need+=(docker-compose)  # `config -q` checks the compose file
 command -v wget >/dev/null || need+=(wget)  # the compose file's livekit health check, run natively
+command -v npm >/dev/null || need+=(nodejs npm)  # builds the web pages (scripts/build-web.sh)
 command -v chromium >/dev/null || need+=(chromium)  # the web pages' tests, driven by playwright
 [[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || need+=(fonts-noto-color-emoji)  # chat reactions in the pages' screenshots
 [[ ${#need[@]} -eq 0 ]] && exit 0

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         validation_alias="APP_ENV",
         description="In production the committed development secrets are refused.",
     )
+    dev_sign_in: bool = Field(
+        default=False,
+        validation_alias="DEV_SIGN_IN",
+        description="POST /api/v1/dev/sign-in: an app JWT for any user id, for local use "
+        "(`up` turns it on). Refused with APP_ENV=production.",
+    )
     livekit_url: str = Field(
         default="ws://127.0.0.1:7880",
         validation_alias=AliasChoices("LIVEKIT_URL", "LIVEKIT_WS_URL"),
@@ -388,6 +394,8 @@ class Settings(BaseSettings):
             problems.append("LIVEKIT_API_SECRET is the development secret: set your own")
         if self.app_jwt_secret.get_secret_value() in dev:
             problems.append("APP_JWT_SECRET is the development secret: set your own")
+        if self.dev_sign_in:
+            problems.append("DEV_SIGN_IN mints a login for anyone: turn it off")
         # Browsers are handed the public URL (token responses, admission messages): from an
         # https page only wss:// reaches it, and tokens travel on it. LIVEKIT_URL alone may
         # stay ws:// on a private network when LIVEKIT_PUBLIC_URL is set.

@@ -255,6 +255,8 @@ def up(
     from talkplatform_agents.cli.up import run_up
 
     settings = load_settings()
+    if settings.app_env == "development":  # the local stack: its pages' sign-in
+        settings = settings.model_copy(update={"dev_sign_in": True})
     setup_logging(settings)
     code = run_up(
         settings,

@@ -4,7 +4,11 @@ The moderator bot (agent_name ``waiting-room``) runs in the meeting room and in 
 (``meeting-<id>-lobby``). Waiting participants only ever sit in the lobby: livekit-server
 delivers room-wide data to everyone in a room, whatever their subscribe permission.
 
-Data topics (JSON, reliable, targeted):
+Data topics (JSON, reliable, targeted). The service sends them through the server API
+(``SendData``), so they come from no participant: clients must ignore these topics from a
+participant (any participant may publish data, and a forged ``returned`` or ``admitted``
+would move people out of the meeting, or into a room of its sender's choosing), and follow an
+``admitted``/``returned`` only to this meeting's own rooms on the server they already use:
 - ``tp.waiting.queue``, to hosts and co-hosts in the meeting room, on every change and to
   each host on arrival: ``{"event": "snapshot"|"knock"|"left"|"admitted"|"denied"|
   "returned", "identity"?: str, "waiting": [{"identity", "name", "since"}]}`` (``since``

@@ -51,8 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(recording_router(settings))
     app.include_router(transcription_router)
     app.include_router(web_router(settings))
-    if settings.app_env == "development":  # production's app JWTs come from its own login
-        app.include_router(dev_signin_router(settings))
+    if settings.dev_sign_in and settings.app_env == "development":
+        app.include_router(dev_signin_router(settings))  # production's come from its login
     # The last added is the outermost: security headers on everything (CORS preflights and
     # the guard's 429s too), CORS headers on the guard's 429s so a browser can read them.
     if limits.guards_logins:

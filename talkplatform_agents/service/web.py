@@ -9,8 +9,9 @@ Pages: ``/app/`` (start), ``/app/signin``, ``/app/greenroom``, ``/app/meeting/{i
 guest's view) and ``/app/host/{id}`` (the host console). Assets: ``/app/assets/<name>``.
 
 ``POST /api/v1/dev/sign-in`` mints an app JWT for a chosen user id, for local use. It exists
-only with ``APP_ENV=development``: in production the platform's own login issues app JWTs,
-and a page is handed one in its address's fragment (``#token=...``, never sent to a server).
+only with ``DEV_SIGN_IN=1`` (``up`` sets it; production refuses it): otherwise the platform's
+own login issues app JWTs, and a page is handed one in its address's fragment
+(``#token=...``, never sent to a server). The page shells say which (``data-dev-sign-in``).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def page_csp(livekit_url: str) -> str:
     )
 
 
-def _shell(page: str, bundle: str) -> str:
+def _shell(page: str, bundle: str, dev_sign_in: bool) -> str:
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -87,7 +88,7 @@ def _shell(page: str, bundle: str) -> str:
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
-<main id="main" tabindex="-1" data-page="{page}">
+<main id="main" tabindex="-1" data-page="{page}" data-dev-sign-in="{int(dev_sign_in)}">
 <p class="loading">Loading…</p>
 <noscript><p class="problem">These pages need JavaScript.</p></noscript>
 </main>
@@ -117,13 +118,14 @@ def web_router(settings: Settings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     dist = Path(settings.web_dir)
     csp = page_csp(settings.client_livekit_url)
+    dev_sign_in = settings.dev_sign_in and settings.app_env == "development"
     headers = {"Content-Security-Policy": csp, "Cache-Control": "no-cache"}
 
     def page(name: str, bundle: str | None = None) -> HTMLResponse:
         if not (dist / f"{bundle or name}.js").is_file():
             logger.error("web: %s has no %s.js: run scripts/build-web.sh", dist, bundle or name)
             return HTMLResponse(_MISSING, status_code=503)
-        return HTMLResponse(_shell(name, bundle or name), headers=headers)
+        return HTMLResponse(_shell(name, bundle or name, dev_sign_in), headers=headers)
 
     @router.get("/app")
     async def app_root() -> RedirectResponse:
@@ -179,16 +181,17 @@ class SignedIn(Wire):
 
 
 def dev_signin_router(settings: Settings) -> APIRouter:
-    """``POST /api/v1/dev/sign-in``: only mounted with ``APP_ENV=development``."""
+    """``POST /api/v1/dev/sign-in``: only mounted with ``DEV_SIGN_IN=1``, in development."""
     router = APIRouter()
+    logger.warning("DEV_SIGN_IN is on: POST /api/v1/dev/sign-in mints a login for anyone")
     secret = settings.app_jwt_secret.get_secret_value()
 
     # 429: the address guard (RATE_LIMIT_AUTH_FAILURES) answers every route; no 401, it is
     # the login itself.
     @router.post("/api/v1/dev/sign-in", responses=errors(BODY, 422, 429))
     async def dev_sign_in(body: SignInBody) -> SignedIn:
-        """Development only: an app JWT for any user id, as the platform's login would issue
-        it. Absent (404) when ``APP_ENV=production``."""
+        """Local use only: an app JWT for any user id, as the platform's login would issue
+        it. Absent (404) unless ``DEV_SIGN_IN=1`` (never with ``APP_ENV=production``)."""
         name = body.name.strip() if body.name and body.name.strip() else body.user_id
         token = mint_app_token(secret, body.user_id, name, DEV_TOKEN_TTL_S)
         logger.info("dev sign-in as %s", body.user_id)

@@ -40,6 +40,7 @@ def stack(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iter
         _env_file=None,  # type: ignore[call-arg]
         DATABASE_URL=database_url,
         APP_JWT_SECRET=APP_SECRET,
+        DEV_SIGN_IN=True,  # the pages' sign-in (tests/integration/test_web_pages.py)
         RECORDINGS_DIR=str(run_dir / "recordings"),
     )
     options = StackOptions(root=ROOT, run_dir=run_dir, host=netns.address, turn=True)

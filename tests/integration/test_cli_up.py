@@ -47,15 +47,16 @@ def _up(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _read_until_ready(up: subprocess.Popen[str], timeout_s: float) -> list[str]:
-    """Lines up to 'ready'; a reader thread, so a silent process cannot hang the test."""
+def _read_until(up: subprocess.Popen[str], last: str, timeout_s: float) -> list[str]:
+    """Lines up to the one that reads ``last``; a reader thread, so that a silent process
+    cannot hang the test."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
         assert up.stdout is not None
         for line in up.stdout:
             lines.put(line)
-            if line.strip() == "ready":
+            if line.strip() == last:
                 break
         lines.put(None)
 
@@ -70,7 +71,7 @@ def _read_until_ready(up: subprocess.Popen[str], timeout_s: float) -> list[str]:
         if line is None:
             break
         seen.append(line)
-        if line.strip() == "ready":
+        if line.strip() == last:
             break
     return seen
 
@@ -97,19 +98,6 @@ def _leftovers(tmp_path: Path, pid: int) -> str:
     return "\n".join(mine) + procs
 
 
-def test_up_runs_the_echo_demo_and_cleans_up(tmp_path: Path) -> None:
-    up = _up(tmp_path, "--demo", "--exit-after-demo")
-    try:
-        output, _ = up.communicate(timeout=240)
-    finally:
-        _interrupt(up)
-    assert up.returncode == 0, output
-    assert "ready" in output
-    assert "echo round trip p50" in output
-    assert "markers sent / echoed" in output
-    assert _leftovers(tmp_path, up.pid) == ""
-
-
 def _check_tokens(run_dir: Path, printed: list[str]) -> None:
     """Each token is in its file, printed whole on a line of its own, and valid."""
     lines = {line.strip() for line in printed}
@@ -129,12 +117,16 @@ def _check_tokens(run_dir: Path, printed: list[str]) -> None:
         assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)  # a credential
 
 
-def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    up = _up(tmp_path)
+def test_up_runs_the_demo_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    """One stack for both (a start is the costly part): ready with its tokens, the echo
+    demo's figures, then Ctrl-C, after which nothing of it is left."""
+    up = _up(tmp_path, "--demo")
     try:
-        seen = _read_until_ready(up, timeout_s=180)
-        assert any(line.strip() == "ready" for line in seen), "".join(seen)
+        seen = _read_until(up, "running; Ctrl-C stops everything", timeout_s=240)
+        text = "".join(seen)
+        assert any(line.strip() == "ready" for line in seen), text
         _check_tokens(tmp_path / "run", seen)
+        assert "echo round trip p50" in text and "markers sent / echoed" in text, text
         up.send_signal(signal.SIGINT)
         rest, _ = up.communicate(timeout=60)
     finally:

@@ -318,39 +318,16 @@ async def test_a_killed_worker_s_bots_return_once_a_worker_is_up(faults: Faults)
         assert sorted(await meeting.stored_ids()) == sorted([*said, after])
 
 
-async def test_a_drained_worker_stores_what_its_chat_bot_was_given(faults: Faults) -> None:
-    """SIGTERM to the worker right after a few messages through the bot: what the bot
-    took is stored before it leaves (every receipt is a stored message), the client sends
-    the rest again to the next worker's bot, and each message is stored once."""
-    async with _meeting(faults) as (meeting, host):
-        old = {name: str(host.bot(name)) for name in BOTS}
-        # Within the chat's per-sender limit (a burst of 10): all may be stored.
-        burst = [f"drain-{i}-{uuid.uuid4().hex[:6]}" for i in range(8)]
-        for message_id in burst:
-            await host.send_via(old[CHAT_AGENT_NAME], message_id, f"burst {message_id}")
-        worker = faults.stack.process("worker")
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGTERM)
-        try:
-            await until_async(lambda: _exited(worker), 60)
-            at_exit = set(await meeting.stored_ids())
-            assert set(host.receipts) <= at_exit  # the outbox was flushed before leaving
-        finally:
-            await asyncio.to_thread(faults.stack.restart, "worker")
-        new = await _replaced(host, old, 90)
-        for message_id in burst:
-            if message_id not in host.receipts:
-                await host.send_via(new[CHAT_AGENT_NAME], message_id, f"burst {message_id}")
-        await until(lambda: set(burst) <= set(host.receipts) or None, 60)
-        assert sorted(await meeting.stored_ids()) == sorted(burst)
-        faults.recoveries["drain: stored by the draining bot (of 8)"] = len(at_exit)
+async def test_a_drained_worker_stores_its_chat_and_closes_its_recording(faults: Faults) -> None:
+    """SIGTERM to the worker mid-recording, right after a few messages through the chat bot
+    (one drain for both: a worker's drain and restart are the costly part).
 
-
-async def test_a_drained_recorder_closes_its_files_and_the_recording_carries_on(
-    faults: Faults,
-) -> None:
-    """SIGTERM to the worker mid-recording: the recorder closes every file and the manifest
-    before it exits; once a worker is back, a new recorder carries the recording on."""
+    - Chat: what the bot took is stored before it leaves (every receipt is a stored
+      message), the client sends the rest again to the next worker's bot, and each message
+      is stored once.
+    - Recording: the recorder closes every file and the manifest before it exits; once a
+      worker is back, a new recorder carries the recording on.
+    """
     async with _meeting(faults) as (meeting, host):
         auth = _auth(meeting.host)
         base = f"/api/v1/meetings/{meeting.id}/recordings"
@@ -372,11 +349,18 @@ async def test_a_drained_recorder_closes_its_files_and_the_recording_carries_on(
             return path is not None and path.exists() and path.stat().st_size > 200
 
         await until_async(writing, 90)
+        old = {name: str(host.bot(name)) for name in BOTS}
+        # Within the chat's per-sender limit (a burst of 10): all may be stored.
+        burst = [f"drain-{i}-{uuid.uuid4().hex[:6]}" for i in range(8)]
+        for message_id in burst:
+            await host.send_via(old[CHAT_AGENT_NAME], message_id, f"burst {message_id}")
         worker = faults.stack.process("worker")
         assert worker.pid is not None
         os.kill(worker.pid, signal.SIGTERM)
         try:
             await until_async(lambda: _exited(worker), 60)
+            at_exit = set(await meeting.stored_ids())
+            assert set(host.receipts) <= at_exit  # the outbox was flushed before leaving
             manifest = (await recording())["manifest"]
             assert manifest["parts"][0]["ended_at"] > 0  # closed, not cut short
             first = [f for f in manifest["file_results"] if f["part"] == 1]
@@ -386,6 +370,13 @@ async def test_a_drained_recorder_closes_its_files_and_the_recording_carries_on(
                     assert container.streams[0].duration or container.duration, f
         finally:
             await asyncio.to_thread(faults.stack.restart, "worker")
+        new = await _replaced(host, old, 90)
+        for message_id in burst:
+            if message_id not in host.receipts:
+                await host.send_via(new[CHAT_AGENT_NAME], message_id, f"burst {message_id}")
+        await until(lambda: set(burst) <= set(host.receipts) or None, 60)
+        assert sorted(await meeting.stored_ids()) == sorted(burst)
+        faults.recoveries["drain: stored by the draining bot (of 8)"] = len(at_exit)
 
         async def second_part() -> bool:
             body = await recording()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -24,17 +23,13 @@ from talkplatform_agents.lk.naming import CHAT_AGENT_NAME
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 from talkplatform_agents.synthetic.participant import TextMessage
 from talkplatform_agents.synthetic.speech import SpeechTrack
-from tests.integration.web_browser import WebUser, WebUsers, screenshot
+from tests.integration.web_browser import WebUser, WebUsers, screenshot, uid
 
 from .conftest import bot_in, post_json, until
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
 WAIT_MS = 20_000
-
-
-def _uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class Pete:
@@ -121,7 +116,7 @@ async def test_chat_both_ways_history_edits_reactions_private_notices_and_captio
     people: AsyncExitStack,
     live_settings: Settings,
 ) -> None:
-    host, alice_id, pete_id = (_uid(n) for n in ("host", "alice", "pete"))
+    host, alice_id, pete_id = (uid(n) for n in ("host", "alice", "pete"))
     created = await post_json(api, "/api/v1/meetings", user_auth(host, "Hana Host"),
                               {"title": "Team sync", "settings": {}})  # fmt: skip
     mid = str(created["id"])
@@ -144,6 +139,7 @@ async def test_chat_both_ways_history_edits_reactions_private_notices_and_captio
     scene = Scene(mid, host, bot, pete, alice_user, alice)
 
     relayed = await _python_to_browser(scene)
+    await _forged_door_messages(scene, str(grant["wsUrl"]))
     alice_message = await _browser_to_python_with_an_edit(scene)
     await _reactions(scene, alice_message, relayed)
     await _private_messages(scene)
@@ -164,11 +160,26 @@ async def _python_to_browser(scene: Scene) -> str:
     a stock legacy packet broadcast. The relayed message's id."""
     relayed = await scene.say("Hello from Python")
     await scene.synthetic.send_text("A stock broadcast", topic=proto.TOPIC_CHAT)
-    legacy = {"id": _uid("legacy"), "timestamp": int(time.time() * 1000), "message": "Legacy hi"}
+    legacy = {"id": uid("legacy"), "timestamp": int(time.time() * 1000), "message": "Legacy hi"}
     await scene.synthetic.send_data(json.dumps(legacy).encode(), topic=proto.TOPIC_LEGACY_CHAT)
     for text in ("Hello from Python", "A stock broadcast", "Legacy hi"):
         await expect(_message(scene.alice, text)).to_contain_text("Pete Python", timeout=WAIT_MS)
     return relayed
+
+
+async def _forged_door_messages(scene: Scene, ws_url: str) -> None:
+    """A participant forges the door's word (any participant may publish data): a "returned"
+    to this meeting's own lobby on the right server, the most plausible there is. The page
+    believes the door only from the service (no participant), so Alice stays; the chat line
+    Pete sends after it (reliable, in order) shows that the forgery was read and ignored."""
+    forged = {"status": "returned", "token": "forged", "wsUrl": ws_url,
+              "room": f"meeting-{scene.mid}-lobby"}  # fmt: skip
+    await scene.synthetic.send_data(json.dumps(forged).encode(), topic="tp.waiting.status")
+    after = {"id": uid("legacy"), "timestamp": int(time.time() * 1000), "message": "Still here?"}
+    await scene.synthetic.send_data(json.dumps(after).encode(), topic=proto.TOPIC_LEGACY_CHAT)
+    await expect(_message(scene.alice, "Still here?")).to_be_visible(timeout=WAIT_MS)
+    await expect(scene.alice.get_by_test_id("waiting")).to_have_count(0)
+    await expect(scene.alice.get_by_role("button", name="Leave")).to_be_visible()
 
 
 async def _browser_to_python_with_an_edit(scene: Scene) -> str:
@@ -198,7 +209,7 @@ async def _browser_to_python_with_an_edit(scene: Scene) -> str:
 
 async def _reactions(scene: Scene, alice_message: str, relayed: str) -> None:
     """Counted by the bot: Python's shows in the browser, the browser's reaches Python."""
-    reaction = {"id": _uid("r"), "emoji": "👍", "messageId": alice_message}
+    reaction = {"id": uid("r"), "emoji": "👍", "messageId": alice_message}
     await scene.synthetic.send_data(json.dumps(reaction).encode(), topic=proto.TOPIC_REACTION,
                                     to=[scene.bot])  # fmt: skip
     mine = _message(scene.alice, "Hi Pete, edited")
@@ -243,7 +254,7 @@ async def _late_browser(scene: Scene, web_users: WebUsers) -> tuple[WebUser, Pag
     """A late browser on a phone: the history, marked as earlier, with the reaction totals
     and nobody's private messages; then live, a private message that is not theirs does
     not reach them. They reply from the keyboard."""
-    bob_user = await web_users(_uid("bob"), "Bob Late", phone=True)
+    bob_user = await web_users(uid("bob"), "Bob Late", phone=True)
     bob = await bob_user.open(f"/app/meeting/{scene.mid}")
     await _open_chat(bob)
     log = bob.get_by_role("log", name="Chat")

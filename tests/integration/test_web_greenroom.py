@@ -6,14 +6,13 @@ lost connection offers to reconnect; blocked devices say how to allow them."""
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 from livekit import api as lkapi
 from playwright.async_api import Page, expect
 
 from talkplatform_agents.config import Settings
-from tests.integration.web_browser import WebUsers, screenshot
+from tests.integration.web_browser import WebUsers, screenshot, uid
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ async def _bar_seen_high_and_low(page: Page, test_id: str, high: int, low: int) 
 
 async def test_echo_meters_playback_blur_report_and_checks(web_users: WebUsers) -> None:
     # A fresh identity: a green room is deleted shortly after its user leaves.
-    person = await web_users(f"gr-{uuid.uuid4().hex[:6]}", "Greta Green")
+    person = await web_users(uid("gr"), "Greta Green")
     page = await person.open("/app/greenroom")
     # The last check passes once the page measures its own voice coming back.
     await expect(page.get_by_test_id("preflight-summary")).to_have_text(ALL_PASSED, timeout=40_000)
@@ -58,7 +57,7 @@ async def test_echo_meters_playback_blur_report_and_checks(web_users: WebUsers) 
     phase = page.get_by_test_id("phase")
     await expect(phase).to_have_attribute("data-phase", "recording")
     await expect(phase).to_contain_text("Recording")
-    await expect(phase).to_have_attribute("data-phase", "playing", timeout=10_000)
+    await expect(phase).to_have_attribute("data-phase", "playing")
     await expect(phase).to_contain_text("Playing back")
     await screenshot(page, "greenroom-playback")
 
@@ -74,7 +73,7 @@ async def test_echo_meters_playback_blur_report_and_checks(web_users: WebUsers) 
 async def test_phone_keyboard_and_a_lost_connection(
     web_users: WebUsers, live_settings: Settings
 ) -> None:
-    user_id = f"grp-{uuid.uuid4().hex[:6]}"
+    user_id = uid("grp")
     person = await web_users(user_id, "Pat Phone", phone=True)
     page = await person.open("/app/greenroom")
     await expect(page.get_by_test_id("preflight-summary")).to_have_text(ALL_PASSED, timeout=40_000)
@@ -112,7 +111,7 @@ async def test_phone_keyboard_and_a_lost_connection(
 
 
 async def test_blocked_camera_and_microphone_say_how_to_allow(web_users: WebUsers) -> None:
-    person = await web_users(f"grd-{uuid.uuid4().hex[:6]}", "Dana Denied")
+    person = await web_users(uid("grd"), "Dana Denied")
     # As a browser answers when the person (or a policy) has blocked both devices.
     await person.context.add_init_script(
         "navigator.mediaDevices.getUserMedia = () => Promise.reject("

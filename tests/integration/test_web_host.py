@@ -1,27 +1,25 @@
 """The host console in real browsers: guests knock, the host admits one (who then sees the
 host's video), denies another, and removes the first, who is told so and cannot come back.
-Someone who is not a host is sent from the console to the guest page."""
+Someone who is not a host is sent from the console to the guest page. The console's other
+controls, each seen from the guest's page: mute, back to the waiting room and in again,
+co-host, lock, recording, and the meeting's end."""
 
 from __future__ import annotations
 
-import uuid
+import re
 from collections.abc import Callable
 
 import httpx
 import pytest
 from playwright.async_api import Locator, Page, ViewportSize, expect
 
-from tests.integration.web_browser import DESKTOP, PHONE, WebUsers, screenshot
+from tests.integration.web_browser import DESKTOP, PHONE, WebUsers, screenshot, uid
 
 from .conftest import post_json
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
 WAIT_MS = 30_000  # a bot's job process may still be starting on a busy machine
-
-
-def _uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 async def _video_playing(page: Page, identity: str) -> None:
@@ -66,7 +64,7 @@ async def _remove(people: Locator, guest: Page) -> None:
 async def test_host_admits_denies_and_removes(
     web_users: WebUsers, api: httpx.AsyncClient, user_auth: Auth
 ) -> None:
-    host_id, guest_id, other_id = _uid("hana"), _uid("gus"), _uid("dora")
+    host_id, guest_id, other_id = uid("hana"), uid("gus"), uid("dora")
     body = {"title": "Design review", "settings": {"waiting_room": True}}
     mid = (await post_json(api, "/api/v1/meetings", user_auth(host_id, "Hana Host"), body))["id"]
 
@@ -111,3 +109,62 @@ async def test_host_admits_denies_and_removes(
     await screenshot(host, "host-console-in")
 
     await _remove(people, guest)
+
+
+async def test_host_console_controls(
+    web_users: WebUsers, api: httpx.AsyncClient, user_auth: Auth
+) -> None:
+    host_id, guest_id, late_id = uid("hana"), uid("gus"), uid("lena")
+    body = {"title": "Controls", "settings": {"waiting_room": False}}
+    mid = (await post_json(api, "/api/v1/meetings", user_auth(host_id, "Hana Host"), body))["id"]
+    host = await (await web_users(host_id, "Hana Host")).open(f"/app/host/{mid}")
+    panel = host.get_by_test_id("host-panel")
+    await expect(panel.get_by_text("You are the host.")).to_be_visible(timeout=WAIT_MS)
+    guest = await (await web_users(guest_id, "Gus Guest")).open(f"/app/meeting/{mid}")
+    people = panel.get_by_test_id("participants")
+    gus = people.locator(f'li[data-identity="{guest_id}"]')
+
+    # Mute: the guest's own page says that their microphone is off.
+    await gus.get_by_role("button", name="Mute Gus Guest").click()
+    await expect(guest.get_by_role("button", name="Unmute microphone")).to_be_visible()
+    await expect(guest.get_by_role("figure", name="Gus Guest (you) · muted")).to_be_visible()
+    await expect(gus).to_contain_text("microphone off")
+
+    # Back to the waiting room, then in again: the meeting → lobby → meeting move.
+    to_waiting = gus.get_by_role("button", name="Return Gus Guest to the waiting room")
+    await to_waiting.click()
+    await expect(guest.get_by_role("heading", name="Waiting to be let in")).to_be_visible()
+    queue = panel.get_by_test_id("waiting-queue")
+    await queue.get_by_role("button", name="Admit Gus Guest").click()
+    await expect(guest.get_by_role("button", name="Mute microphone")).to_be_visible()
+    await expect(gus).to_contain_text("microphone on")
+
+    # Co-host: the host's list says so (and offers no return to the waiting room any more).
+    await gus.get_by_role("button", name="Make Gus Guest a co-host").click()
+    await expect(gus).to_contain_text("co-host")
+    await expect(to_waiting).to_have_count(0)
+
+    # Lock: the console says so, and someone new is told at the door.
+    await panel.get_by_role("button", name="Lock the meeting").click()
+    await expect(panel.get_by_test_id("lock-state")).to_have_text("Locked: nobody new can join")
+    await expect(panel.get_by_role("button", name="Unlock the meeting")).to_be_visible()
+    late = await (await web_users(late_id, "Lena Late", phone=True)).open(f"/app/meeting/{mid}")
+    await expect(late.get_by_role("heading", name="The meeting is locked")).to_be_visible()
+    await screenshot(host, "host-console-controls")
+
+    # Recording: everyone sees it on while the recorder writes, and off once stopped.
+    await panel.get_by_role("button", name="Start a recording").click()
+    recording = guest.get_by_test_id("recording-indicator")
+    await expect(recording).to_be_visible(timeout=WAIT_MS)
+    await expect(panel.get_by_test_id("recording-state")).to_have_text("Recording: on")
+    await screenshot(guest, "meeting-recording")
+    await panel.get_by_role("button", name="Stop the recording").click()
+    await expect(recording).to_be_hidden(timeout=WAIT_MS)
+
+    # End, after its confirm step: the guest is told.
+    await panel.get_by_role("button", name="End meeting").click()
+    await panel.get_by_role("button", name="Confirm: end the meeting for everyone").click()
+    ended = re.compile("^(The|This) meeting has ended$")
+    await expect(guest.get_by_role("heading", name=ended)).to_be_visible()
+    await expect(host.get_by_role("heading", name=ended)).to_be_visible()
+    await screenshot(guest, "meeting-ended")

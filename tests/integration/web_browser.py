@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import struct
+import uuid
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from playwright.async_api import (
     Page,
     ViewportSize,
     async_playwright,
+    expect,
 )
 
 from talkplatform_agents.config import Settings
@@ -34,6 +36,7 @@ CHROMIUM = "/usr/bin/chromium"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 TONE_HZ = 660.0
+PAGE_ERROR = "pageerror:"  # the console's lines of uncaught exceptions
 # As the machine's notes found: without these, chromium reaches for Google's hosts at every
 # start, and this machine's closed network refuses it many times over.
 _FLAGS = [
@@ -48,6 +51,14 @@ _FLAGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
 ]
+# Playwright's default of 5 s per ``expect`` is short for a step that crosses processes
+# (page, token service, livekit-server, a bot) on a loaded 2-core machine.
+expect.set_options(timeout=15_000)
+
+
+def uid(prefix: str) -> str:
+    """A user id or message id of its own for each test: ``<prefix>-<8 hex>``."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def tone_bursts(path: Path, seconds: float = 4.0, rate: int = 48000) -> Path:
@@ -100,7 +111,7 @@ class WebUser:
         platform's own login hands it over (the page keeps it and drops the fragment)."""
         page = await self.context.new_page()
         page.on("console", self._log)
-        page.on("pageerror", lambda exc: self.console.append(f"pageerror: {exc}"))
+        page.on("pageerror", lambda exc: self.console.append(f"{PAGE_ERROR} {exc}"))
         await page.goto(f"{self.base_url}{path}#token={self.token}")
         return page
 
@@ -136,11 +147,16 @@ async def web_users(
 ) -> AsyncIterator[WebUsers]:
     users = WebUsers(browser, live_settings)
     yield users
+    uncaught: list[str] = []
     for user in users.made:
         if user.console:  # what the page said, for a failure's report
             print(f"[{request.node.name}] {user.user_id}'s console:", *user.console[-30:],
                   sep="\n  ")  # fmt: skip
+        uncaught += [f"{user.user_id}: {line}" for line in user.console
+                     if line.startswith(PAGE_ERROR)]  # fmt: skip
         await user.context.close()
+    if uncaught:  # a page that threw is a bug, even when the test's steps went through
+        pytest.fail("uncaught exception in a page:\n  " + "\n  ".join(uncaught), pytrace=False)
 
 
 async def screenshot(page: Page, name: str) -> Path:

@@ -3,6 +3,7 @@ headers, and what is refused (no browser; tests/integration/test_web_*.py drive 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -70,9 +71,17 @@ async def test_a_bad_meeting_address_and_missing_bundles_are_said(
         assert "scripts/build-web.sh" in reply.text
 
 
+@pytest.fixture
+async def dev_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The service with DEV_SIGN_IN=1, as `up` runs it."""
+    async with running_app(settings.model_copy(update={"dev_sign_in": True})) as (_, http):
+        yield http
+
+
 async def test_development_sign_in_mints_a_login_the_api_accepts(
-    client: httpx.AsyncClient,
+    dev_client: httpx.AsyncClient,
 ) -> None:
+    client = dev_client
     reply = await client.post("/api/v1/dev/sign-in", json={"userId": "dana", "name": " Dana "})
     assert reply.status_code == 200, reply.text
     body = reply.json()
@@ -89,20 +98,29 @@ async def test_development_sign_in_mints_a_login_the_api_accepts(
     "body", [{"userId": "has space"}, {"userId": ""}, {"name": "x"}, {"userId": "a", "x": 1}]
 )
 async def test_development_sign_in_refuses_bad_input(
-    client: httpx.AsyncClient, body: dict[str, object]
+    dev_client: httpx.AsyncClient, body: dict[str, object]
 ) -> None:
-    reply = await client.post("/api/v1/dev/sign-in", json=body)
+    reply = await dev_client.post("/api/v1/dev/sign-in", json=body)
     assert reply.status_code == 422
     assert reply.json()["error"]["code"] == "invalid_request"
 
 
-async def test_production_has_no_development_sign_in(settings: Settings, built: Path) -> None:
-    production = with_web(settings, built, app_env="production")
-    async with running_app(production) as (_, http):
-        reply = await http.post("/api/v1/dev/sign-in", json={"userId": "mallory"})
-        assert reply.status_code == 404
-        # The pages stay: the platform's own login opens them with a token.
-        assert (await http.get("/app/signin")).status_code == 200
+async def test_the_sign_in_is_off_unless_asked_for_and_never_in_production(
+    settings: Settings, built: Path
+) -> None:
+    off = with_web(settings, built)  # development, DEV_SIGN_IN unset: the default
+    asked = off.model_copy(update={"dev_sign_in": True})
+    production = asked.model_copy(update={"app_env": "production"})  # as if it had started
+    for current, mounted in ((off, False), (asked, True), (production, False)):
+        async with running_app(current) as (_, http):
+            reply = await http.post("/api/v1/dev/sign-in", json={"userId": "mallory"})
+            assert reply.status_code == (200 if mounted else 404)
+            # The pages stay (the platform's own login opens them), and say which it is.
+            page = await http.get("/app/signin")
+            assert page.status_code == 200
+            assert f'data-dev-sign-in="{int(mounted)}"' in page.text
+    with pytest.raises(ValueError, match="DEV_SIGN_IN mints a login for anyone"):
+        Settings(_env_file=None, APP_ENV="production", DEV_SIGN_IN=True)  # type: ignore[call-arg]
 
 
 def test_policy_allows_the_livekit_origin_only() -> None:

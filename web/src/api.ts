@@ -27,21 +27,77 @@ export interface Claims {
   exp: number;
 }
 
-/** A token handed over in the address's fragment (`#token=...`, never sent to a server) is
- * kept, and the fragment removed, so that the platform's own login can open these pages. */
+// Site data may be blocked (a browser setting, some private modes): reading localStorage
+// then throws, and a page that let it would never get past "Loading". The login is then
+// kept for this page only.
+let memoryToken: string | null = null;
+
+function readToken(): string | null {
+  try {
+    return localStorage.getItem(TOKEN_KEY) ?? memoryToken;
+  } catch {
+    return memoryToken;
+  }
+}
+
+function writeToken(token: string | null): void {
+  memoryToken = token;
+  try {
+    if (token === null) localStorage.removeItem(TOKEN_KEY);
+    else localStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // kept in memory only
+  }
+}
+
+/** A login that a link handed over (`#token=...`) for someone other than the person signed
+ * in here: it waits for their yes (`acceptHandedToken`), since a link anyone can craft must
+ * not silently swap whose account this browser uses. */
+export interface HandedToken {
+  token: string;
+  claims: Claims;
+  current: Claims;
+}
+
+let handed: HandedToken | null = null;
+
+/** A token in the address's fragment (`#token=...`, never sent to a server) is how the
+ * platform's own login opens these pages: kept when nobody (or the same person) is signed
+ * in, held for a yes otherwise; the fragment is removed either way. */
 function adoptFragmentToken(): void {
   const fragment = new URLSearchParams(location.hash.slice(1));
   const token = fragment.get('token');
   if (!token) return;
-  localStorage.setItem(TOKEN_KEY, token);
   history.replaceState(null, '', location.pathname + location.search);
+  const claims = claimsOf(token);
+  if (!claims) return; // not a login at all: ignored
+  const stored = readToken();
+  const current = stored ? claimsOf(stored) : null;
+  if (current && current.sub !== claims.sub && current.exp * 1000 > Date.now()) {
+    handed = { token, claims, current };
+    return;
+  }
+  writeToken(token);
+}
+
+/** The login a link handed over, if it waits for a yes (see `HandedToken`). */
+export function handedToken(): HandedToken | null {
+  currentUser();
+  return handed;
+}
+
+export function acceptHandedToken(accept: boolean): void {
+  if (handed && accept) writeToken(handed.token);
+  handed = null;
 }
 
 export function claimsOf(token: string): Claims | null {
   try {
     const part = token.split('.')[1] ?? '';
-    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
-    const claims = JSON.parse(json) as Partial<Claims>;
+    const binary = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    // atob gives bytes as characters: a name such as "José" is UTF-8 inside.
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes)) as Partial<Claims>;
     if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number') return null;
     return claims as Claims;
   } catch {
@@ -52,7 +108,7 @@ export function claimsOf(token: string): Claims | null {
 /** The stored login, if it is still valid for a while. */
 export function currentUser(): Claims | null {
   adoptFragmentToken();
-  const token = localStorage.getItem(TOKEN_KEY);
+  const token = readToken();
   if (!token) return null;
   const claims = claimsOf(token);
   if (!claims || claims.exp * 1000 < Date.now() + 5000) return null;
@@ -60,11 +116,11 @@ export function currentUser(): Claims | null {
 }
 
 export function storeToken(token: string): void {
-  localStorage.setItem(TOKEN_KEY, token);
+  writeToken(token);
 }
 
 export function signOut(): void {
-  localStorage.removeItem(TOKEN_KEY);
+  writeToken(null);
 }
 
 /** Where to sign in, coming back here afterwards. */
@@ -76,7 +132,7 @@ export function signInUrl(reason?: string): string {
 
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
-  const token = localStorage.getItem(TOKEN_KEY);
+  const token = readToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let reply: Response;

@@ -11,6 +11,7 @@ import type { TextStreamReader } from 'livekit-client';
 
 import type { TokenResponse } from './api';
 import type { Panel } from './meeting_view';
+import { handleTextStreams } from './streams';
 import { displayName } from './tiles';
 import { append, h } from './ui';
 
@@ -45,6 +46,7 @@ export class CaptionsPanel implements Panel {
   private readonly toggle: HTMLButtonElement;
   private readonly spoken: HTMLElement;
   private room: Room | null = null;
+  private letGo: (() => void) | null = null;
   private on = storedPreference();
   private readonly lines: Line[] = [];
 
@@ -66,18 +68,13 @@ export class CaptionsPanel implements Panel {
     if (this.room === room) return;
     this.detach();
     this.room = room;
-    room.registerTextStreamHandler(TOPIC_CAPTIONS, (reader, from) => void this.onStream(reader, from.identity));
+    this.letGo = handleTextStreams(room, TOPIC_CAPTIONS, (reader, from) => void this.onStream(reader, from.identity));
   }
 
   detach(): void {
-    const room = this.room;
     this.room = null;
-    if (!room) return;
-    try {
-      room.unregisterTextStreamHandler(TOPIC_CAPTIONS);
-    } catch {
-      // the room already let go
-    }
+    this.letGo?.();
+    this.letGo = null;
   }
 
   private setOn(on: boolean): void {

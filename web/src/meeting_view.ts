@@ -6,9 +6,9 @@
 
 import { Participant, Room, RoomEvent } from 'livekit-client';
 
-import { api, ApiError, signInUrl, type Meeting, type TokenResponse } from './api';
+import { api, signInUrl, type Meeting, type TokenResponse } from './api';
 import { errorText } from './errors';
-import { MeetingSession, type Left } from './session';
+import { leftForTokenError, MeetingSession, type Left } from './session';
 import { Tiles } from './tiles';
 import { announce, append, clear, frame, h, HOME, requireUser, showProblem, type Action } from './ui';
 
@@ -63,13 +63,7 @@ export class MeetingPage {
     try {
       this.meeting = await api.meeting(this.meetingId);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        this.showLeft({ kind: 'unknown', title: 'No such meeting', message: 'This meeting does not exist. Check the link you were given.', canRejoin: false });
-      } else if (err instanceof ApiError && err.needsSignIn) {
-        this.showLeft({ kind: 'signin', title: 'Please sign in again', message: err.message, canRejoin: false });
-      } else {
-        this.showLeft({ kind: 'lost', title: 'The service cannot be reached', message: errorText(err), canRejoin: true });
-      }
+      this.showLeft(leftForTokenError(err)); // the same answers as the token request's
       return;
     }
     document.title = `${this.meeting.title} · ${this.options.title} · TalkPlatform`;
@@ -158,6 +152,7 @@ export class MeetingPage {
 
   private async showMeeting(room: Room, token: TokenResponse): Promise<void> {
     this.waitingBox = null;
+    this.reconnecting = false;
     const main = this.main!;
     clear(main);
     clear(this.stage);
@@ -181,6 +176,9 @@ export class MeetingPage {
         refresh();
         announce('Reconnected.');
       })
+      // A browser that allows no sound without a click (a guest who came by link and has
+      // clicked nothing) must be asked for one, or they hear nobody and are never told.
+      .on(RoomEvent.AudioPlaybackStatusChanged, refresh)
       .on(RoomEvent.ParticipantAttributesChanged, refresh)
       .on(RoomEvent.ParticipantConnected, refresh)
       .on(RoomEvent.ParticipantDisconnected, refresh)
@@ -209,6 +207,11 @@ export class MeetingPage {
 
   private renderIndicators(room: Room): void {
     clear(this.indicators);
+    if (!room.canPlaybackAudio) {
+      this.indicators.appendChild(h('button', { type: 'button', 'data-testid': 'start-audio',
+        onclick: () => void room.startAudio().then(() => this.renderIndicators(room)).catch((err: unknown) => announce(`Sound could not be turned on: ${errorText(err)}`)) },
+        'Turn on sound'));
+    }
     if (this.reconnecting) {
       this.indicators.appendChild(h('span', { class: 'badge bad', 'data-testid': 'reconnecting-indicator' }, 'Reconnecting…'));
     }
@@ -227,20 +230,27 @@ export class MeetingPage {
     const cam = local.isCameraEnabled;
     append(this.controls,
       h('button', { type: 'button', class: 'secondary', 'aria-pressed': String(!mic),
-        onclick: () => void local.setMicrophoneEnabled(!mic).then(() => this.renderControls(room)) },
+        onclick: () => this.toggle(room, 'microphone', local.setMicrophoneEnabled(!mic)) },
         mic ? 'Mute microphone' : 'Unmute microphone'),
       h('button', { type: 'button', class: 'secondary', 'aria-pressed': String(!cam),
-        onclick: () => void local.setCameraEnabled(!cam).then(() => this.renderControls(room)) },
+        onclick: () => this.toggle(room, 'camera', local.setCameraEnabled(!cam)) },
         cam ? 'Stop camera' : 'Start camera'),
       h('button', { type: 'button', class: 'danger', onclick: () => void this.session?.stop() }, 'Leave'));
   }
 
-  private detachPanels(): void {
+  private toggle(room: Room, what: string, change: Promise<unknown>): void {
+    change
+      .catch((err: unknown) => announce(`Your ${what} could not be changed: ${errorText(err)}. Check the browser's site settings.`))
+      .finally(() => this.renderControls(room));
+  }
+
+    private detachPanels(): void {
     for (const panel of this.options.panels) panel.detach();
   }
 
   private showLeft(why: Left): void {
     this.detachPanels();
+    this.reconnecting = false;
     this.waitingBox = null;
     this.tiles = null;
     const actions: Action[] = [];

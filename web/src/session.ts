@@ -12,6 +12,7 @@ import {
 } from 'livekit-client';
 
 import { api, ApiError, type TokenResponse } from './api';
+import { errorText } from './errors';
 
 export const TOPIC_STATUS = 'tp.waiting.status';
 export const TOPIC_LOBBY_MESSAGE = 'tp.waiting.message';
@@ -157,6 +158,8 @@ export class MeetingSession {
   room: Room | null = null;
   token: TokenResponse | null = null;
   private moving = false;
+  // The lobby's latest word, which may come while the room is still connecting.
+  private lobbyStatus: string | null = null;
   private stopped = false;
 
   constructor(
@@ -196,10 +199,15 @@ export class MeetingSession {
 
   private async enter(token: TokenResponse): Promise<void> {
     this.token = token;
+    this.lobbyStatus = null;
     const room = new Room(this.options);
     this.room = room;
     const inLobby = token.status === 'waiting';
-    room.on(RoomEvent.DataReceived, (payload, _participant, _kind, topic) => {
+    room.on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
+      // The door speaks through the server API, so its packets come from no participant.
+      // Any participant may publish data on these topics: one that could would otherwise
+      // send everyone out of the meeting, or into a room of its choosing.
+      if (participant !== undefined) return;
       if (topic === TOPIC_STATUS) this.onStatus(room, parseJson(payload), inLobby);
       else if (topic === TOPIC_LOBBY_MESSAGE && inLobby) {
         const body = parseJson(payload);
@@ -216,11 +224,13 @@ export class MeetingSession {
     try {
       await room.connect(token.wsUrl, token.token);
     } catch (err) {
+      if (this.room !== room) return; // left on purpose, or moved on, while connecting
       this.room = null;
-      this.handlers.left({ kind: 'lost', title: 'Could not connect', message: `The media server could not be reached: ${String(err)}`, canRejoin: true });
+      this.handlers.left({ kind: 'lost', title: 'Could not connect', message: `The media server could not be reached: ${errorText(err)}`, canRejoin: true });
       return;
     }
-    if (inLobby) this.handlers.waiting('waiting', room);
+    if (this.room !== room) return; // moved on (admitted, denied) while connecting
+    if (inLobby) this.handlers.waiting(this.lobbyStatus ?? 'waiting', room);
     else this.handlers.joined(room, token);
   }
 
@@ -239,7 +249,8 @@ export class MeetingSession {
     } else if (status === 'ended') {
       void this.leaveWith(room, { kind: 'ended', title: 'The meeting has ended', message: 'The meeting ended before you were let in.', canRejoin: false });
     } else {
-      this.handlers.waiting(status, room);
+      this.lobbyStatus = status;
+      if (room.state === ConnectionState.Connected) this.handlers.waiting(status, room);
     }
   }
 
@@ -247,6 +258,9 @@ export class MeetingSession {
     const { token, wsUrl, room } = body;
     if (typeof token !== 'string' || typeof wsUrl !== 'string' || typeof room !== 'string') return null;
     const previous = this.token;
+    // Only ever this meeting's own rooms, on the server this page already uses.
+    const expected = `meeting-${this.meetingId}` + (status === 'waiting' ? '-lobby' : '');
+    if (room !== expected || (previous && wsUrl !== previous.wsUrl)) return null;
     return {
       status,
       token,

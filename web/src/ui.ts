@@ -1,7 +1,8 @@
 // Small DOM helpers shared by the pages: an element builder, the page frame, a problem
 // panel that always offers a way forward, and a polite live region for screen readers.
 
-import { currentUser, signInUrl, signOut, type Claims } from './api';
+import { acceptHandedToken, currentUser, handedToken, signInUrl, signOut, type Claims, type HandedToken } from './api';
+import { errorText } from './errors';
 
 type Child = Node | string | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
@@ -131,6 +132,11 @@ export function signInAgain(): Action {
 
 /** The signed-in user, or a problem panel that sends them to sign in (null). */
 export function requireUser(): Claims | null {
+  const offered = handedToken();
+  if (offered) {
+    askWhoToBe(offered);
+    return null;
+  }
   const user = currentUser();
   if (user) return user;
   frame('Sign in needed', null);
@@ -141,6 +147,43 @@ export function requireUser(): Claims | null {
   );
   return null;
 }
+
+function askWhoToBe(offered: HandedToken): void {
+  const theirs = offered.claims.name ?? offered.claims.sub;
+  const mine = offered.current.name ?? offered.current.sub;
+  frame('Which account?', offered.current);
+  const choose = (accept: boolean) => {
+    acceptHandedToken(accept);
+    location.reload();
+  };
+  const panel = showProblem(
+    'This link signs you in as someone else',
+    `You are signed in here as ${mine}. The link you followed would sign you in as ${theirs} instead.`,
+    [
+      { label: `Continue as ${theirs}`, onClick: () => choose(true) },
+      { label: `Stay ${mine}`, onClick: () => choose(false) },
+    ],
+  );
+  panel.dataset.testid = 'which-account';
+}
+
+/** A page that fails before it shows anything says so, rather than "Loading…" for ever. */
+function showUnexpected(reason: unknown): void {
+  const main = document.getElementById('main');
+  if (!main || !main.querySelector(':scope > .loading')) return; // the page is up: it copes
+  showProblem('This page could not start', `Something went wrong: ${errorText(reason)}. Reload the page to try again.`, [
+    { label: 'Reload', onClick: () => location.reload() },
+    HOME,
+  ], main);
+}
+
+window.addEventListener('error', (event) => showUnexpected(event.error ?? event.message));
+// A link to this very page with a login in its fragment changes only the fragment, which
+// loads nothing: start the page again so that it reads the login.
+window.addEventListener('hashchange', () => {
+  if (new URLSearchParams(location.hash.slice(1)).has('token')) location.reload();
+});
+window.addEventListener('unhandledrejection', (event) => showUnexpected(event.reason));
 
 /** Seconds or minutes, for "waiting for 3 min". */
 export function since(iso: string): string {

@@ -15,6 +15,7 @@ import {
 import type { TokenResponse } from '../api';
 import type { Panel } from '../meeting_view';
 import { CHAT_AGENT, findBot, parseJson } from '../session';
+import { handleTextStreams } from '../streams';
 import { displayName } from '../tiles';
 import { announce, h } from '../ui';
 import { Composer } from './composer';
@@ -87,8 +88,7 @@ export class ChatPanel implements Panel {
     this.room = room;
     this.me = room.localParticipant.identity;
     this.bot = '';
-    room.registerTextStreamHandler(TOPIC_CHAT, (reader, from) => void this.onStream(reader, from.identity));
-    this.unbind.push(() => room.unregisterTextStreamHandler(TOPIC_CHAT));
+    this.unbind.push(handleTextStreams(room, TOPIC_CHAT, (reader, from) => void this.onStream(reader, from.identity)));
     const onData = (payload: Uint8Array, participant?: RemoteParticipant, _kind?: unknown, topic?: string) =>
       this.onData(payload, participant, topic);
     const onRoster = () => this.onRoster();
@@ -113,13 +113,7 @@ export class ChatPanel implements Panel {
   }
 
   detach(): void {
-    for (const undo of this.unbind.splice(0)) {
-      try {
-        undo();
-      } catch {
-        // the room already let go
-      }
-    }
+    for (const undo of this.unbind.splice(0)) undo();
     this.room = null;
     this.bot = '';
     // What has no receipt stays in the outbox, to go to the next room's bot.

@@ -40,17 +40,17 @@ export interface Level {
 }
 
 export interface MicReport {
-  status: string;
+  status: string | null;
   rms_dbfs: number | null;
   peak_dbfs: number | null;
 }
 
 export interface CameraReport {
-  status: string;
-  width: number;
-  height: number;
-  fps: number;
-  analysed_fps: number;
+  status: string | null;
+  width: number | null;
+  height: number | null;
+  fps: number | null;
+  analysed_fps: number | null;
 }
 
 export interface NetworkFigures {
@@ -67,20 +67,34 @@ export interface Spread {
   samples: number;
 }
 
+export type Verdict = 'good' | 'fair' | 'poor';
+
+/** The bot's report as read: every part that is missing or malformed is null (or left out),
+ * so that the page shows what is valid and never trips over the rest. */
 export interface Report {
-  verdict: 'good' | 'fair' | 'poor';
+  verdict: Verdict | null;
   reasons: string[];
-  microphone: MicReport;
-  camera: CameraReport;
-  network: NetworkFigures;
+  microphone: MicReport | null;
+  camera: CameraReport | null;
+  network: NetworkFigures | null;
   network_summary: Partial<Record<keyof NetworkFigures, Spread>>;
   audio_mode?: Mode;
   preview?: boolean;
   blur?: boolean;
 }
 
+const FIGURES: Array<keyof NetworkFigures> = ['rtt_ms', 'jitter_ms', 'loss_pct', 'bitrate_kbps'];
+
 function num(value: unknown): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+function str(value: unknown): string | null {
+  return typeof value === 'string' && value ? value : null;
+}
+
+function record(value: unknown): Record<string, unknown> | null {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
 }
 
 export function readLevel(body: Record<string, unknown> | null): Level | null {
@@ -102,16 +116,62 @@ export function readState(body: Record<string, unknown> | null): GreenRoomState 
   };
 }
 
+function readMic(value: unknown): MicReport | null {
+  const mic = record(value);
+  if (!mic) return null;
+  const read = { status: str(mic.status), rms_dbfs: num(mic.rms_dbfs), peak_dbfs: num(mic.peak_dbfs) };
+  return read.status === null && read.rms_dbfs === null ? null : read;
+}
+
+function readCamera(value: unknown): CameraReport | null {
+  const cam = record(value);
+  if (!cam) return null;
+  const read = {
+    status: str(cam.status),
+    width: num(cam.width),
+    height: num(cam.height),
+    fps: num(cam.fps),
+    analysed_fps: num(cam.analysed_fps),
+  };
+  return read.status === null && read.width === null ? null : read;
+}
+
+function readNetwork(value: unknown): NetworkFigures | null {
+  const net = record(value);
+  if (!net) return null;
+  return { rtt_ms: num(net.rtt_ms), jitter_ms: num(net.jitter_ms), loss_pct: num(net.loss_pct), bitrate_kbps: num(net.bitrate_kbps) };
+}
+
+function readSummary(value: unknown): Report['network_summary'] {
+  const summary = record(value);
+  const read: Report['network_summary'] = {};
+  if (!summary) return read;
+  for (const figure of FIGURES) {
+    const spread = record(summary[figure]);
+    if (!spread) continue;
+    read[figure] = { min: num(spread.min), avg: num(spread.avg), max: num(spread.max), samples: num(spread.samples) ?? 0 };
+  }
+  return read;
+}
+
+/** The report (`greenroom.get_report`, `tp.greenroom.report`), each field checked for its
+ * type; null when nothing in it is usable. */
 export function readReport(body: Record<string, unknown> | null): Report | null {
   if (!body) return null;
-  const { verdict, microphone, camera, network } = body;
-  if (verdict !== 'good' && verdict !== 'fair' && verdict !== 'poor') return null;
-  if (!microphone || typeof microphone !== 'object') return null;
-  if (!camera || typeof camera !== 'object') return null;
-  if (!network || typeof network !== 'object') return null;
-  const reasons = Array.isArray(body.reasons) ? body.reasons.filter((r): r is string => typeof r === 'string') : [];
-  const summary = body.network_summary && typeof body.network_summary === 'object' ? body.network_summary : {};
-  return { ...(body as unknown as Report), reasons, network_summary: summary as Report['network_summary'] };
+  const { verdict, audio_mode: mode, preview, blur } = body;
+  const report: Report = {
+    verdict: verdict === 'good' || verdict === 'fair' || verdict === 'poor' ? verdict : null,
+    reasons: Array.isArray(body.reasons) ? body.reasons.filter((r): r is string => typeof r === 'string' && r !== '') : [],
+    microphone: readMic(body.microphone),
+    camera: readCamera(body.camera),
+    network: readNetwork(body.network),
+    network_summary: readSummary(body.network_summary),
+  };
+  if (mode === 'live' || mode === 'playback') report.audio_mode = mode;
+  if (typeof preview === 'boolean') report.preview = preview;
+  if (typeof blur === 'boolean') report.blur = blur;
+  const usable = report.verdict !== null || report.microphone !== null || report.camera !== null || report.network !== null;
+  return usable ? report : null;
 }
 
 /** What went wrong with a call to the bot, in words a person can act on. `feature` names

@@ -2,9 +2,11 @@
 // what the microphone, camera and network look like.
 
 import { append, clear, h } from '../ui';
-import { capital, type NetworkFigures, type Report, type Spread } from './protocol';
+import {
+  capital, type CameraReport, type MicReport, type NetworkFigures, type Report, type Spread, type Verdict,
+} from './protocol';
 
-const VERDICTS: Record<Report['verdict'], [string, string, string]> = {
+const VERDICTS: Record<Verdict, [string, string, string]> = {
   good: ['Good', 'ok', 'You are ready for a meeting.'],
   fair: ['Fair', 'warn', 'A meeting will work, though not at its best.'],
   poor: ['Poor', 'bad', 'Others may not hear or see you well: see why below.'],
@@ -38,7 +40,8 @@ function spread(value: Spread | undefined, unit: string): string | null {
   return `${value.avg.toFixed(0)} ${unit} on average${range}`;
 }
 
-function network(figures: NetworkFigures): string {
+function network(figures: NetworkFigures | null): string {
+  if (!figures) return 'Not reported';
   const parts: string[] = [];
   const missing: string[] = [];
   const add = (value: number | null, name: string, text: (v: number) => string): void => {
@@ -52,6 +55,26 @@ function network(figures: NetworkFigures): string {
   if (missing.length === 4) return 'Still measuring…';
   const text = capital(parts.join(' · '));
   return missing.length ? `${text} (${missing.join(', ')}: still measuring)` : text;
+}
+
+/** A status word (`no_audio`) in words: the known ones explained, others spelt out. */
+function statusText(status: string | null, known: Record<string, string>): string {
+  if (status === null) return 'Not reported';
+  return known[status] ?? capital(status.replace(/_/g, ' '));
+}
+
+function micText(mic: MicReport | null): string {
+  if (!mic) return 'Not reported';
+  const peak = mic.peak_dbfs !== null ? `, peak ${n(mic.peak_dbfs)} dBFS` : '';
+  const level = mic.rms_dbfs !== null ? ` · ${n(mic.rms_dbfs)} dBFS average${peak}` : '';
+  return statusText(mic.status, MIC) + level;
+}
+
+function cameraText(cam: CameraReport | null): string {
+  if (!cam) return 'Not reported';
+  const fps = cam.fps !== null && cam.fps > 0 ? `, ${n(cam.fps)} fps` : '';
+  const size = cam.status !== 'no_video' && cam.width && cam.height ? ` · received at ${cam.width}×${cam.height}${fps}` : '';
+  return statusText(cam.status, CAMERA) + size;
 }
 
 export class ReportCard {
@@ -75,17 +98,12 @@ export class ReportCard {
       h('p', {}, this.refresh));
   }
 
-  /** `early`: taken in the check's first seconds, before it has settled. */
+  /** `early`: taken in the check's first seconds, before it has settled. What the report
+   * lacks (protocol.ts `readReport` leaves out what is malformed) reads "Not reported". */
   show(report: Report, early = false): void {
-    const [word, tone, advice] = VERDICTS[report.verdict];
+    const [word, tone, advice] = report.verdict ? VERDICTS[report.verdict] : ['Unknown', 'warn', 'The report did not say.'];
     const mic = report.microphone;
     const cam = report.camera;
-    const micText = MIC[mic.status] ?? capital(mic.status.replace(/_/g, ' '));
-    const peak = mic.peak_dbfs !== null ? `, peak ${n(mic.peak_dbfs)} dBFS` : '';
-    const micLevel = mic.rms_dbfs !== null ? ` · ${n(mic.rms_dbfs)} dBFS average${peak}` : '';
-    const camText = CAMERA[cam.status] ?? capital(cam.status.replace(/_/g, ' '));
-    const fps = cam.fps > 0 ? `, ${n(cam.fps)} fps` : '';
-    const camSize = cam.status !== 'no_video' && cam.width ? ` · received at ${cam.width}×${cam.height}${fps}` : '';
     const summary = report.network_summary;
     const overall = [spread(summary.rtt_ms, 'ms round trip'), spread(summary.bitrate_kbps, 'kbps')].filter(Boolean);
     clear(this.body);
@@ -99,8 +117,8 @@ export class ReportCard {
           h('ul', { class: 'gr-reasons' }, ...report.reasons.map((reason) => h('li', {}, capital(reason)))))
         : null,
       h('dl', { class: 'gr-facts' },
-        h('dt', {}, 'Microphone'), h('dd', { 'data-status': mic.status }, micText + micLevel),
-        h('dt', {}, 'Camera'), h('dd', { 'data-status': cam.status }, camText + camSize),
+        h('dt', {}, 'Microphone'), h('dd', { 'data-status': mic?.status ?? '' }, micText(mic)),
+        h('dt', {}, 'Camera'), h('dd', { 'data-status': cam?.status ?? '' }, cameraText(cam)),
         h('dt', {}, 'Network'), h('dd', {}, network(report.network),
           overall.length ? h('span', { class: 'muted gr-overall' }, `Since you came in: ${overall.join('; ')}.`) : null)),
     );

@@ -4,13 +4,13 @@
 // buttons, so that the question stays next to the person it is about.
 
 import { h } from '../ui';
-import { failureText } from './errors';
+import { failureText, type Doing } from './errors';
 
 /** Runs `action` with `button` disabled; its failure is said in `error`. */
 export async function runAction(
   button: HTMLButtonElement,
   error: HTMLElement,
-  what: string,
+  what: string | Doing,
   action: () => Promise<unknown>,
 ): Promise<void> {
   error.textContent = '';
@@ -29,7 +29,7 @@ export function actionButton(
   label: string,
   ariaLabel: string,
   error: HTMLElement,
-  what: string,
+  what: string | Doing,
   action: () => Promise<unknown>,
   cls = 'secondary',
   done?: () => void,
@@ -66,7 +66,7 @@ export interface ConfirmOptions {
   question: string;
   yes: string;
   yesAria: string;
-  what: string;
+  what: string | Doing;
 }
 
 /** In place of `actions`: the question, a confirming button and Cancel. */
@@ -92,7 +92,7 @@ export interface FormOptions {
   submit: string;
   submitAria: string;
   required: boolean;
-  what: string;
+  what: string | Doing;
   cls?: string;
 }
 

@@ -75,7 +75,7 @@ export class MeetingControls {
     const endError = h('p', { class: 'form-error', role: 'alert' });
     const endActions = h('div', { class: 'row control-line' });
     endActions.appendChild(h('button', { type: 'button', class: 'danger', onclick: () => confirmStep(endActions, endError,
-      { question: 'End the meeting for everyone? Those waiting are sent away too.', yes: 'End for everyone', yesAria: 'Confirm: end the meeting for everyone', what: 'Ending the meeting' },
+      { question: 'End the meeting for everyone? Those waiting are sent away too.', yes: 'End for everyone', yesAria: 'Confirm: end the meeting for everyone', what: { what: 'Ending the meeting', hostOnly: true } },
       () => this.host.post('end')) }, 'End meeting'));
     this.endLine = h('div', { class: 'end-line' }, endActions, endError);
     box.appendChild(this.endLine);

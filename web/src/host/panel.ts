@@ -1,8 +1,9 @@
 // The host console's side panel, for a meeting's hosts and co-hosts: who is waiting
 // (queue.ts), who is in the meeting (people.ts), and the meeting's lock, recording,
 // transcription and end (meeting_controls.ts). This module follows the room for them and
-// follows my own role: a co-host made host gets the host's controls at once, and someone who
-// stops being a moderator loses them.
+// follows my own role, both ways, while the room is attached: a co-host made host gets the
+// host's controls at once, someone who stops being a moderator loses them, and gets them back
+// when made one again.
 
 import { Room, RoomEvent, type LocalParticipant, type RemoteParticipant } from 'livekit-client';
 
@@ -28,6 +29,7 @@ export class HostPanel implements Panel, HostContext {
   private readonly meeting = new MeetingControls(this);
   private timer: number | undefined;
   private readonly listeners: Array<[RoomEvent, (...args: never[]) => void]> = [];
+  private roleListener: ((changed: Record<string, string>, participant: RemoteParticipant | LocalParticipant) => void) | null = null;
 
   constructor(readonly meetingId: string) {
     this.element = h('section', { class: 'card host-panel', 'aria-labelledby': 'host-panel-title', 'data-testid': 'host-panel' },
@@ -47,15 +49,38 @@ export class HostPanel implements Panel, HostContext {
     this.detach();
     this.room = room;
     this.myRole = room.localParticipant.attributes[ROLE_ATTRIBUTE] ?? token.metadata.role;
-    clear(this.body);
-    if (!MODERATORS.has(this.myRole)) {
+    // My role is followed for as long as the room is attached, controls shown or not: a
+    // moderator who loses the role and is given it back gets the controls back.
+    this.roleListener = (changed: Record<string, string>, participant: RemoteParticipant | LocalParticipant) => {
+      if (participant === room.localParticipant && changed[ROLE_ATTRIBUTE]) this.roleChanged(changed[ROLE_ATTRIBUTE]);
+    };
+    room.on(RoomEvent.ParticipantAttributesChanged, this.roleListener);
+    if (MODERATORS.has(this.myRole)) {
+      this.showControls(room);
+    } else {
+      clear(this.body);
       showNotHost(this.meetingId, this.body);
-      return;
     }
+  }
+
+  detach(): void {
+    if (this.room && this.roleListener) this.room.off(RoomEvent.ParticipantAttributesChanged, this.roleListener);
+    this.roleListener = null;
+    this.hideControls();
+    this.room = null;
+  }
+
+  /** The sections, live: their room events and the clock. */
+  private showControls(room: Room): void {
+    this.hideControls();
+    clear(this.body);
     append(this.body, this.roleLine, this.queue.build(), this.people.build(), this.meeting.build());
     this.renderRole();
-    this.on(room, RoomEvent.DataReceived, (payload: Uint8Array, _p?: RemoteParticipant, _k?: unknown, topic?: string) =>
-      this.queue.onData(payload, topic));
+    // The queue and the guests' notes come from the service (no participant): a participant
+    // could otherwise hide real knocks behind a forged snapshot (session.ts says more).
+    this.on(room, RoomEvent.DataReceived, (payload: Uint8Array, from?: RemoteParticipant, _k?: unknown, topic?: string) => {
+      if (from === undefined) this.queue.onData(payload, topic);
+    });
     const people = () => this.people.render();
     this.on(room, RoomEvent.ParticipantConnected, people);
     this.on(room, RoomEvent.ParticipantDisconnected, people);
@@ -64,12 +89,10 @@ export class HostPanel implements Panel, HostContext {
     this.on(room, RoomEvent.TrackMuted, people);
     this.on(room, RoomEvent.TrackUnmuted, people);
     this.on(room, RoomEvent.ParticipantNameChanged, people);
-    this.on(room, RoomEvent.ParticipantAttributesChanged,
-      (changed: Record<string, string>, participant: RemoteParticipant | LocalParticipant) => {
-        if (participant === room.localParticipant && changed[ROLE_ATTRIBUTE]) this.roleChanged(changed[ROLE_ATTRIBUTE]);
-        if ('tp.recording' in changed || 'tp.transcribing' in changed) void this.meeting.refreshRuns();
-        this.people.render();
-      });
+    this.on(room, RoomEvent.ParticipantAttributesChanged, (changed: Record<string, string>) => {
+      if ('tp.recording' in changed || 'tp.transcribing' in changed) void this.meeting.refreshRuns();
+      this.people.render();
+    });
     this.people.render();
     void this.queue.refresh();
     void this.meeting.refreshLock();
@@ -77,10 +100,10 @@ export class HostPanel implements Panel, HostContext {
     this.timer = window.setInterval(() => this.tick(), TICK_MS);
   }
 
-  detach(): void {
+  /** The sections' room events and clock stopped (the role listener stays). */
+  private hideControls(): void {
     if (this.room) for (const [event, fn] of this.listeners) this.room.off(event, fn as never);
     this.listeners.length = 0;
-    this.room = null;
     window.clearInterval(this.timer);
     this.timer = undefined;
     this.queue.reset();
@@ -94,16 +117,22 @@ export class HostPanel implements Panel, HostContext {
 
   private roleChanged(role: string): void {
     if (role === this.myRole) return;
+    const was = MODERATORS.has(this.myRole);
     this.myRole = role;
+    const room = this.room;
+    if (!room) return;
     if (!MODERATORS.has(role)) {
-      const room = this.room;
-      this.detach();
+      if (!was) return;
+      this.hideControls();
       clear(this.body);
       append(this.body, h('p', { role: 'status' }, 'You are no longer a host or co-host of this meeting, so the host controls are gone.'));
-      this.room = room;
       return;
     }
     announce(role === 'host' ? 'You are now the host.' : 'You are now a co-host.');
+    if (!was) {
+      this.showControls(room);
+      return;
+    }
     this.renderRole();
     this.people.render();
     this.meeting.render();

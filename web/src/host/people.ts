@@ -47,7 +47,8 @@ class PersonRow {
     const amHost = host.myRole === 'host';
     const isModerator = MODERATORS.has(role);
     if (micOn) {
-      actions.appendChild(actionButton('Mute', `Mute ${name}`, error, `Muting ${name}`,
+      actions.appendChild(actionButton('Mute', `Mute ${name}`, error,
+        { what: `Muting ${name}`, gone: 'they have left, or their microphone is off already' },
         () => host.post(`participants/${id}/mute`, { source: 'microphone' }).then(() => announce(`${name} was muted.`))));
     }
     if (role !== 'host') {
@@ -61,12 +62,12 @@ class PersonRow {
         () => host.post(`participants/${id}/return-to-waiting`).then(() => announce(`${name} is back in the waiting room.`))));
     }
     if (amHost && !isModerator) {
-      actions.appendChild(actionButton('Make co-host', `Make ${name} a co-host`, error, `Making ${name} a co-host`,
+      actions.appendChild(actionButton('Make co-host', `Make ${name} a co-host`, error, { what: `Making ${name} a co-host`, hostOnly: true },
         () => host.post('cohosts', { identity }).then(() => announce(`${name} is now a co-host.`))));
     }
     if (amHost && role !== 'host') {
       actions.appendChild(h('button', { type: 'button', class: 'secondary', 'aria-label': `Pass host to ${name}`, onclick: () => confirmStep(actions, error,
-        { question: `Make ${name} the host? You become a co-host.`, yes: 'Pass host', yesAria: `Confirm: pass host to ${name}`, what: `Passing host to ${name}` },
+        { question: `Make ${name} the host? You become a co-host.`, yes: 'Pass host', yesAria: `Confirm: pass host to ${name}`, what: { what: `Passing host to ${name}`, hostOnly: true } },
         () => host.post('host', { identity }).then(() => announce(`${name} is now the host.`))) }, 'Pass host'));
     }
     if (!actions.children.length) actions.appendChild(h('span', { class: 'muted' }, 'No actions'));

@@ -44,19 +44,20 @@ class WaitingRow {
     const id = encodeURIComponent(entry.identity);
     const error = this.error;
     const actions = h('div', { class: 'row actions' });
-    const admit = actionButton('Admit', `Admit ${name}`, error, `Admitting ${name}`,
+    const gone = 'they are no longer waiting';
+    const admit = actionButton('Admit', `Admit ${name}`, error, { what: `Admitting ${name}`, gone },
       () => host.post(`waiting-room/${id}/admit`).then(() => {
         announce(`${name} was let in.`);
         return refresh();
       }), '');
     const deny = h('button', { type: 'button', class: 'secondary', 'aria-label': `Deny ${name}`, onclick: () => inlineForm(actions, error,
-      { label: `Reason for denying ${name} (optional)`, placeholder: 'Reason (optional)', submit: 'Deny', submitAria: `Confirm: deny ${name}`, required: false, cls: 'danger', what: `Denying ${name}` },
+      { label: `Reason for denying ${name} (optional)`, placeholder: 'Reason (optional)', submit: 'Deny', submitAria: `Confirm: deny ${name}`, required: false, cls: 'danger', what: { what: `Denying ${name}`, gone } },
       (reason) => host.post(`waiting-room/${id}/deny`, reason ? { reason } : {}).then(() => {
         announce(`${name} was not let in.`);
         return refresh();
       })) }, 'Deny');
     const message = h('button', { type: 'button', class: 'secondary', 'aria-label': `Message ${name}`, onclick: () => inlineForm(actions, error,
-      { label: `Message to ${name}`, placeholder: 'Your message', submit: 'Send', submitAria: `Send the message to ${name}`, required: true, what: `The message to ${name}` },
+      { label: `Message to ${name}`, placeholder: 'Your message', submit: 'Send', submitAria: `Send the message to ${name}`, required: true, what: { what: `The message to ${name}`, gone } },
       (text) => host.post('waiting-room/message', { text, identity: entry.identity }).then(() => {
         this.said('You', text);
         announce(`Message sent to ${name}.`);

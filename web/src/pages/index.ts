@@ -1,8 +1,8 @@
 // /app/: where a person starts: the green room, joining a meeting, or starting one.
 
-import { ApiError, api, currentUser, signInUrl } from '../api';
+import { ApiError, api, currentUser, handedToken, signInUrl } from '../api';
 import { errorText } from '../errors';
-import { frame, h } from '../ui';
+import { frame, h, requireUser } from '../ui';
 
 function meetingIdOf(text: string): string {
   // A pasted link (…/app/meeting/abc) or a bare id.
@@ -12,6 +12,10 @@ function meetingIdOf(text: string): string {
 }
 
 function render(): void {
+  if (handedToken()) {
+    requireUser(); // asks whether to switch to the account the link carries
+    return;
+  }
   const user = currentUser();
   if (!user) {
     frame('Welcome', null, h('section', { class: 'card' },

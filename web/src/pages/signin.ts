@@ -1,5 +1,5 @@
-// /app/signin: the development sign-in (APP_ENV=development) mints an app JWT for a chosen
-// user id; in production the platform's own login hands the pages a token instead.
+// /app/signin: the development sign-in (DEV_SIGN_IN=1, which `up` sets) mints an app JWT for
+// a chosen user id; elsewhere the platform's own login hands the pages a token instead.
 
 import { ApiError, call, currentUser, storeToken } from '../api';
 import { errorText } from '../errors';
@@ -17,7 +17,25 @@ function nextPage(): string {
   return next.startsWith('/app/') && !next.startsWith('//') ? next : '/app/';
 }
 
+/** The service's shell says whether its development sign-in exists (DEV_SIGN_IN). */
+function devSignInOffered(): boolean {
+  return document.getElementById('main')?.dataset.devSignIn === '1';
+}
+
+function showPlatformLogin(): void {
+  showProblem(
+    'Sign in through TalkPlatform',
+    'This service has no sign-in of its own: TalkPlatform signs you in and opens these pages for you. Open your meeting link from TalkPlatform again.',
+    [HOME],
+  );
+}
+
 function render(): void {
+  if (!devSignInOffered()) {
+    frame('Sign in', currentUser());
+    showPlatformLogin();
+    return;
+  }
   const reason = new URLSearchParams(location.search).get('reason');
   const user = currentUser();
   const error = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'signin-error' });
@@ -54,11 +72,7 @@ function render(): void {
       .catch((err: unknown) => {
         submit.disabled = false;
         if (err instanceof ApiError && err.status === 404) {
-          showProblem(
-            'Development sign-in is off',
-            'This service runs in production (APP_ENV=production). Sign in through TalkPlatform, which opens these pages for you.',
-            [HOME],
-          );
+          showPlatformLogin(); // turned off since this page was served
           return;
         }
         error.textContent = err instanceof ApiError && err.status === 422
