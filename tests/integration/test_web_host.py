@@ -61,16 +61,27 @@ async def _remove(people: Locator, guest: Page) -> None:
     await expect(problem).to_contain_text("you cannot join it again")
 
 
-async def test_host_admits_denies_and_removes(
-    web_users: WebUsers, api: httpx.AsyncClient, user_auth: Auth
-) -> None:
-    host_id, guest_id, other_id = uid("hana"), uid("gus"), uid("dora")
-    body = {"title": "Design review", "settings": {"waiting_room": True}}
-    mid = (await post_json(api, "/api/v1/meetings", user_auth(host_id, "Hana Host"), body))["id"]
-
+async def _console(
+    web_users: WebUsers, api: httpx.AsyncClient, user_auth: Auth, title: str, *, waiting: bool
+) -> tuple[str, str, Page, Locator]:
+    """A new meeting, and its host (Hana) in the console: its id, hers, her page, the panel."""
+    host_id = uid("hana")
+    body = {"title": title, "settings": {"waiting_room": waiting}}
+    made = await post_json(api, "/api/v1/meetings", user_auth(host_id, "Hana Host"), body)
+    mid = str(made["id"])
     host = await (await web_users(host_id, "Hana Host")).open(f"/app/host/{mid}")
     panel = host.get_by_test_id("host-panel")
     await expect(panel.get_by_text("You are the host.")).to_be_visible(timeout=WAIT_MS)
+    return mid, host_id, host, panel
+
+
+async def test_host_admits_denies_and_removes(
+    web_users: WebUsers, api: httpx.AsyncClient, user_auth: Auth
+) -> None:
+    guest_id, other_id = uid("gus"), uid("dora")
+    mid, host_id, host, panel = await _console(
+        web_users, api, user_auth, "Design review", waiting=True
+    )
 
     # Not a host: the console says so, before any knock, and leads to the guest page.
     other = await (await web_users(other_id, "Dora Denied", phone=True)).open(f"/app/host/{mid}")
@@ -114,12 +125,8 @@ async def test_host_admits_denies_and_removes(
 async def test_host_console_controls(
     web_users: WebUsers, api: httpx.AsyncClient, user_auth: Auth
 ) -> None:
-    host_id, guest_id, late_id = uid("hana"), uid("gus"), uid("lena")
-    body = {"title": "Controls", "settings": {"waiting_room": False}}
-    mid = (await post_json(api, "/api/v1/meetings", user_auth(host_id, "Hana Host"), body))["id"]
-    host = await (await web_users(host_id, "Hana Host")).open(f"/app/host/{mid}")
-    panel = host.get_by_test_id("host-panel")
-    await expect(panel.get_by_text("You are the host.")).to_be_visible(timeout=WAIT_MS)
+    guest_id, late_id = uid("gus"), uid("lena")
+    mid, _, host, panel = await _console(web_users, api, user_auth, "Controls", waiting=False)
     guest = await (await web_users(guest_id, "Gus Guest")).open(f"/app/meeting/{mid}")
     people = panel.get_by_test_id("participants")
     gus = people.locator(f'li[data-identity="{guest_id}"]')

@@ -1,0 +1,26 @@
+"""Calendar (UC-04): when meetings happen, and the iCalendar that carries them.
+
+A pure core with no I/O: ``Schedule`` (a start and end in an IANA zone, an optional RRULE,
+cancelled and moved occurrences) checked on the way in, ``occurrences`` expanding it with
+``recurring-ical-events``, ``invitation`` writing an iTIP REQUEST or CANCEL with
+``icalendar``, and ``read_events`` reading events from other calendars (CalDAV). All
+refusals are ``talkplatform_agents.errors.Invalid`` with a ``field`` in their context.
+"""
+
+from talkplatform_agents.calendar.external import ExternalEvent, join_meeting_id, read_events
+from talkplatform_agents.calendar.ics import Attendee, InviteMeeting, invitation, meeting_uid
+from talkplatform_agents.calendar.schedule import Occurrence, Override, Schedule, occurrences
+
+__all__ = [
+    "Attendee",
+    "ExternalEvent",
+    "InviteMeeting",
+    "Occurrence",
+    "Override",
+    "Schedule",
+    "invitation",
+    "join_meeting_id",
+    "meeting_uid",
+    "occurrences",
+    "read_events",
+]
