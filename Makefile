@@ -14,9 +14,10 @@ up: setup
 	$(BIN)/talkplatform-agents up --demo
 
 ## The whole suite: unit, service contract, store on SQLite and MariaDB, and end to end
-## against the real livekit-server in a network namespace.
+## against the real livekit-server in a network namespace (two pytest processes at once:
+## scripts/test.sh says how).
 test: setup
-	$(BIN)/pytest -ra --durations=40
+	@scripts/test.sh
 
 ## ruff, mypy --strict and the fast tests (no server, no namespace).
 check: setup lint typecheck fast

@@ -260,11 +260,11 @@ async def _late_browser(scene: Scene, web_users: WebUsers) -> tuple[WebUser, Pag
     log = bob.get_by_role("log", name="Chat")
     await expect(log.get_by_text("Earlier messages")).to_be_visible(timeout=WAIT_MS)
     history = log.get_by_test_id("chat-message")
-    await expect(history).to_have_count(4, timeout=WAIT_MS)
-    # Oldest first (Python's three raced each other to the bot; the browser's came later).
+    await expect(history).to_have_count(5, timeout=WAIT_MS)
+    # Oldest first (Python's four raced each other to the bot; the browser's came later).
     texts = await history.locator(".chat-text").all_inner_texts()
     assert texts[-1] == "Hi Pete, edited in the browser", texts
-    assert set(texts) == {"Hello from Python", "A stock broadcast", "Legacy hi",
+    assert set(texts) == {"Hello from Python", "A stock broadcast", "Legacy hi", "Still here?",
                           "Hi Pete, edited in the browser"}  # fmt: skip
     edited = _message(bob, "Hi Pete, edited")
     await expect(edited).to_contain_text("(edited)")

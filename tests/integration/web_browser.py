@@ -9,10 +9,7 @@ browser does too.
 
 from __future__ import annotations
 
-import math
-import struct
 import uuid
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,29 +25,14 @@ from playwright.async_api import (
 )
 
 from talkplatform_agents.config import Settings
+from talkplatform_agents.harness.browser import CHROMIUM, chromium_args, tone_bursts
 from talkplatform_agents.service import mint_app_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-TONE_HZ = 660.0
 PAGE_ERROR = "pageerror:"  # the console's lines of uncaught exceptions
-# As the machine's notes found: without these, chromium reaches for Google's hosts at every
-# start, and this machine's closed network refuses it many times over.
-_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 # Playwright's default of 5 s per ``expect`` is short for a step that crosses processes
 # (page, token service, livekit-server, a bot) on a loaded 2-core machine.
 expect.set_options(timeout=15_000)
@@ -61,34 +43,14 @@ def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def tone_bursts(path: Path, seconds: float = 4.0, rate: int = 48000) -> Path:
-    """Half a second of tone, half a second of silence, over and over (chromium loops it)."""
-    frames = bytearray()
-    for n in range(int(seconds * rate)):
-        on = (n // (rate // 2)) % 2 == 0
-        sample = 0.15 * math.sin(2 * math.pi * TONE_HZ * n / rate) if on else 0.0
-        frames += struct.pack("<h", int(sample * 32767))
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    return path
-
-
 @pytest.fixture(scope="session")
 async def browser(
     tmp_path_factory: pytest.TempPathFactory, live_settings: Settings
 ) -> AsyncIterator[Browser]:
     wav = tone_bursts(tmp_path_factory.mktemp("media") / "microphone.wav")
-    # Cameras and microphones need a secure context: the test service is plain http on a
-    # 10.x address, which the browser is told to treat as secure (as https would be).
-    secure = f"--unsafely-treat-insecure-origin-as-secure={live_settings.api_url}"
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*_FLAGS, f"--use-file-for-fake-audio-capture={wav}", secure],
+            executable_path=CHROMIUM, headless=True, args=chromium_args(live_settings.api_url, wav)
         )
         try:
             yield launched
