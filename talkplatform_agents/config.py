@@ -329,6 +329,48 @@ class Settings(BaseSettings):
         description="Address the worker's metrics endpoint binds (a scraper on another "
         "machine or container must reach it).",
     )
+    # --- CalDAV sync (UC-04; calendar/sync.py) ---
+    caldav_url: str | None = Field(
+        default=None,
+        validation_alias="CALDAV_URL",
+        description="A user's calendar collection, {user} standing for the user id: "
+        "http://host:5232/{user}/calendar/. Unset: no CalDAV sync.",
+    )
+    caldav_username: str | None = Field(default=None, validation_alias="CALDAV_USERNAME")
+    caldav_password: SecretStr | None = Field(default=None, validation_alias="CALDAV_PASSWORD")
+    caldav_category: str = Field(
+        default="TalkPlatform",
+        min_length=1,
+        max_length=100,
+        validation_alias="CALDAV_CATEGORY",
+        description="An event in a synced calendar with this category becomes a meeting.",
+    )
+
+    # --- Invitations by email (UC-04; calendar/mail.py) ---
+    smtp_url: str | None = Field(
+        default=None,
+        validation_alias="SMTP_URL",
+        description="smtp://host:port of a mail server that relays the meetings' "
+        "invitations to their attendees (port 25 if left out). Unset: no email.",
+    )
+
+    # --- Bots on time (UC-04; calendar/scheduler.py, ``talkplatform-agents scheduler``) ---
+    scheduler_lead_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        validation_alias="SCHEDULER_LEAD_S",
+        description="How long before a scheduled meeting's start its room is opened, with "
+        "its bots in it.",
+    )
+    scheduler_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        validation_alias="SCHEDULER_GRACE_S",
+        description="How long after a scheduled meeting's end it is ended, once nobody but "
+        "bots is left in its room.",
+    )
 
     @field_validator(
         "rate_limit_token_per_user",
@@ -414,6 +456,29 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("APP_ENV=production refuses to start: " + "; ".join(problems))
         return self
+
+    @field_validator("caldav_url")
+    @classmethod
+    def _caldav_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")) or "{user}" not in value:
+            raise ValueError("CALDAV_URL must be an http(s) URL with {user} in it")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - a port out of range raises here
+        except ValueError:
+            raise ValueError(f"SMTP_URL has a bad port: {value!r}") from None
+        if parts.scheme != "smtp" or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError(f"SMTP_URL must be smtp://host[:port], not {value!r}")
+        return value
 
     @field_validator("log_level")
     @classmethod

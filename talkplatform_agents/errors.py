@@ -27,6 +27,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",
+    "Unprocessable",
 ]
 
 
@@ -51,6 +52,20 @@ class ApiError(TalkPlatformError):
 
 class Invalid(ApiError):
     status, code = 400, "invalid_request"
+
+
+class Unprocessable(Invalid):
+    """Input that is well-formed but does not validate as a value of its kind (an RRULE no
+    date matches, an end before the start, an unknown time zone): the 422 a request body
+    that fails the schema gets, with the same code. A subclass of ``Invalid``, so code that
+    refuses ``Invalid`` refuses this too; a route turns the core's ``Invalid`` into it
+    where its contract says 422 (``Unprocessable.of``)."""
+
+    status, code = 422, "invalid_request"
+
+    @classmethod
+    def of(cls, error: Invalid) -> Unprocessable:
+        return error if isinstance(error, Unprocessable) else cls(error.message, **error.context)
 
 
 class Unauthorized(ApiError):

@@ -13,8 +13,10 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from talkplatform_agents.cli.calendar import register as register_calendar
 from talkplatform_agents.cli.load import register as register_load
 from talkplatform_agents.cli.meeting import register as register_meeting
+from talkplatform_agents.cli.scheduler import register as register_scheduler
 from talkplatform_agents.config import Settings
 from talkplatform_agents.logs import configure_logging
 
@@ -272,6 +274,8 @@ def up(
 
 register_load(app, load_settings, console)
 register_meeting(app, load_settings, console)
+register_scheduler(app, load_settings, console)
+register_calendar(app, load_settings, console)
 
 
 def _redact(url: str) -> str:

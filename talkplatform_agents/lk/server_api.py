@@ -4,12 +4,13 @@ and ``as_api_error``: how its failures read to an API caller, the same through R
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Protocol, TypeVar
 
 import aiohttp
 from livekit import api
 from livekit.protocol import agent
+from livekit.protocol.agent_dispatch import RoomAgentDispatch
 
 from talkplatform_agents.errors import ApiError, BadGateway, Unavailable
 from talkplatform_agents.lk.tokens import Credentials
@@ -97,6 +98,19 @@ class ServerApi:
         """Every live room on the server (or the cluster)."""
         reply = await self._api.room.list_rooms(api.ListRoomsRequest())
         return list(reply.rooms)
+
+    async def create_room(
+        self, room: str, agents: Sequence[str] = (), *, empty_timeout_s: int = 0
+    ) -> api.Room:
+        """Create ``room`` (or find it, if it exists) with ``agents`` dispatched into it as
+        it is created; ``empty_timeout_s`` (0: the server's) is how long it stays while
+        nobody but bots has joined. (The calendar's scheduler: calendar/scheduler.py.)"""
+        request = api.CreateRoomRequest(
+            name=room,
+            empty_timeout=empty_timeout_s,
+            agents=[RoomAgentDispatch(agent_name=a) for a in agents],
+        )
+        return await self._api.room.create_room(request)
 
     async def delete_room(self, room: str) -> None:
         await _unless_missing(self._api.room.delete_room(api.DeleteRoomRequest(room=room)))

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from talkplatform_agents import __version__
 from talkplatform_agents.config import Settings
+from talkplatform_agents.service.calendar_routes import calendar_router
 from talkplatform_agents.service.chat_routes import chat_router
 from talkplatform_agents.service.context import ServiceContext
 from talkplatform_agents.service.error_handlers import install_error_handlers
@@ -17,6 +18,7 @@ from talkplatform_agents.service.metrics import install_metrics
 from talkplatform_agents.service.moderation_routes import router as moderation_router
 from talkplatform_agents.service.recording_routes import recording_router
 from talkplatform_agents.service.routes import router
+from talkplatform_agents.service.scheduling import Invitations
 from talkplatform_agents.service.security import SecurityHeaders, WebhookGate, install_cors
 from talkplatform_agents.service.transcription_routes import transcription_router
 from talkplatform_agents.service.web import dev_signin_router, web_router
@@ -46,6 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limits = limits
     install_error_handlers(app)
     app.include_router(router)
+    invitations = Invitations(settings)
+    app.state.invitations = invitations
+    app.include_router(calendar_router(invitations))
     app.include_router(moderation_router)
     app.include_router(chat_router(settings))
     app.include_router(recording_router(settings))

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Request, Response, status
 from livekit import api
 
 from talkplatform_agents.errors import NotFound, Unauthorized
@@ -33,18 +33,25 @@ from talkplatform_agents.service.openapi import (
     errors,
 )
 from talkplatform_agents.service.recording import auto_record
+from talkplatform_agents.service.scheduling import Invitations, create_scheduled, schedule_out
 from talkplatform_agents.service.schemas import (
     ConnectionInfo,
     CreateMeeting,
     Health,
     MeetingOut,
+    ScheduleOut,
     TokenMetadata,
     TokenRequest,
     TokenResponse,
 )
 from talkplatform_agents.service.security import WebhookGate
 from talkplatform_agents.service.transcription import auto_transcribe
-from talkplatform_agents.store import MeetingView, RecordingRepository, TranscriptionRepository
+from talkplatform_agents.store import (
+    MeetingView,
+    RecordingRepository,
+    ScheduleRepository,
+    TranscriptionRepository,
+)
 
 __all__ = ["router"]
 
@@ -89,7 +96,18 @@ async def healthz(ctx: Context, response: Response) -> Health:
 @router.post(
     "/api/v1/meetings", status_code=status.HTTP_201_CREATED, responses=errors(LOGIN, STORE, BODY)
 )
-async def create_meeting(body: CreateMeeting, user: User, ctx: Context) -> MeetingOut:
+async def create_meeting(
+    body: CreateMeeting, user: User, ctx: Context, request: Request, tasks: BackgroundTasks
+) -> MeetingOut:
+    """A meeting hosted by the caller; with ``start``, ``end`` and ``timezone`` a scheduled
+    one (maybe recurring), its schedule checked (a 422 says what is wrong) and stored with
+    the meeting in one transaction (service/calendar_routes.py has the rest)."""
+    if body.scheduled:
+        meeting, schedule = await create_scheduled(ctx.db, body, user)
+        logger.info("meeting %s scheduled by %s", meeting.id, user.user_id)
+        invitations: Invitations = request.app.state.invitations
+        invitations.mail(tasks, meeting, schedule, "REQUEST")  # with SMTP_URL
+        return _meeting_out(meeting, schedule_out(schedule))
     meeting = await ctx.meetings.create(
         title=body.title, settings=body.settings, host_user_id=user.user_id, host_name=user.name
     )
@@ -99,7 +117,9 @@ async def create_meeting(body: CreateMeeting, user: User, ctx: Context) -> Meeti
 
 @router.get("/api/v1/meetings/{meeting_id}", responses=errors(LOGIN, STORE, MEETING))
 async def get_meeting(meeting_id: str, _user: User, ctx: Context) -> MeetingOut:
-    return _meeting_out(await _existing_meeting(ctx, meeting_id))
+    meeting = await _existing_meeting(ctx, meeting_id)
+    schedule = await ScheduleRepository(ctx.db).get(meeting_id)
+    return _meeting_out(meeting, schedule_out(schedule) if schedule else None)
 
 
 @router.post(
@@ -218,7 +238,7 @@ async def _livekit_health(ctx: ServiceContext) -> tuple[str, str]:
     return "degraded", f"HTTP {reply.status_code}"
 
 
-def _meeting_out(meeting: MeetingView) -> MeetingOut:
+def _meeting_out(meeting: MeetingView, schedule: ScheduleOut | None = None) -> MeetingOut:
     return MeetingOut(
         id=meeting.id,
         title=meeting.title,
@@ -227,6 +247,7 @@ def _meeting_out(meeting: MeetingView) -> MeetingOut:
         room=meeting_room_name(meeting.id),
         created_at=meeting.created_at,
         ended_at=meeting.ended_at,
+        schedule=schedule,
     )
 
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from talkplatform_agents.lk.ice import IceServer
@@ -17,13 +25,21 @@ __all__ = [
     "CreateMeeting",
     "Health",
     "MeetingOut",
+    "OccurrenceChange",
+    "OccurrenceList",
+    "OccurrenceOut",
+    "OverrideOut",
     "RecordingSettings",
+    "ScheduleChange",
+    "ScheduleOut",
     "TokenMetadata",
     "TokenRequest",
     "TokenResponse",
     "TranscriptionSettings",
+    "check_attendees",
     "check_recording_settings",
     "check_transcription_settings",
+    "is_email",
 ]
 
 
@@ -34,11 +50,71 @@ class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+# An attendee: an email (lower-cased on the way in), or a user id of the platform.
+_EMAIL = re.compile(r"[^@\s<>()\[\]\\,;:\"]{1,64}@[A-Za-z0-9.-]{1,253}")
+_USER_ID = re.compile(r"[^@\s<>()\[\]\\,;:\"]{1,128}")
+MAX_ATTENDEES = 200
+Attendees = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=320)]], Field(max_length=MAX_ATTENDEES)
+]
+When = Annotated[str, Field(min_length=1, max_length=64)]
+Recurrence = Annotated[str, Field(max_length=1000)]
+Zone = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def is_email(text: str) -> bool:
+    """Whether ``text`` is an address an invitation can carry (as the calendar core's)."""
+    return bool(_EMAIL.fullmatch(text))
+
+
+def check_attendees(value: list[str]) -> list[str]:
+    """Emails (lower-cased) and user ids, each once, in the order given; a ValueError
+    naming the first that is neither."""
+    seen: dict[str, None] = {}
+    for raw in value:
+        text = raw.strip()
+        if "@" in text:
+            if not _EMAIL.fullmatch(text):
+                raise ValueError(f"attendee {raw!r} is not an email address")
+            text = text.lower()
+        elif not _USER_ID.fullmatch(text):
+            raise ValueError(f"attendee {raw!r} is neither an email address nor a user id")
+        seen.setdefault(text, None)
+    return list(seen)
+
+
 class CreateMeeting(Wire):
+    """A meeting, maybe scheduled: ``start``, ``end`` and ``timezone`` (IANA) go together
+    (ISO 8601 times; without an offset, wall-clock times in the zone), and ``recurrence``
+    (an RRULE value) and ``attendees`` (emails or user ids) need them."""
+
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
     settings: dict[str, Any] = Field(default_factory=dict)
+    start: When | None = None
+    end: When | None = None
+    timezone: Zone | None = None
+    recurrence: Recurrence | None = None
+    attendees: Attendees | None = None
+
+    @field_validator("attendees")
+    @classmethod
+    def _attendees(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_attendees(value)
+
+    @model_validator(mode="after")
+    def _scheduled_together(self) -> Self:
+        times = [self.start, self.end, self.timezone]
+        if any(t is not None for t in times) and not all(t is not None for t in times):
+            raise ValueError("start, end and timezone go together: give all three or none")
+        if self.start is None and (self.recurrence is not None or self.attendees is not None):
+            raise ValueError("recurrence and attendees need a start, an end and a timezone")
+        return self
+
+    @property
+    def scheduled(self) -> bool:
+        return self.start is not None
 
     @field_validator("settings")
     @classmethod
@@ -104,6 +180,33 @@ def _check_section(settings: dict[str, Any], key: str, model: type[BaseModel]) -
         raise ValueError(f"settings.{where}: {first['msg']}") from exc
 
 
+class OverrideOut(Wire):
+    """One occurrence moved or retitled: ``recurrence_id`` is its original start."""
+
+    recurrence_id: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+    title: str | None
+
+
+class ScheduleOut(Wire):
+    """When a meeting happens, times in its zone. ``exdates``: the original starts of
+    cancelled occurrences; ``sequence``: its invitations' SEQUENCE, raised by each change;
+    ``cancelled_at``: when the whole series was cancelled."""
+
+    start: dt.datetime
+    end: dt.datetime
+    timezone: str
+    recurrence: str | None
+    exdates: list[dt.datetime]
+    overrides: list[OverrideOut]
+    attendees: list[str]
+    organizer_email: str | None
+    sequence: int
+    cancelled_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
 class MeetingOut(Wire):
     id: str
     title: str
@@ -112,6 +215,57 @@ class MeetingOut(Wire):
     room: str
     created_at: dt.datetime
     ended_at: dt.datetime | None
+    schedule: ScheduleOut | None = None
+
+
+class ScheduleChange(Wire):
+    """A change to a whole series; what is left out stays. ``recurrence`` null or "" makes
+    it a single meeting. A new start, zone or recurrence forgets the cancelled and moved
+    occurrences (they belonged to the old pattern)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: When | None = None
+    end: When | None = None
+    timezone: Zone | None = None
+    recurrence: Recurrence | None = None
+    attendees: Attendees | None = None
+
+    @field_validator("attendees")
+    @classmethod
+    def _attendees(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_attendees(value)
+
+
+class OccurrenceChange(Wire):
+    """One occurrence moved (``start``, ``end``; a new start alone keeps its length) or
+    retitled (``title``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: When | None = None
+    end: When | None = None
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class OccurrenceOut(Wire):
+    """One meeting on the calendar: ``recurrence_id`` (its original start) names it for
+    changes; times in the meeting's zone."""
+
+    meeting_id: str
+    title: str
+    recurrence_id: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+    timezone: str
+    recurring: bool
+    join_url: str
+
+
+class OccurrenceList(Wire):
+    occurrences: list[OccurrenceOut]
+    # More meetings matched than one listing reads: narrow the window.
+    truncated: bool = False
 
 
 class TokenRequest(Wire):

@@ -1,6 +1,11 @@
 """Persistence only: models, repositories and migrations. Imports nothing above it."""
 
 from talkplatform_agents.store.attendance import AttendanceRepository, AttendanceView
+from talkplatform_agents.store.calendar_sync import (
+    CalendarItemView,
+    CalendarSyncRepository,
+    CalendarSyncView,
+)
 from talkplatform_agents.store.db import Database
 from talkplatform_agents.store.meetings import (
     DoorView,
@@ -11,6 +16,8 @@ from talkplatform_agents.store.meetings import (
 from talkplatform_agents.store.migrate import upgrade
 from talkplatform_agents.store.recordings import RecordingRepository, RecordingView
 from talkplatform_agents.store.runs import RunStatus, RunView
+from talkplatform_agents.store.schedule_actions import ActionView, ScheduleActionRepository
+from talkplatform_agents.store.schedules import ScheduleRecord, ScheduleRepository, ScheduleView
 from talkplatform_agents.store.transcriptions import (
     SegmentView,
     TranscriptionRepository,
@@ -27,8 +34,12 @@ from talkplatform_agents.store.waiting import (
 from talkplatform_agents.store.webhook_events import WebhookEventRepository
 
 __all__ = [
+    "ActionView",
     "AttendanceRepository",
     "AttendanceView",
+    "CalendarItemView",
+    "CalendarSyncRepository",
+    "CalendarSyncView",
     "Database",
     "DoorView",
     "MeetingRepository",
@@ -38,6 +49,10 @@ __all__ = [
     "RecordingView",
     "RunStatus",
     "RunView",
+    "ScheduleActionRepository",
+    "ScheduleRecord",
+    "ScheduleRepository",
+    "ScheduleView",
     "SegmentView",
     "TranscriptionRepository",
     "TranscriptionView",

@@ -28,9 +28,13 @@ __all__ = [
     "Base",
     "BotLease",
     "BotRun",
+    "CalendarItem",
+    "CalendarSync",
     "Meeting",
     "MeetingMember",
+    "MeetingSchedule",
     "Recording",
+    "ScheduleAction",
     "TranscriptSegment",
     "Transcription",
     "WaitingEntry",
@@ -321,3 +325,92 @@ class TranscriptSegment(Base):
     text: Mapped[str] = mapped_column(Text)
     words: Mapped[str] = mapped_column(LongText)  # JSON: [{"word", "start_ms", "end_ms"}]
     confidence: Mapped[float] = mapped_column(Float)
+
+
+class MeetingSchedule(Base):
+    """When a scheduled meeting happens (UC-04): one row per meeting that has a schedule.
+
+    ``start_local`` and ``end_local`` are wall-clock ISO times in ``timezone`` (IANA), as
+    calendars keep them: the zone's rules (DST) are applied when the schedule is read,
+    never frozen into an offset here. ``exdates`` (cancelled occurrences' original starts),
+    ``overrides`` (moved occurrences) and ``attendees`` are JSON text. ``starts_at`` and
+    ``ends_at`` (UTC; ``ends_at`` NULL while a series has no known end) bound every
+    occurrence, so a listing reads only the rows that may overlap its window. ``sequence``
+    is the invitations' SEQUENCE: raised by every change."""
+
+    __tablename__ = "meeting_schedules"
+    __table_args__ = (Index("ix_meeting_schedules_span", "starts_at", "ends_at"),)
+
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    timezone: Mapped[str] = mapped_column(String(64))
+    start_local: Mapped[str] = mapped_column(String(32))
+    end_local: Mapped[str] = mapped_column(String(32))
+    rrule: Mapped[str | None] = mapped_column(String(1000))
+    exdates: Mapped[str] = mapped_column(Text)
+    overrides: Mapped[str] = mapped_column(Text)
+    attendees: Mapped[str] = mapped_column(Text)
+    organizer_email: Mapped[str | None] = mapped_column(String(320))
+    starts_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+# --- CalDAV sync (UC-04 item 3; calendar/sync.py, store/calendar_sync.py) ---------------
+
+
+class CalendarSync(Base):
+    """Where one user's calendar is (a CalDAV collection) and how far it was read: the
+    ``sync_token`` (RFC 6578) of the last listing, and the collection's ``ctag``."""
+
+    __tablename__ = "calendar_sync"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    collection_url: Mapped[str] = mapped_column(String(1000))
+    sync_token: Mapped[str | None] = mapped_column(String(1000))
+    ctag: Mapped[str | None] = mapped_column(String(255))
+    synced_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class CalendarItem(Base):
+    """One calendar object the sync knows in a user's collection: ``published`` (a meeting
+    the sync put there) or ``imported`` (an event that became, or names, a meeting).
+    ``etag`` is the object as last written or read; ``sequence`` the meeting's SEQUENCE
+    it carries (published) or the event's (imported)."""
+
+    __tablename__ = "calendar_items"
+    __table_args__ = (Index("ix_calendar_items_meeting", "meeting_id"),)
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    href: Mapped[str] = mapped_column(String(512), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255))
+    etag: Mapped[str | None] = mapped_column(String(255))
+    meeting_id: Mapped[str | None] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(16))  # "published" or "imported"
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ScheduleAction(Base):
+    """One action of the scheduler on one occurrence of a meeting. ``occurrence_at`` is the
+    occurrence's start in UTC; ``action`` is "open", "record", "transcribe" or "end".
+    ``status`` is "pending" (claimed, or failed and to be retried once ``lease_until`` has
+    passed), "done" or "failed" (it gave up). ``holder`` is the scheduler that holds (or
+    last held) it, until ``lease_until``; ``attempts`` counts the claims."""
+
+    __tablename__ = "schedule_actions"
+
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    occurrence_at: Mapped[dt.datetime] = mapped_column(Timestamp, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    holder: Mapped[str] = mapped_column(String(128))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    done_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -66,7 +66,7 @@ async def test_the_store_reads_before_any_seq_at_all(settings: Settings) -> None
 async def test_a_405_says_which_methods_the_path_takes(client: httpx.AsyncClient) -> None:
     reply = await client.delete("/api/v1/meetings")
     assert reply.status_code == 405
-    assert reply.headers["allow"] == "POST"
+    assert reply.headers["allow"] == "GET, POST"  # POST creates, GET lists (calendar)
     assert reply.json()["error"]["code"] == "method_not_allowed"
 
 

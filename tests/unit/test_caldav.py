@@ -1,0 +1,134 @@
+"""The CalDAV client: replies parsed (multistatus, sync-collection, multiget), hostile XML
+refused, and the requests it sends (conditions, the fall back to a full listing)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from talkplatform_agents.calendar.caldav import (
+    MAX_XML_BYTES,
+    CalDavClient,
+    CalDavError,
+    parse_changes,
+    parse_multiget,
+    parse_state,
+)
+from talkplatform_agents.errors import TalkPlatformError
+
+URL = "http://dav.test/alice/calendar/"
+
+STATE = b"""<?xml version="1.0"?>
+<d:multistatus xmlns:d="DAV:" xmlns:cs="http://calendarserver.org/ns/">
+ <d:response><d:href>/alice/calendar/</d:href>
+  <d:propstat><d:prop><cs:getctag>"c1"</cs:getctag><d:sync-token>tok-1</d:sync-token>
+  </d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>
+ </d:response>
+</d:multistatus>"""
+
+CHANGES = b"""<?xml version="1.0"?>
+<multistatus xmlns="DAV:">
+ <response><href>/alice/calendar/</href>
+  <propstat><prop><getetag/></prop><status>HTTP/1.1 404 Not Found</status></propstat></response>
+ <response><href>/alice/calendar/a%20b.ics</href>
+  <propstat><prop><getetag>"e1"</getetag></prop><status>HTTP/1.1 200 OK</status></propstat>
+ </response>
+ <response><href>http://dav.test/alice/calendar/gone.ics</href>
+  <status>HTTP/1.1 404 Not Found</status></response>
+ <response><href>/alice/calendar/noetag.ics</href>
+  <propstat><prop><getetag/></prop><status>HTTP/1.1 404 Not Found</status></propstat></response>
+ <sync-token>tok-2</sync-token>
+</multistatus>"""
+
+MULTIGET = b"""<?xml version="1.0"?>
+<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
+ <d:response><d:href>/alice/calendar/a.ics</d:href>
+  <d:propstat><d:prop><d:getetag>"e1"</d:getetag>
+   <c:calendar-data>BEGIN:VCALENDAR&#13;
+END:VCALENDAR&#13;
+</c:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+ <d:response><d:href>/alice/calendar/missing.ics</d:href>
+  <d:status>HTTP/1.1 404 Not Found</d:status></d:response>
+</d:multistatus>"""
+
+
+def test_state_reads_ctag_and_token() -> None:
+    state = parse_state(STATE, URL)
+    assert (state.ctag, state.sync_token) == ('"c1"', "tok-1")
+
+
+def test_changes_reads_changed_and_removed_members() -> None:
+    changes = parse_changes(CHANGES, URL, collection_path="/alice/calendar/", full=False)
+    assert changes.sync_token == "tok-2"
+    # hrefs are server paths, unquoted; the collection itself is left out.
+    assert changes.changed == {
+        "/alice/calendar/a b.ics": '"e1"',
+        "/alice/calendar/noetag.ics": None,
+    }
+    assert changes.removed == ["/alice/calendar/gone.ics"]
+
+
+def test_multiget_reads_found_objects_only() -> None:
+    found = parse_multiget(MULTIGET, URL)
+    assert [(o.href, o.etag) for o in found] == [("/alice/calendar/a.ics", '"e1"')]
+    assert found[0].data.startswith(b"BEGIN:VCALENDAR")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not xml at all",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>',
+        b"<d:prop xmlns:d='DAV:'/>",  # not a multistatus
+        b"<m xmlns='DAV:'>" + b" " * MAX_XML_BYTES + b"</m>",
+    ],
+)
+def test_bad_replies_are_caldav_errors(body: bytes) -> None:
+    with pytest.raises(CalDavError) as caught:
+        parse_state(body, URL)
+    assert isinstance(caught.value, TalkPlatformError)
+    assert caught.value.context["url"] == URL
+
+
+async def test_requests_and_conditions() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "REPORT" and b"tok-old" in request.content:
+            return httpx.Response(403, text="valid-sync-token")
+        if request.method == "REPORT":
+            return httpx.Response(207, content=CHANGES)
+        if request.method == "PUT":
+            return httpx.Response(201, headers={"ETag": '"new"'})
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = CalDavClient(http, URL)
+        changes = await client.changes("tok-old")
+        assert changes.full and changes.sync_token == "tok-2"
+        assert b"<d:sync-token></d:sync-token>" in seen[-1].content  # the full listing
+        assert await client.put("/alice/calendar/x.ics", b"ics") == '"new"'
+        assert seen[-1].headers["If-None-Match"] == "*"
+        await client.put("/alice/calendar/x.ics", b"ics", etag='"e1"')
+        assert seen[-1].headers["If-Match"] == '"e1"'
+        assert str(seen[-1].url) == "http://dav.test/alice/calendar/x.ics"
+        await client.delete("/alice/calendar/x.ics", etag='"e2"')
+        assert (seen[-1].method, seen[-1].headers["If-Match"]) == ("DELETE", '"e2"')
+
+
+async def test_refusals_and_unreachable_servers_carry_url_and_status() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(412)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
+        client = CalDavClient(http, URL)
+        with pytest.raises(CalDavError) as caught:
+            await client.put("/alice/calendar/x.ics", b"ics")
+        assert caught.value.status == 412
+        assert caught.value.url == "http://dav.test/alice/calendar/x.ics"
+        with pytest.raises(CalDavError) as caught:
+            await client.state()
+        assert caught.value.status is None and caught.value.url == URL
