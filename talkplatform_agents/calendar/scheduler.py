@@ -179,11 +179,12 @@ class Scheduler:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Run passes every ``tick_s`` in the background, until ``stop``."""
-        self._tasks.spawn(self.run(), "passes")
+    def start(self, after_pass: Callable[[], None] | None = None) -> None:
+        """Run passes every ``tick_s`` in the background, until ``stop``; ``after_pass`` is
+        called after each pass that succeeded (a heartbeat for a health check)."""
+        self._tasks.spawn(self.run(after_pass), "passes")
 
-    async def run(self) -> None:
+    async def run(self, after_pass: Callable[[], None] | None = None) -> None:
         """A pass every ``tick_s``, forever; a failed pass is logged and the next one runs."""
         while True:
             try:
@@ -191,6 +192,9 @@ class Scheduler:
             except Exception:
                 logger.exception("scheduler pass failed; the next one is in %ss",
                                  self.options.tick_s)  # fmt: skip
+            else:
+                if after_pass is not None:
+                    after_pass()
             await self._clock.sleep(self.options.tick_s)
 
     async def stop(self) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,17 +28,21 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings], console: C
             float, typer.Option(min=0.1, max=3600, help="Seconds between passes.")
         ] = 15.0,
         once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+        heartbeat_file: Annotated[
+            Path | None,
+            typer.Option(help="Touched after each pass that succeeded (a health check's)."),
+        ] = None,
     ) -> None:
         """Open scheduled meetings' rooms with their bots ahead of time, start their
         recordings and transcriptions, and end them after their end."""
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format)
-        ran = asyncio.run(_serve(settings, tick, once))
+        ran = asyncio.run(_serve(settings, tick, once, heartbeat_file))
         if once:
             console.print(f"{ran} scheduled action(s) run")
 
 
-async def _serve(settings: Settings, tick_s: float, once: bool) -> int:
+async def _serve(settings: Settings, tick_s: float, once: bool, heartbeat: Path | None) -> int:
     from talkplatform_agents.service.context import ServiceContext
     from talkplatform_agents.service.schedule_ops import service_scheduler
     from talkplatform_agents.store import Database
@@ -52,7 +57,7 @@ async def _serve(settings: Settings, tick_s: float, once: bool) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stopping.set)
-        scheduler.start()
+        scheduler.start(heartbeat.touch if heartbeat is not None else None)
         try:
             await stopping.wait()
         finally:
