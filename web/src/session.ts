@@ -68,13 +68,19 @@ export function findBot(room: Room, agentName: string): RemoteParticipant | unde
 
 const BOT_WAIT_MS = 15_000;
 
-/** `findBot`, waiting up to `timeoutMs` for the bot to join (or to get its attributes). */
+/** The bot that serves `room` (marked active), waiting up to `timeoutMs` for it; then any
+ * bot of that name, or none. A bot not yet marked may be a duplicate about to leave, and
+ * what it was sent would leave with it. */
 export function waitForBot(room: Room, agentName: string, timeoutMs: number): Promise<RemoteParticipant | undefined> {
-  const now = findBot(room, agentName);
+  const active = () => {
+    const bot = findBot(room, agentName);
+    return bot?.attributes[ACTIVE_ATTRIBUTE] === '1' ? bot : undefined;
+  };
+  const now = active();
   if (now) return Promise.resolve(now);
   return new Promise((resolve) => {
     const check = () => {
-      const bot = findBot(room, agentName);
+      const bot = active();
       if (bot) done(bot);
     };
     const done = (bot: RemoteParticipant | undefined) => {
@@ -84,7 +90,7 @@ export function waitForBot(room: Room, agentName: string, timeoutMs: number): Pr
       resolve(bot);
     };
     const gone = () => done(undefined);
-    const timer = setTimeout(() => done(undefined), timeoutMs);
+    const timer = setTimeout(() => done(findBot(room, agentName)), timeoutMs);
     room.on(RoomEvent.ParticipantConnected, check).on(RoomEvent.ParticipantAttributesChanged, check);
     room.on(RoomEvent.Disconnected, gone);
   });
