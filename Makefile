@@ -50,6 +50,7 @@ bench: setup
 	$(PY) bench/recovery.py
 	$(PY) bench/recorder_cost.py
 	$(PY) bench/transcriber_cost.py
+	$(PY) bench/web_join.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

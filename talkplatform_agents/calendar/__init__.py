@@ -1,10 +1,14 @@
-"""Calendar (UC-04): when meetings happen, and the iCalendar that carries them.
+"""Calendar (UC-04): when meetings happen, the iCalendar that carries them, and the I/O
+around them.
 
-A pure core with no I/O: ``Schedule`` (a start and end in an IANA zone, an optional RRULE,
+The core is pure: ``Schedule`` (a start and end in an IANA zone, an optional RRULE,
 cancelled and moved occurrences) checked on the way in, ``occurrences`` expanding it with
 ``recurring-ical-events``, ``invitation`` writing an iTIP REQUEST or CANCEL with
-``icalendar``, and ``read_events`` reading events from other calendars (CalDAV). All
-refusals are ``talkplatform_agents.errors.Invalid`` with a ``field`` in their context.
+``icalendar``, ``read_events`` reading events from other calendars, and ``links`` (join
+link, UID domain, organiser's email). Its refusals are ``talkplatform_agents.errors.Invalid``
+with a ``field`` in their context. Around it, modules that do I/O: ``mail`` (invitations
+by SMTP), ``caldav`` and ``sync`` (CalDAV calendars), ``stored`` (schedules as the store
+keeps them) and ``scheduler`` (opening and closing rooms as occurrences come and go).
 """
 
 from talkplatform_agents.calendar.external import ExternalEvent, join_meeting_id, read_events

@@ -3,26 +3,36 @@
 Nothing is discovered: the caller gives the calendar collection's URL. What it does:
 ``state`` (PROPFIND Depth 0: ``getctag``, ``sync-token``), ``changes`` (REPORT
 sync-collection from the last token; a token the server no longer accepts falls back to a
-full listing, flagged ``full``), ``fetch`` (``calendar-multiget``), ``put`` (create with
+full listing, flagged ``full``; a server without sync-collection is listed by PROPFIND
+Depth 1 ``getetag``, also ``full``), ``fetch`` (``calendar-multiget``), ``put`` (create with
 ``If-None-Match: *``, update with ``If-Match``) and ``delete`` (with ``If-Match``).
 
 Every failure is a ``CalDavError`` with the URL and the HTTP status (``None``: the server
-was not reached). Replies are parsed with ``xml.etree.ElementTree`` on at most
-``MAX_XML_BYTES``, and a reply that declares a DOCTYPE (entities) is refused.
+was not reached). Replies are read streamed and refused past ``MAX_XML_BYTES`` (without
+reading the rest), parsed with ``defusedxml`` with DTDs forbidden (whatever the encoding),
+and a calendar object over ``MAX_OBJECT_BYTES`` in a multiget is left out with a log line.
+
+Hrefs are kept as the server gave them (percent-encoded, path only) and used as such; one
+that does not name a member of the collection (another host, ``..``, a deeper or an outer
+path) is left out with a log line, and ``href_url`` refuses it.
 """
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
 import httpx
+from defusedxml import DefusedXmlException
 
 from talkplatform_agents.errors import TalkPlatformError
 
 __all__ = [
+    "MAX_OBJECT_BYTES",
     "MAX_XML_BYTES",
     "CalDavClient",
     "CalDavError",
@@ -34,7 +44,10 @@ __all__ = [
     "parse_state",
 ]
 
+logger = logging.getLogger(__name__)
+
 MAX_XML_BYTES = 16 << 20
+MAX_OBJECT_BYTES = 1 << 20
 _DAV = "DAV:"
 _CALDAV = "urn:ietf:params:xml:ns:caldav"
 _CS = "http://calendarserver.org/ns/"
@@ -81,12 +94,43 @@ class CalendarObject:
 def _xml(body: bytes, url: str) -> ET.Element:
     if len(body) > MAX_XML_BYTES:
         raise CalDavError(f"reply is larger than {MAX_XML_BYTES} bytes", url=url)
-    if b"<!DOCTYPE" in body[:4096].upper() or b"<!ENTITY" in body.upper():
-        raise CalDavError("reply declares a DOCTYPE or entities", url=url)
     try:
-        return ET.fromstring(body)
-    except ET.ParseError as exc:
+        root: ET.Element = SafeET.fromstring(body, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise CalDavError(f"reply declares a DOCTYPE or entities: {exc}", url=url) from None
+    except (ET.ParseError, ValueError) as exc:
         raise CalDavError(f"reply is not XML: {exc}", url=url) from None
+    return root
+
+
+def _segments(path: str) -> list[str]:
+    return [unquote(s) for s in path.split("/")]
+
+
+def member_href(href: str, collection_url: str) -> str | None:
+    """``href`` (from a reply) as a path kept percent-encoded as given, when it names a
+    member of the collection at ``collection_url`` (same host, one segment below its
+    path, not ``.`` or ``..``); None otherwise."""
+    parts = urlsplit(href)
+    base = urlsplit(collection_url)
+    here = (base.scheme.lower(), base.netloc.lower())
+    if (parts.scheme or parts.netloc) and (parts.scheme.lower(), parts.netloc.lower()) != here:
+        return None
+    if parts.query or parts.fragment or not parts.path.startswith("/"):
+        return None
+    inside = _segments(base.path.rstrip("/"))
+    segments = _segments(parts.path)
+    n = len(inside)
+    if len(segments) != n + 1 or segments[:n] != inside:
+        return None
+    if segments[n] in ("", ".", "..") or any(s in (".", "..") for s in segments):
+        return None
+    return parts.path
+
+
+def _is_collection(href: str, collection_url: str) -> bool:
+    path = urlsplit(href).path
+    return _segments(path.rstrip("/")) == _segments(urlsplit(collection_url).path.rstrip("/"))
 
 
 def _text(element: ET.Element | None) -> str | None:
@@ -102,8 +146,8 @@ def _status_code(text: str | None) -> int | None:
 
 
 def _responses(root: ET.Element, url: str) -> list[tuple[str, int | None, dict[str, ET.Element]]]:
-    """Each ``response`` of a multistatus: its href (a path, unquoted), its own status
-    (if it has one), and the properties found with status 200."""
+    """Each ``response`` of a multistatus: its href (as the server wrote it), its own
+    status (if it has one), and the properties found with status 200."""
     if root.tag != f"{_D}multistatus":
         raise CalDavError(f"reply is not a multistatus but {root.tag}", url=url)
     found = []
@@ -119,7 +163,7 @@ def _responses(root: ET.Element, url: str) -> list[tuple[str, int | None, dict[s
                 for child in prop:
                     props[child.tag] = child
         own = _status_code(_text(response.find(f"{_D}status")))
-        found.append((unquote(urlsplit(href).path), own, props))
+        found.append((href, own, props))
     return found
 
 
@@ -135,13 +179,20 @@ def parse_state(body: bytes, url: str) -> CollectionState:
 
 def parse_changes(body: bytes, url: str, *, collection_path: str, full: bool) -> Changes:
     """A sync-collection REPORT reply. The collection itself (listed by some servers) is
-    left out, and so are members that are not calendar objects (no etag, no 404)."""
+    left out, and so are members that are not calendar objects (no etag, no 404) and hrefs
+    that are not members of the collection (logged). ``url`` is the collection's URL;
+    ``collection_path`` is no longer used (the path is ``url``'s)."""
+    del collection_path
     root = _xml(body, url)
     changed: dict[str, str | None] = {}
     removed: list[str] = []
-    base = collection_path.rstrip("/")
-    for href, own, props in _responses(root, url):
-        if href.rstrip("/") == base or href.endswith("/"):
+    for given, own, props in _responses(root, url):
+        if _is_collection(given, url) or urlsplit(given).path.endswith("/"):
+            continue
+        href = member_href(given, url)
+        if href is None:
+            logger.warning("calendar %s: skipped href %r: not a member of the collection",
+                           url, given[:200])  # fmt: skip
             continue
         if own == 404:
             removed.append(href)
@@ -151,14 +202,26 @@ def parse_changes(body: bytes, url: str, *, collection_path: str, full: bool) ->
 
 
 def parse_multiget(body: bytes, url: str) -> list[CalendarObject]:
-    """A calendar-multiget reply: the objects that were found (others are left out)."""
+    """A calendar-multiget reply: the objects that were found (others are left out, and so
+    are hrefs outside the collection at ``url`` and objects over ``MAX_OBJECT_BYTES``,
+    with a log line)."""
     found = []
-    for href, _, props in _responses(_xml(body, url), url):
+    for given, _, props in _responses(_xml(body, url), url):
         data = props.get(f"{_C}calendar-data")
         if data is None or data.text is None:
             continue
+        href = member_href(given, url)
+        if href is None:
+            logger.warning("calendar %s: skipped href %r: not a member of the collection",
+                           url, given[:200])  # fmt: skip
+            continue
+        encoded = data.text.encode("utf-8")
+        if len(encoded) > MAX_OBJECT_BYTES:
+            logger.warning("calendar %s: skipped %s: larger than %d bytes",
+                           url, href[:200], MAX_OBJECT_BYTES)  # fmt: skip
+            continue
         etag = _text(props.get(f"{_D}getetag"))
-        found.append(CalendarObject(href, etag, data.text.encode("utf-8")))
+        found.append(CalendarObject(href, etag, encoded))
     return found
 
 
@@ -166,6 +229,12 @@ _PROPFIND = (
     '<?xml version="1.0" encoding="utf-8"?>'
     f'<d:propfind xmlns:d="{_DAV}" xmlns:cs="{_CS}">'
     "<d:prop><cs:getctag/><d:sync-token/></d:prop></d:propfind>"
+)
+
+
+_LIST_ETAGS = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    f'<d:propfind xmlns:d="{_DAV}"><d:prop><d:getetag/></d:prop></d:propfind>'
 )
 
 
@@ -190,6 +259,13 @@ def _multiget_body(hrefs: list[str]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Reply:
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
 class CalDavClient:
     """One calendar collection on a CalDAV server, through ``client`` (which carries the
     credentials and timeouts). Hrefs are server paths, as the server lists them."""
@@ -197,10 +273,15 @@ class CalDavClient:
     def __init__(self, client: httpx.AsyncClient, collection_url: str) -> None:
         self._client = client
         self.url = collection_url if collection_url.endswith("/") else collection_url + "/"
-        self.path = unquote(urlsplit(self.url).path)
+        self.path = urlsplit(self.url).path
 
     def href_url(self, href: str) -> str:
-        return urljoin(self.url, href)
+        """The URL of the member ``href`` (a path as the server gave it); a ``CalDavError``
+        when it is not a member of the collection."""
+        member = member_href(href, self.url)
+        if member is None:
+            raise CalDavError(f"href {href[:200]!r} is not in the collection", url=self.url)
+        return urljoin(self.url, member)
 
     async def _send(
         self,
@@ -210,15 +291,37 @@ class CalDavClient:
         body: str | bytes | None = None,
         headers: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200, 201, 204, 207),
-    ) -> httpx.Response:
+    ) -> _Reply:
         content = body.encode("utf-8") if isinstance(body, str) else body
+        request = self._client.build_request(method, url, content=content, headers=headers)
         try:
-            reply = await self._client.request(method, url, content=content, headers=headers)
+            reply = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise CalDavError(f"{method} failed: {exc or type(exc).__name__}", url=url) from exc
-        if reply.status_code not in ok:
-            raise CalDavError(f"{method} refused", url=url, status=reply.status_code)
-        return reply
+        try:
+            if reply.status_code not in ok:
+                raise CalDavError(f"{method} refused", url=url, status=reply.status_code)
+            declared = reply.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_XML_BYTES:
+                raise CalDavError(
+                    f"reply is larger than {MAX_XML_BYTES} bytes", url=url,
+                    status=reply.status_code,
+                )  # fmt: skip
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in reply.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_XML_BYTES:
+                    raise CalDavError(
+                        f"reply is larger than {MAX_XML_BYTES} bytes", url=url,
+                        status=reply.status_code,
+                    )  # fmt: skip
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise CalDavError(f"{method} failed: {exc or type(exc).__name__}", url=url) from exc
+        finally:
+            await reply.aclose()
+        return _Reply(reply.status_code, reply.headers, b"".join(chunks))
 
     async def state(self) -> CollectionState:
         reply = await self._send("PROPFIND", self.url, body=_PROPFIND, headers=_xml_headers("0"))
@@ -227,7 +330,8 @@ class CalDavClient:
     async def changes(self, sync_token: str | None) -> Changes:
         """The members changed since ``sync_token`` (everything without one). A token the
         server refuses (RFC 6578 §3.2: 403 or 409 valid-sync-token; some say 400 or 412)
-        gives a full listing instead."""
+        gives a full listing instead; a server that refuses sync-collection itself (405,
+        501; 403 without a token) is listed by PROPFIND Depth 1 (etags, no token)."""
         try:
             reply = await self._send(
                 "REPORT", self.url, body=_sync_body(sync_token), headers=_xml_headers("1")
@@ -235,9 +339,17 @@ class CalDavClient:
         except CalDavError as exc:
             if sync_token and exc.status in (400, 403, 409, 412):
                 return await self.changes(None)
+            if exc.status in (405, 501) or (not sync_token and exc.status == 403):
+                return await self.listing()
             raise
         return parse_changes(reply.content, self.url, collection_path=self.path,
                              full=not sync_token)  # fmt: skip
+
+    async def listing(self) -> Changes:
+        """Every member with its etag (PROPFIND Depth 1): a full listing, no token."""
+        reply = await self._send("PROPFIND", self.url, body=_LIST_ETAGS, headers=_xml_headers("1"))
+        found = parse_changes(reply.content, self.url, collection_path=self.path, full=True)
+        return Changes(None, found.changed, [], True)
 
     async def fetch(self, hrefs: list[str]) -> list[CalendarObject]:
         """The objects at ``hrefs`` (one calendar-multiget per 100)."""

@@ -23,7 +23,7 @@ from icalendar import Alarm, Calendar, Event, vCalAddress
 
 from talkplatform_agents.calendar.external import ExternalEvent, read_events
 from talkplatform_agents.calendar.localtime import local_time
-from talkplatform_agents.calendar.schedule import MAX_TITLE, Schedule, series_events
+from talkplatform_agents.calendar.schedule import MAX_TITLE, Schedule, series_events, wall_end
 from talkplatform_agents.errors import Invalid
 
 __all__ = [
@@ -149,7 +149,7 @@ def _cancelled_occurrence(
         raise Invalid("only a recurring meeting has occurrences to cancel", field="recurrence_id")
     rid = local_time(recurrence_id, schedule.zone, field="recurrence_id")
     # The occurrence as attendees have it: moved by an override, or at its original time.
-    start, end = rid, rid + schedule.duration
+    start, end = rid, wall_end(rid, schedule.wall_duration)
     for override in schedule.overrides:
         if override.recurrence_id.astimezone(UTC) == rid.astimezone(UTC):
             start, end = override.start, override.end

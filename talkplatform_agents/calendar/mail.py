@@ -11,6 +11,7 @@ as ``invite.ics``).
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ from urllib.parse import urlsplit
 
 from talkplatform_agents.errors import Invalid
 
-__all__ = ["SmtpServer", "invitation_email", "send_email"]
+__all__ = ["SmtpServer", "header_text", "invitation_email", "send_email"]
+
+# C0/C1 control characters, DEL and Unicode line/paragraph separators: never in a header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 # Long enough for a slow relay, short enough that a dead one does not pile up threads.
 SMTP_TIMEOUT_S = 15.0
@@ -60,7 +64,7 @@ def invitation_email(
     message = EmailMessage()
     message["From"] = formataddr((sender_name or "", sender))
     message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
+    message["Subject"] = header_text(subject)
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=domain)
     message.set_content(text)
@@ -71,6 +75,12 @@ def invitation_email(
         filename="invite.ics",
     )
     return message
+
+
+def header_text(text: str) -> str:
+    """``text`` fit for one header line: each control character (CR and LF among them)
+    a space."""
+    return _CONTROL.sub(" ", text)
 
 
 async def send_email(server: SmtpServer, message: EmailMessage, recipients: Sequence[str]) -> None:

@@ -26,7 +26,14 @@ from icalendar import vRecur
 
 from talkplatform_agents.errors import Invalid
 
-__all__ = ["MAX_COUNT", "MAX_PER_DAY", "MAX_PER_YEAR", "first_occurrence", "normalise_rule"]
+__all__ = [
+    "MAX_COUNT",
+    "MAX_PER_DAY",
+    "MAX_PER_YEAR",
+    "first_occurrence",
+    "normalise_rule",
+    "until_in_zone",
+]
 
 MAX_COUNT = 1000
 MAX_PER_DAY = 24
@@ -105,6 +112,20 @@ def normalise_rule(text: str, start: datetime, tz: ZoneInfo) -> str:
         recur["UNTIL"] = [_until(recur["UNTIL"], start, tz, text)]
     # vRecur.to_ical is not annotated in icalendar 7.
     encoded: bytes = recur.to_ical()  # type: ignore[no-untyped-call]
+    return encoded.decode("ascii")
+
+
+def until_in_zone(rule: str, old: ZoneInfo) -> str:
+    """``rule`` (normalised, its UNTIL in UTC) with UNTIL as the wall-clock time it was in
+    ``old``, without an offset: ``normalise_rule`` then reads it in whatever zone the
+    series has now, so "until 10 March" stays 10 March when the zone changes. A rule
+    without UNTIL is returned as it is."""
+    recur = vRecur.from_ical(rule)
+    values: list[Any] = recur.get("UNTIL", [])
+    if not values or not isinstance(values[0], datetime) or values[0].tzinfo is None:
+        return rule
+    recur["UNTIL"] = [values[0].astimezone(old).replace(tzinfo=None)]
+    encoded: bytes = recur.to_ical()
     return encoded.decode("ascii")
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Schedule",
     "occurrences",
     "series_events",
+    "wall_end",
 ]
 
 # A listing covers at most this span: with MAX_PER_YEAR a series yields at most ~1100
@@ -46,6 +47,11 @@ __all__ = [
 MAX_WINDOW = timedelta(days=400)
 MAX_TITLE = 200
 _YEAR = timedelta(days=366)
+# Expansions reach this far past both ends of what they look for: the library compares
+# times by wall clock, so an occurrence in a DST gap (02:30 on a spring-forward day) or a
+# window given in another zone can fall just outside a window cut to the instant. What it
+# returns is then kept or matched by UTC keys.
+_SLACK = timedelta(days=1)
 # The UID of the VEVENTs ``occurrences`` expands; it never leaves this module.
 _EXPANSION_UID = "expansion@talkplatform.invalid"
 
@@ -101,6 +107,13 @@ class Schedule:
         # In UTC: Python subtracts same-zone datetimes by wall clock, which is an hour off
         # for a meeting across a DST change.
         return _key(self.end) - _key(self.start)
+
+    @property
+    def wall_duration(self) -> timedelta:
+        """Each occurrence's length on the wall clock (DTEND - DTSTART in the zone): what
+        the expansion gives every occurrence, so one across a DST change is an hour longer
+        or shorter in real time (``wall_end``)."""
+        return self.end.replace(tzinfo=None) - self.start.replace(tzinfo=None)
 
     @property
     def recurring(self) -> bool:
@@ -217,7 +230,7 @@ def occurrences(
     titles = {_key(o.recurrence_id): o.title for o in schedule.overrides}
     found: list[Occurrence] = []
     # Both ends in the series' zone: the library compares them with its own times.
-    span = (window_start.astimezone(tz), window_end.astimezone(tz))
+    span = (window_start.astimezone(tz) - _SLACK, window_end.astimezone(tz) + _SLACK)
     for component in _expand([master, *moved], *span):
         if str(component.get("STATUS", "")).upper() == "CANCELLED":
             continue
@@ -259,6 +272,13 @@ def series_events(schedule: Schedule, uid: str, summary: str) -> tuple[Event, li
         event.add("DTEND", override.end)
         moved.append(event)
     return master, moved
+
+
+def wall_end(start: datetime, length: timedelta) -> datetime:
+    """``start`` plus ``length`` on the wall clock of ``start``'s zone, as the expansion
+    places an occurrence's end (``Schedule.wall_duration``); an end in a DST gap is shown
+    as the instant it names (the library's reading)."""
+    return (start + length).astimezone(UTC).astimezone(start.tzinfo)
 
 
 def _expand(events: Sequence[Event], start: datetime, end: datetime) -> list[Event]:
@@ -316,7 +336,7 @@ def _check_exist(schedule: Schedule, originals: Sequence[datetime]) -> None:
         first = pending[0]
         group = [d for d in pending if _key(d) - _key(first) <= MAX_WINDOW]
         pending = pending[len(group) :]
-        found = _expand([master], first, group[-1] + timedelta(seconds=1))
+        found = _expand([master], first - _SLACK, group[-1] + _SLACK)
         starts = {_key(_start(e)) for e in found}
         for original in group:
             if _key(original) not in starts:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from talkplatform_agents.calendar.schedule import Occurrence, Schedule, occurrences
+from talkplatform_agents.calendar.stored import goes_on
 from talkplatform_agents.errors import Invalid
 from talkplatform_agents.lk.naming import meeting_room_name
 from talkplatform_agents.tasks import TaskSet
@@ -228,6 +229,13 @@ class Scheduler:
             settled.setdefault((mid, at), set()).add(action)
         ran = 0
         for meeting, listed in found:
+            # The occurrences whose rooms are (being) opened now: their start - lead has
+            # come and they have not ended.
+            opened = {
+                o.start.astimezone(dt.UTC)
+                for o in listed
+                if o.start - _s(self.options.lead_s) <= now < o.end
+            }
             for index, occurrence in enumerate(listed):
                 start = occurrence.start.astimezone(dt.UTC)
                 ran += await self._occurrence(
@@ -237,18 +245,14 @@ class Scheduler:
                     now,
                     later=index + 1 < len(listed),
                     settled=settled.get((meeting.meeting_id, start), set()),
+                    other_open=bool(opened - {start}),
                 )
         return ran
 
-    def _goes_on(self, meeting: Scheduled, end: dt.datetime) -> bool:
-        """Whether the series has an occurrence after the one that ends at ``end``."""
-        if not meeting.schedule.recurring:
-            return False
-        horizon = end + dt.timedelta(days=399)
-        try:
-            return bool(occurrences(meeting.schedule, end, horizon))
-        except Invalid:
-            return False
+    def _goes_on(self, meeting: Scheduled, start: dt.datetime) -> bool:
+        """Whether the series has an occurrence after the one that starts at ``start``,
+        however far ahead (the library's ``after``: no horizon)."""
+        return goes_on(meeting.schedule, start)
 
     async def _occurrence(
         self,
@@ -259,9 +263,12 @@ class Scheduler:
         *,
         later: bool,
         settled: set[str],
+        other_open: bool = False,
     ) -> int:
         """The actions due on one occurrence. ``later``: another occurrence of the meeting
-        follows within the pass's window; ``settled``: its actions done or given up."""
+        follows within the pass's window; ``settled``: its actions done or given up;
+        ``other_open``: another occurrence's open window has begun (its rooms are those
+        this one would close: its "end" closes nothing)."""
         o = self.options
         mid = meeting.meeting_id
         ran = 0
@@ -280,6 +287,12 @@ class Scheduler:
                 )
         ending = end + _s(o.grace_s)
         if ending <= now <= ending + _s(o.catch_up_s) and "end" not in settled:
+            if other_open:
+                logger.info("[%s] the %s occurrence's end closes nothing: the next is open",
+                            meeting_room_name(mid), start.isoformat())  # fmt: skip
+                return ran + await self._act(
+                    mid, start, "end", _nothing, note="rooms kept: the next occurrence is open"
+                )
             try:
                 humans = await self._ops.humans_in(mid)
             except Exception as exc:
@@ -287,7 +300,7 @@ class Scheduler:
                                meeting_room_name(mid), exc)  # fmt: skip
                 return ran
             if humans == 0:
-                goes_on = later or self._goes_on(meeting, end)
+                goes_on = later or self._goes_on(meeting, start)
                 ran += await self._act(
                     mid, start, "end", lambda: self._ops.end(mid, series_goes_on=goes_on)
                 )
@@ -299,6 +312,8 @@ class Scheduler:
         occurrence: dt.datetime,
         action: Action,
         work: Callable[[], Awaitable[None]],
+        *,
+        note: str | None = None,
     ) -> int:
         o = self.options
         room = meeting_room_name(meeting_id)
@@ -324,8 +339,14 @@ class Scheduler:
             return 1
         logger.info("[%s] scheduled %s of the %s occurrence done", room, action,
                     occurrence.isoformat())  # fmt: skip
-        await self._actions.done(meeting_id, occurrence, action, self._holder, self._clock.now())
+        await self._actions.done(
+            meeting_id, occurrence, action, self._holder, self._clock.now(), note
+        )
         return 1
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _s(seconds: float) -> dt.timedelta:

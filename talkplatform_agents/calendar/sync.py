@@ -3,7 +3,9 @@
 ``sync_calendar`` runs one pass, in this order:
 
 1. **Read** what changed in the collection since the stored sync token (RFC 6578; a
-   PROPFIND first: an unchanged token means nothing to read). Objects whose etag is the
+   PROPFIND first: an unchanged token means nothing to read; a server without
+   sync-collection is listed by etags, and not at all while its ctag is the one saved).
+   Hrefs too long to store are logged skips. Objects whose etag is the
    one the sync last wrote or read are not fetched again: that is how its own writes of
    the previous pass come back without effect.
 2. **Import** each new object: one that the sync published before (its UID is
@@ -41,7 +43,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 from icalendar import Calendar, Event
@@ -55,10 +57,17 @@ from talkplatform_agents.calendar.caldav import (
 )
 from talkplatform_agents.calendar.external import ExternalEvent, read_events
 from talkplatform_agents.calendar.ics import InviteMeeting, invitation, meeting_uid
+from talkplatform_agents.calendar.links import (
+    join_url,
+    organizer_email,
+    organizer_or_noreply,
+    uid_domain,
+)
 from talkplatform_agents.calendar.schedule import MAX_TITLE, Schedule
 from talkplatform_agents.config import Settings
 from talkplatform_agents.errors import Invalid
 from talkplatform_agents.store.calendar_sync import (
+    MAX_HREF,
     CalendarItemView,
     CalendarSyncRepository,
     CalendarSyncView,
@@ -82,7 +91,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _OUR_UID = re.compile(r"meeting-([A-Za-z0-9_-]{1,64})@(.+)")
 _TIMEOUT_S = 15.0
 
@@ -101,11 +109,10 @@ class SyncOptions:
 
     @property
     def domain(self) -> str:
-        host = urlsplit(self.base).hostname or ""
-        return host if _DOMAIN.fullmatch(host) else "talkplatform.invalid"
+        return uid_domain(self.base)
 
     def join_url(self, meeting_id: str) -> str:
-        return f"{self.base}/app/meeting/{meeting_id}"
+        return join_url(self.base, meeting_id)
 
 
 @dataclass
@@ -167,7 +174,7 @@ class _StoreMeetingMaker:
     async def create(self, user_id: str, title: str, schedule: Schedule) -> str:
         from talkplatform_agents.calendar.stored import record_of
 
-        organizer = user_id.lower() if "@" in user_id and " " not in user_id else None
+        organizer = organizer_email(user_id)
         meeting, _ = await self._schedules.create(
             title=title, settings={}, host_user_id=user_id, host_name=None,
             record=record_of(schedule, (), organizer),
@@ -212,7 +219,7 @@ def published_object(meeting: MeetingView, view: ScheduleView, options: SyncOpti
         id=meeting.id,
         title=meeting.title[:MAX_TITLE].strip() or "Meeting",
         schedule=schedule_of(view),
-        organizer_email=view.record.organizer_email or f"noreply@{options.domain}",
+        organizer_email=organizer_or_noreply(view.record.organizer_email, options.domain),
         join_url=options.join_url(meeting.id),
         uid_domain=options.domain,
         sequence=view.sequence,
@@ -262,7 +269,12 @@ class _Pass:
         self.hosted = {m.id: (m, v) for m, v in await self.store.hosted(self.user_id)}
         state = await self.calendar.state()
         new_token, ctag = token, state.ctag
-        if token is None or state.sync_token != token:
+        # Without sync tokens (a server without sync-collection) the ctag says "unchanged".
+        unchanged = (
+            same and saved is not None and token is None and state.sync_token is None
+            and saved.ctag is not None and saved.ctag == state.ctag
+        )  # fmt: skip
+        if not unchanged and (token is None or state.sync_token != token):
             changes = await self.calendar.changes(token)
             new_token = changes.sync_token or state.sync_token
             await self._read(changes)
@@ -273,6 +285,12 @@ class _Pass:
     # -- reading the calendar ---------------------------------------------------------
 
     async def _read(self, changes: Changes) -> None:
+        too_long = sorted(h for h in changes.changed if len(h) > MAX_HREF)
+        for href in too_long:
+            self._skip(href[:200] + "...", f"href longer than {MAX_HREF} characters")
+        changes = replace(changes, changed={
+            h: e for h, e in changes.changed.items() if len(h) <= MAX_HREF
+        })  # fmt: skip
         removed = set(changes.removed)
         if changes.full:  # a full listing: what is not in it is gone
             removed |= {h for h in self.items if h not in changes.changed}
@@ -323,7 +341,7 @@ class _Pass:
             await self._import(obj, event)
 
     async def _import(self, obj: CalendarObject, event: ExternalEvent) -> None:
-        title = (event.summary[:MAX_TITLE].strip()) or "Meeting"
+        title = _plain_title(event.summary)
         meeting_id = await self.maker.create(self.user_id, title, event.schedule)
         # Remembered before the rewrite: a failed PUT must not import the event again.
         item = self._item(obj, event, meeting_id, "imported")
@@ -367,6 +385,9 @@ class _Pass:
     ) -> None:
         data = published_object(meeting, view, self.options)
         href = item.href if item else f"{self.calendar.path}talkplatform-{meeting.id}.ics"
+        if len(href) > MAX_HREF:
+            self._skip(meeting.id, f"its href would be longer than {MAX_HREF} characters")
+            return
         etag = item.etag if item else None
         try:
             new_etag = await self.calendar.put(href, data, etag=etag)
@@ -408,6 +429,18 @@ class _Pass:
     def _skip(self, href: str, why: str) -> None:
         logger.warning("calendar %s: skipped %s: %s", self.calendar.url, href, why)
         self.report.skipped.append(f"{href}: {why}")
+
+
+# C0/C1 control characters, DEL and Unicode line/paragraph separators: never in a title.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _plain_title(summary: str) -> str:
+    """An event's SUMMARY as a meeting title: each control character (CR and LF among
+    them) a space, runs of spaces one, at most ``MAX_TITLE`` characters; "Meeting" when
+    nothing is left."""
+    plain = " ".join(_CONTROL.sub(" ", summary).split())
+    return plain[:MAX_TITLE].strip() or "Meeting"
 
 
 def _with_join_link(data: bytes, uid: str, join_url: str) -> bytes:

@@ -6,11 +6,13 @@ client token ever carries ``room_admin``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
 from livekit import api
 
+from talkplatform_agents.calendar.stored import goes_on, schedule_of
 from talkplatform_agents.errors import Conflict, NotFound
 from talkplatform_agents.lk.grants import participant_permission
 from talkplatform_agents.lk.naming import ROLE_ATTRIBUTE, lobby_room_name, meeting_room_name
@@ -131,8 +133,16 @@ class HostControls:
         return updated.settings
 
     async def end(self, meeting_id: str, caller: str) -> dict[str, Any]:
-        """End for all: record it, tell those waiting, close both rooms."""
+        """End for all: record it, tell those waiting, close both rooms. A meeting whose
+        recurring schedule has later occurrences is not ended (that would end the series):
+        this occurrence's rooms close, and the meeting stays for the next one."""
         await self._deps.require_moderator(meeting_id, caller, host_only=True)
+        if await self._series_goes_on(meeting_id):
+            await self._deps.server.delete_room(meeting_room_name(meeting_id))
+            await self._deps.server.delete_room(lobby_room_name(meeting_id))
+            logger.info("[%s] occurrence closed by %s; the series goes on",
+                        meeting_room_name(meeting_id), caller)  # fmt: skip
+            return {"endedAt": None, "seriesGoesOn": True}
         ended = await self._deps.meetings.end(meeting_id)
         if ended is None or ended.ended_at is None:
             raise NotFound("meeting not found", meetingId=meeting_id)
@@ -141,6 +151,22 @@ class HostControls:
         await self._deps.server.delete_room(lobby_room_name(meeting_id))
         logger.info("[%s] ended by %s", meeting_room_name(meeting_id), caller)
         return {"endedAt": ended.ended_at.isoformat()}
+
+    async def _series_goes_on(self, meeting_id: str) -> bool:
+        """Whether the meeting has a recurring schedule, not cancelled, with an occurrence
+        starting after now."""
+        if self._deps.schedules is None:
+            return False
+        view = await self._deps.schedules.get(meeting_id)
+        if view is None or view.cancelled_at is not None or view.record.rrule is None:
+            return False
+        try:
+            schedule = schedule_of(view)
+        except (ValueError, KeyError) as exc:
+            logger.warning("[%s] stored schedule unreadable: %s",
+                           meeting_room_name(meeting_id), exc)  # fmt: skip
+            return False
+        return goes_on(schedule, dt.datetime.now(dt.UTC))
 
     async def _present(self, room: str, identity: str) -> api.ParticipantInfo:
         participant = await self._deps.server.participant(room, identity)

@@ -16,7 +16,13 @@ from talkplatform_agents.lk.naming import (
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials, MintedToken, mint_token
 from talkplatform_agents.roles import MODERATOR_ROLES, Role
-from talkplatform_agents.store import DoorView, MeetingRepository, MeetingView, WaitingRepository
+from talkplatform_agents.store import (
+    DoorView,
+    MeetingRepository,
+    MeetingView,
+    ScheduleRepository,
+    WaitingRepository,
+)
 
 __all__ = ["ModerationDeps"]
 
@@ -29,6 +35,9 @@ class ModerationDeps:
     credentials: Credentials
     ws_url: str  # as clients reach livekit-server: it goes into "admitted" messages
     token_ttl: dt.timedelta
+    # Scheduled meetings: a host's End on a recurring one with occurrences to come closes
+    # this occurrence's rooms and leaves the series (None: no calendar, End ends).
+    schedules: ScheduleRepository | None = None
 
     async def meeting(self, meeting_id: str) -> MeetingView:
         meeting = await self.meetings.get(meeting_id)

@@ -13,13 +13,15 @@ one occurrence, and the iCalendar invitation.
 
 Changes are for the meeting's hosts and co-hosts; every one raises the invitations'
 SEQUENCE. The calendar core's refusals are 422s that name the field; a change that raced
-another (the sequence it read moved) is a 409; a change to a cancelled series a 410.
+another (the sequence it read moved) is a 409; a change to a cancelled series, or to a
+meeting that has ended, a 410.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Response
@@ -31,7 +33,8 @@ from talkplatform_agents.calendar import (
     occurrences,
 )
 from talkplatform_agents.calendar.localtime import local_time, zone
-from talkplatform_agents.calendar.schedule import MAX_WINDOW
+from talkplatform_agents.calendar.rules import until_in_zone
+from talkplatform_agents.calendar.schedule import MAX_WINDOW, wall_end
 from talkplatform_agents.calendar.stored import record_of, schedule_of
 from talkplatform_agents.errors import Forbidden, Gone, NotFound, Unprocessable
 from talkplatform_agents.roles import MODERATOR_ROLES
@@ -42,8 +45,9 @@ from talkplatform_agents.service.routes import NO_STORE, Context, User
 from talkplatform_agents.service.scheduling import (
     Invitations,
     checked,
-    organizer_email,
+    people_of,
     schedule_out,
+    sees_attendees,
 )
 from talkplatform_agents.service.schemas import (
     OccurrenceChange,
@@ -51,6 +55,7 @@ from talkplatform_agents.service.schemas import (
     OccurrenceOut,
     ScheduleChange,
     ScheduleOut,
+    SeriesChangeOut,
 )
 from talkplatform_agents.store import MeetingView, ScheduleRepository, ScheduleView
 from talkplatform_agents.store.schedules import MAX_LISTED
@@ -90,7 +95,7 @@ def calendar_router(links: Invitations) -> APIRouter:
         one listing reads."""
         response.headers.update(NO_STORE)
         _check_window(start, end)
-        found = await ScheduleRepository(ctx.db).overlapping(start, end, people=_people(user))
+        found = await ScheduleRepository(ctx.db).overlapping(start, end, people=people_of(user))
         listed = _listed(links, found, start, end)
         listed.sort(key=lambda o: (o.start.astimezone(dt.UTC), o.meeting_id))
         return OccurrenceList(occurrences=listed, truncated=len(found) >= MAX_LISTED)
@@ -98,9 +103,14 @@ def calendar_router(links: Invitations) -> APIRouter:
     @router.patch(_BASE + "/schedule", responses=_CHANGE)
     async def change_series(
         meeting_id: str, body: ScheduleChange, user: User, ctx: Context, tasks: BackgroundTasks
-    ) -> ScheduleOut:
+    ) -> SeriesChangeOut:
         """Change the whole series (hosts and co-hosts); what the body leaves out stays.
-        Attendees with an email get the new invitation (SMTP_URL), removed ones a CANCEL."""
+        Attendees with an email get the new invitation (SMTP_URL), removed ones a CANCEL.
+
+        A new ``start``, ``timezone`` or ``recurrence`` resets the cancelled and moved
+        occurrences (they belonged to the old pattern): the answer's ``resetOccurrences``
+        lists their original starts. A new zone keeps the recurrence's UNTIL at the same
+        wall-clock date and time ("until 10 March" stays 10 March there)."""
         meeting, view = await _hosted(ctx, meeting_id, user)
         record = view.record
         given = body.model_fields_set
@@ -112,10 +122,12 @@ def calendar_router(links: Invitations) -> APIRouter:
         current = schedule_of(view)
         with checked():
             tz = body.timezone or record.timezone
+            if recurrence and "recurrence" not in given and zone(tz).key != record.timezone:
+                recurrence = until_in_zone(recurrence, current.zone)
             end: str | dt.datetime = body.end or record.end_local
             if body.start and not body.end:  # a new start alone keeps the length
                 start = local_time(body.start, zone(tz), field="start")
-                end = (_utc(start) + current.duration).astimezone(start.tzinfo)
+                end = wall_end(start, current.wall_duration)
             schedule = Schedule.parse(
                 body.start or record.start_local,
                 end,
@@ -124,18 +136,27 @@ def calendar_router(links: Invitations) -> APIRouter:
                 exdates=() if new_pattern else current.exdates,
                 overrides=() if new_pattern else current.overrides,
             )
+        reset = (
+            sorted([*current.exdates, *(o.recurrence_id for o in current.overrides)], key=_utc)
+            if new_pattern
+            else []
+        )
         attendees = body.attendees if body.attendees is not None else list(record.attendees)
         saved = await ScheduleRepository(ctx.db).update(
             meeting_id,
             record_of(schedule, attendees, record.organizer_email),
             if_sequence=view.sequence,
         )
-        logger.info("meeting %s: series changed by %s (sequence %d)", meeting_id,
-                    user.user_id, saved.sequence)  # fmt: skip
+        logger.info("meeting %s: series changed by %s (sequence %d, %d occurrence(s) reset)",
+                    meeting_id, user.user_id, saved.sequence, len(reset))  # fmt: skip
         links.mail(tasks, meeting, saved, "REQUEST")
-        removed = [a for a in record.attendees if a not in saved.record.attendees]
-        links.mail(tasks, meeting, saved, "CANCEL", to=removed)
-        return schedule_out(saved)
+        removed = tuple(a for a in record.attendees if a not in saved.record.attendees)
+        if removed:  # RFC 5546: a CANCEL names the attendees it removes as ATTENDEEs
+            gone = replace(saved, record=replace(saved.record, attendees=removed))
+            links.mail(tasks, meeting, gone, "CANCEL")
+        return SeriesChangeOut(
+            **schedule_out(saved).model_dump(), reset_occurrences=[_in(d, current) for d in reset]
+        )
 
     @router.delete(_BASE + "/schedule", responses=errors(LOGIN, STORE, MEETING, 403))
     async def cancel_series(
@@ -204,7 +225,7 @@ def _occurrence_routes(router: APIRouter, links: Invitations) -> None:
         Its UID stays; its SEQUENCE is raised by every change."""
         meeting, view = await _scheduled(ctx, meeting_id)
         role = await ctx.meetings.role(meeting_id, user.user_id)
-        if role not in MODERATOR_ROLES and not set(_people(user)) & set(view.record.attendees):
+        if not sees_attendees(role, user, view):
             raise Forbidden("only the meeting's hosts and attendees read its invitation")
         method: Literal["REQUEST", "CANCEL"] = (
             "CANCEL" if view.cancelled_at is not None else "REQUEST"
@@ -254,15 +275,20 @@ def _moved(schedule: Schedule, recurrence_id: str, body: OccurrenceChange) -> Sc
     occurrence's length, a change keeps what an earlier one of it set and this one not."""
     tz = schedule.zone
     rid = local_time(recurrence_id, tz, field="recurrence_id")
+    # The occurrence as the expansion has it: its wall-clock length, which across a DST
+    # change is an hour more or less in real time (retitling it keeps its end).
     earlier = next(
         (o for o in schedule.overrides if _utc(o.recurrence_id) == _utc(rid)),
-        Override(rid, rid, (_utc(rid) + schedule.duration).astimezone(tz)),
+        Override(rid, rid, wall_end(rid, schedule.wall_duration)),
     )
     start = local_time(body.start, tz, field="start") if body.start else earlier.start
     if body.end:
         end = local_time(body.end, tz, field="end")
+    elif not body.start:
+        end = earlier.end
     else:
-        end = (_utc(start) + (_utc(earlier.end) - _utc(earlier.start))).astimezone(tz)
+        length = earlier.end.replace(tzinfo=None) - earlier.start.replace(tzinfo=None)
+        end = wall_end(start, length)
     title = body.title.strip() if body.title is not None else earlier.title
     return schedule.with_override(Override(rid, start, end, title or None))
 
@@ -282,12 +308,6 @@ def _check_window(start: dt.datetime, end: dt.datetime) -> None:
         raise Unprocessable(f"a window spans at most {MAX_WINDOW.days} days", field="to")
 
 
-def _people(user: AppUser) -> list[str]:
-    """How the caller appears among attendees: by user id, and by email when it is one."""
-    email = organizer_email(user)
-    return [user.user_id, *([email] if email and email != user.user_id else [])]
-
-
 async def _scheduled(ctx: ServiceContext, meeting_id: str) -> tuple[MeetingView, ScheduleView]:
     meeting = await ctx.meetings.get(meeting_id)
     if meeting is None:
@@ -304,6 +324,8 @@ async def _hosted(
     meeting, view = await _scheduled(ctx, meeting_id)
     if await ctx.meetings.role(meeting_id, user.user_id) not in MODERATOR_ROLES:
         raise Forbidden("only the meeting's hosts change its schedule", meetingId=meeting_id)
+    if meeting.ended_at is not None:
+        raise Gone("the meeting has ended: its schedule no longer changes", meetingId=meeting_id)
     if view.cancelled_at is not None and not cancelled_too:
         raise Gone("the meeting's series is cancelled", meetingId=meeting_id)
     return meeting, view
@@ -319,6 +341,10 @@ async def _save(
     logger.info("meeting %s: %s by %s (sequence %d)", view.meeting_id, what, user.user_id,
                 saved.sequence)  # fmt: skip
     return saved
+
+
+def _in(moment: dt.datetime, schedule: Schedule) -> dt.datetime:
+    return moment.astimezone(schedule.zone)
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:

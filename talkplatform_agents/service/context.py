@@ -30,6 +30,7 @@ from talkplatform_agents.store import (
     AttendanceRepository,
     Database,
     MeetingRepository,
+    ScheduleRepository,
     TranscriptionRepository,
     WaitingRepository,
 )
@@ -73,6 +74,7 @@ class ServiceContext:
             credentials,
             settings.client_livekit_url,
             token_ttl,
+            ScheduleRepository(db),
         )
         waiting_room = WaitingRoom(deps)
         # This process's name on the dispatches it claims (one service of several wins).

@@ -33,7 +33,12 @@ from talkplatform_agents.service.openapi import (
     errors,
 )
 from talkplatform_agents.service.recording import auto_record
-from talkplatform_agents.service.scheduling import Invitations, create_scheduled, schedule_out
+from talkplatform_agents.service.scheduling import (
+    Invitations,
+    create_scheduled,
+    schedule_out,
+    sees_attendees,
+)
 from talkplatform_agents.service.schemas import (
     ConnectionInfo,
     CreateMeeting,
@@ -116,10 +121,17 @@ async def create_meeting(
 
 
 @router.get("/api/v1/meetings/{meeting_id}", responses=errors(LOGIN, STORE, MEETING))
-async def get_meeting(meeting_id: str, _user: User, ctx: Context) -> MeetingOut:
+async def get_meeting(meeting_id: str, user: User, ctx: Context) -> MeetingOut:
+    """The meeting; its schedule's attendees and organiser's email only for its hosts,
+    co-hosts and attendees (anyone with the id reads the rest)."""
     meeting = await _existing_meeting(ctx, meeting_id)
     schedule = await ScheduleRepository(ctx.db).get(meeting_id)
-    return _meeting_out(meeting, schedule_out(schedule) if schedule else None)
+    if schedule is None:
+        return _meeting_out(meeting)
+    role = await ctx.meetings.role(meeting_id, user.user_id)
+    return _meeting_out(
+        meeting, schedule_out(schedule, private=sees_attendees(role, user, schedule))
+    )
 
 
 @router.post(

@@ -9,6 +9,7 @@ host.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import socket
@@ -40,7 +41,7 @@ from talkplatform_agents.store.recordings import RecordingRepository
 from talkplatform_agents.store.runs import RunRepository
 from talkplatform_agents.store.transcriptions import TranscriptionRepository
 
-__all__ = ["ServiceOps", "service_scheduler"]
+__all__ = ["ServiceOps", "scheduler_holder", "service_scheduler"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,21 @@ def service_scheduler(
         grace_s=settings.scheduler_grace_s,
         tick_s=tick_s if tick_s is not None else defaults.tick_s,
     )
-    # This process's name on the actions it claims (one scheduler of several acts).
-    holder = f"scheduler/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-    return Scheduler(ops, actions, holder=holder, clock=clock, options=options)
+    return Scheduler(ops, actions, holder=scheduler_holder(), clock=clock, options=options)
+
+
+# schedule_actions.holder is String(128).
+MAX_HOLDER = 128
+
+
+def scheduler_holder(hostname: str | None = None) -> str:
+    """This process's name on the actions it claims (one scheduler of several acts):
+    ``scheduler/<host>/<pid>/<random>``, within ``MAX_HOLDER`` characters whatever the host's
+    name (a long one is cut, with a hash of the whole so that two hosts stay apart)."""
+    host = socket.gethostname() if hostname is None else hostname
+    tail = f"/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+    room = MAX_HOLDER - len("scheduler/") - len(tail)
+    if len(host) > room:
+        digest = hashlib.sha256(host.encode()).hexdigest()[:12]
+        host = f"{host[: room - len(digest) - 1]}~{digest}"
+    return f"scheduler/{host}{tail}"

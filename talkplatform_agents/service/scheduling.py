@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import smtplib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import BackgroundTasks
 
-from talkplatform_agents.calendar import Attendee, InviteMeeting, Schedule, invitation
+from talkplatform_agents.calendar import Attendee, InviteMeeting, Schedule, invitation, links
+from talkplatform_agents.calendar.links import join_url, organizer_or_noreply, uid_domain
 from talkplatform_agents.calendar.mail import SmtpServer, invitation_email, send_email
 from talkplatform_agents.calendar.stored import record_of, schedule_of
 from talkplatform_agents.config import Settings
 from talkplatform_agents.errors import Invalid, Unprocessable
+from talkplatform_agents.roles import MODERATOR_ROLES, Role
 from talkplatform_agents.service.auth import AppUser
-from talkplatform_agents.service.schemas import CreateMeeting, OverrideOut, ScheduleOut, is_email
+from talkplatform_agents.service.schemas import CreateMeeting, OverrideOut, ScheduleOut
 from talkplatform_agents.store import (
     Database,
     MeetingView,
@@ -34,13 +34,14 @@ __all__ = [
     "checked",
     "create_scheduled",
     "organizer_email",
+    "people_of",
     "schedule_out",
+    "sees_attendees",
 ]
 
 
 logger = logging.getLogger(__name__)
 
-_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 Method = Literal["REQUEST", "CANCEL"]
 
 
@@ -50,12 +51,11 @@ class Invitations:
 
     def __init__(self, settings: Settings) -> None:
         self.base = settings.api_url.rstrip("/")
-        host = urlsplit(self.base).hostname or ""
-        self.domain = host if _DOMAIN.fullmatch(host) else "talkplatform.invalid"
+        self.domain = uid_domain(self.base)
         self.smtp = SmtpServer.from_url(settings.smtp_url) if settings.smtp_url else None
 
     def join(self, meeting_id: str) -> str:
-        return f"{self.base}/app/meeting/{meeting_id}"
+        return join_url(self.base, meeting_id)
 
     def invite(self, meeting: MeetingView, view: ScheduleView) -> InviteMeeting:
         """What the meeting's invitation says. Without an organiser's email (a user id
@@ -64,7 +64,7 @@ class Invitations:
             id=meeting.id,
             title=meeting.title,
             schedule=schedule_of(view),
-            organizer_email=view.record.organizer_email or f"noreply@{self.domain}",
+            organizer_email=organizer_or_noreply(view.record.organizer_email, self.domain),
             join_url=self.join(meeting.id),
             uid_domain=self.domain,
             attendees=tuple(
@@ -90,24 +90,29 @@ class Invitations:
         recipients = [a for a in (view.record.attendees if to is None else to) if "@" in a]
         if self.smtp is None or not recipients:
             return
-        invite = self.invite(meeting, view)
+        # Everything the email needs is built here, inside the try: the change is already
+        # stored, so a title or address the message cannot carry costs only the email.
         try:
+            invite = self.invite(meeting, view)
             calendar = invitation(invite, method, recurrence_id=recurrence_id)
+            verb = "Cancelled" if method == "CANCEL" else "Invitation"
+            updated = method == "REQUEST" and view.sequence > 0
+            message = invitation_email(
+                sender=invite.organizer_email,
+                sender_name=None,
+                recipients=recipients,
+                subject=f"{'Updated invitation' if updated else verb}: {meeting.title}",
+                text=f"{meeting.title}\n\nJoin the meeting: {invite.join_url}\n",
+                calendar=calendar,
+                method=method,
+                domain=self.domain,
+            )
         except Invalid as exc:  # the change is made; only its email is not
             logger.warning("meeting %s: no invitation email: %s", meeting.id, exc.message)
             return
-        verb = "Cancelled" if method == "CANCEL" else "Invitation"
-        updated = method == "REQUEST" and view.sequence > 0
-        message = invitation_email(
-            sender=invite.organizer_email,
-            sender_name=None,
-            recipients=recipients,
-            subject=f"{'Updated invitation' if updated else verb}: {meeting.title}",
-            text=f"{meeting.title}\n\nJoin the meeting: {invite.join_url}\n",
-            calendar=calendar,
-            method=method,
-            domain=self.domain,
-        )
+        except Exception:
+            logger.exception("meeting %s: no invitation email", meeting.id)
+            return
         tasks.add_task(self._send, self.smtp, message, recipients, meeting.id)
 
     @staticmethod
@@ -119,6 +124,8 @@ class Invitations:
         except (OSError, smtplib.SMTPException) as exc:
             logger.warning("meeting %s: invitation email to %d attendee(s) failed: %s: %s",
                            meeting_id, len(recipients), type(exc).__name__, exc)  # fmt: skip
+        except Exception:  # a background task: logged here, never raised after the reply
+            logger.exception("meeting %s: invitation email failed", meeting_id)
         else:
             logger.info("meeting %s: invitation emailed to %d attendee(s)", meeting_id,
                         len(recipients))  # fmt: skip
@@ -135,8 +142,19 @@ def checked() -> Iterator[None]:
 
 def organizer_email(user: AppUser) -> str | None:
     """The organiser's calendar address: the user id when it is an email."""
-    text = user.user_id.strip()
-    return text.lower() if is_email(text) else None
+    return links.organizer_email(user.user_id)
+
+
+def people_of(user: AppUser) -> list[str]:
+    """How ``user`` appears among attendees: by user id, and by email when it is one."""
+    email = organizer_email(user)
+    return [user.user_id, *([email] if email and email != user.user_id else [])]
+
+
+def sees_attendees(role: Role | None, user: AppUser, view: ScheduleView) -> bool:
+    """Whether ``user`` (with ``role`` in the meeting) may read who is invited: the
+    meeting's hosts and co-hosts, and its attendees; not everyone with its id."""
+    return role in MODERATOR_ROLES or bool(set(people_of(user)) & set(view.record.attendees))
 
 
 async def create_scheduled(
@@ -156,7 +174,9 @@ async def create_scheduled(
     )
 
 
-def schedule_out(view: ScheduleView) -> ScheduleOut:
+def schedule_out(view: ScheduleView, *, private: bool = True) -> ScheduleOut:
+    """The schedule as the API shows it; without ``private`` (a caller who is neither a
+    host nor an attendee, ``sees_attendees``) no attendees and no organiser's email."""
     schedule = schedule_of(view)
     return ScheduleOut(
         start=schedule.start,
@@ -169,8 +189,8 @@ def schedule_out(view: ScheduleView) -> ScheduleOut:
             for o in schedule.overrides
             if not o.cancelled
         ],
-        attendees=list(view.record.attendees),
-        organizer_email=view.record.organizer_email,
+        attendees=list(view.record.attendees) if private else [],
+        organizer_email=view.record.organizer_email if private else None,
         sequence=view.sequence,
         cancelled_at=view.cancelled_at,
         updated_at=view.updated_at,

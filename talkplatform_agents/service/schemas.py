@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from talkplatform_agents.calendar.links import EMAIL
 from talkplatform_agents.lk.ice import IceServer
 from talkplatform_agents.moderation import MeetingSettings
 
@@ -32,12 +33,14 @@ __all__ = [
     "RecordingSettings",
     "ScheduleChange",
     "ScheduleOut",
+    "SeriesChangeOut",
     "TokenMetadata",
     "TokenRequest",
     "TokenResponse",
     "TranscriptionSettings",
     "check_attendees",
     "check_recording_settings",
+    "check_title",
     "check_transcription_settings",
     "is_email",
 ]
@@ -51,7 +54,7 @@ class Wire(BaseModel):
 
 
 # An attendee: an email (lower-cased on the way in), or a user id of the platform.
-_EMAIL = re.compile(r"[^@\s<>()\[\]\\,;:\"]{1,64}@[A-Za-z0-9.-]{1,253}")
+_EMAIL = EMAIL  # the calendar's (calendar/links.py): one rule for invitations
 _USER_ID = re.compile(r"[^@\s<>()\[\]\\,;:\"]{1,128}")
 MAX_ATTENDEES = 200
 Attendees = Annotated[
@@ -65,6 +68,21 @@ Zone = Annotated[str, Field(min_length=1, max_length=64)]
 def is_email(text: str) -> bool:
     """Whether ``text`` is an address an invitation can carry (as the calendar core's)."""
     return bool(_EMAIL.fullmatch(text))
+
+
+# C0 and C1 control characters (CR and LF among them) and DEL: a title ends up in email
+# headers and iCalendar lines, where a line break is a new header or property.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_title(value: str) -> str:
+    """A meeting's title as given: a ValueError when it holds a control character (a
+    line break among them) or nothing but spaces."""
+    if _CONTROL.search(value):
+        raise ValueError("a title must not hold control characters such as line breaks")
+    if not value.strip():
+        raise ValueError("a title must not be only spaces")
+    return value
 
 
 def check_attendees(value: list[str]) -> list[str]:
@@ -97,6 +115,11 @@ class CreateMeeting(Wire):
     timezone: Zone | None = None
     recurrence: Recurrence | None = None
     attendees: Attendees | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return check_title(value)
 
     @field_validator("attendees")
     @classmethod
@@ -207,6 +230,15 @@ class ScheduleOut(Wire):
     updated_at: dt.datetime
 
 
+class SeriesChangeOut(ScheduleOut):
+    """The schedule after a change to the series; ``reset_occurrences``: the original
+    starts (in the old zone) of the cancelled and moved occurrences the change forgot (a
+    new start, zone or recurrence does: they belonged to the old pattern), empty when
+    none were."""
+
+    reset_occurrences: list[dt.datetime] = Field(default_factory=list)
+
+
 class MeetingOut(Wire):
     id: str
     title: str
@@ -221,7 +253,8 @@ class MeetingOut(Wire):
 class ScheduleChange(Wire):
     """A change to a whole series; what is left out stays. ``recurrence`` null or "" makes
     it a single meeting. A new start, zone or recurrence forgets the cancelled and moved
-    occurrences (they belonged to the old pattern)."""
+    occurrences (they belonged to the old pattern; the answer's ``resetOccurrences`` lists
+    them). A new zone alone keeps the recurrence's UNTIL at the same local date and time."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -246,6 +279,11 @@ class OccurrenceChange(Wire):
     start: When | None = None
     end: When | None = None
     title: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return None if value is None else check_title(value)
 
 
 class OccurrenceOut(Wire):

@@ -29,6 +29,7 @@ from talkplatform_agents.store.timeutil import aware
 
 __all__ = [
     "MAX_HOSTED",
+    "MAX_HREF",
     "CalendarItemView",
     "CalendarSyncRepository",
     "CalendarSyncView",
@@ -37,6 +38,8 @@ __all__ = [
 
 # Scheduled meetings one sync publishes at most (the most recently starting first).
 MAX_HOSTED = 1000
+# The length of calendar_items.href (models.CalendarItem): a longer href cannot be stored.
+MAX_HREF = 512
 
 Origin = Literal["published", "imported"]
 

@@ -402,6 +402,8 @@ class ScheduleAction(Base):
     last held) it, until ``lease_until``; ``attempts`` counts the claims."""
 
     __tablename__ = "schedule_actions"
+    # A pass's ``settled`` filters by occurrence and status (migration 0012).
+    __table_args__ = (Index("ix_schedule_actions_occurrence_status", "occurrence_at", "status"),)
 
     meeting_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True

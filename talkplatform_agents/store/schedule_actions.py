@@ -16,6 +16,7 @@ store are expected to keep their clocks in step (NTP), well within a lease's len
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,10 +31,12 @@ from talkplatform_agents.store.timeutil import aware
 
 __all__ = ["ActionKind", "ActionView", "ScheduleActionRepository"]
 
+logger = logging.getLogger(__name__)
+
 ActionKind = Literal["open", "record", "transcribe", "end"]
 PENDING, DONE, FAILED = "pending", "done", "failed"
 _MAX_ERROR = 1000
-# Scheduled meetings one pass reads at most.
+# Scheduled meetings one pass reads in one statement; more are read in further pages.
 MAX_DUE = 1000
 
 
@@ -71,8 +74,9 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 class ScheduleActionRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, due_page: int = MAX_DUE) -> None:
         self._db = db
+        self._due_page = due_page
 
     def _key(self, meeting_id: str, occurrence: dt.datetime, action: str) -> ColumnElement[bool]:
         return and_(
@@ -222,10 +226,11 @@ class ScheduleActionRepository:
         self, window_start: dt.datetime, window_end: dt.datetime
     ) -> list[tuple[MeetingView, ScheduleView]]:
         """Every scheduled meeting, not ended and its series not cancelled, whose
-        occurrences may overlap the window (by the schedule's stored bounds), by start; at
-        most ``MAX_DUE``. (``ScheduleRepository.overlapping`` lists one person's; the
-        scheduler acts on everyone's.)"""
-        query = (
+        occurrences may overlap the window (by the schedule's stored bounds), by start
+        then id; all of them, read in pages of ``MAX_DUE`` (keyset on start and id; a
+        warning says when more than one page was needed). (``ScheduleRepository.overlapping``
+        lists one person's; the scheduler acts on everyone's.)"""
+        base = (
             select(Meeting, MeetingSchedule)
             .join(MeetingSchedule, MeetingSchedule.meeting_id == Meeting.id)
             .where(Meeting.ended_at.is_(None))
@@ -238,8 +243,26 @@ class ScheduleActionRepository:
                 )
             )
             .order_by(MeetingSchedule.starts_at, Meeting.id)
-            .limit(MAX_DUE)
+            .limit(self._due_page)
         )
+        found: list[tuple[MeetingView, ScheduleView]] = []
+        pages = 0
         async with self._db.session() as session:
-            rows = (await session.execute(query)).all()
-            return [(MeetingView.of(m), ScheduleView.of(s)) for m, s in rows]
+            query = base
+            while True:
+                rows = (await session.execute(query)).all()
+                pages += 1
+                found.extend((MeetingView.of(m), ScheduleView.of(s)) for m, s in rows)
+                if len(rows) < self._due_page:
+                    break
+                last_start, last_id = rows[-1][1].starts_at, rows[-1][0].id
+                query = base.where(
+                    or_(
+                        MeetingSchedule.starts_at > last_start,
+                        and_(MeetingSchedule.starts_at == last_start, Meeting.id > last_id),
+                    )
+                )
+        if len(found) > self._due_page:
+            logger.warning("%d scheduled meetings are due in one pass, more than %d: read in "
+                           "%d pages", len(found), self._due_page, pages)  # fmt: skip
+        return found

@@ -196,8 +196,8 @@ async def test_the_invitation_is_text_calendar_with_a_request_method(
         ({"end": "2026-03-16T08:00"}, "end", "not after the start"),
         ({"timezone": "Mars/Olympus_Mons"}, "timezone", "unknown time zone"),
         ({"timezone": "../../etc/passwd"}, "timezone", "unknown time zone"),
-        ({"start": "2026-03-29T02:30", "end": "2026-03-29T03:30"}, "start", ""),
-        ({"start": "next monday"}, "start", ""),
+        ({"start": "2026-03-29T02:30", "end": "2026-03-29T03:30"}, "start", "does not exist"),
+        ({"start": "next monday"}, "start", "not an ISO 8601 date and time"),
     ],
 )
 async def test_a_bad_schedule_is_a_422_that_names_it_and_creates_nothing(
@@ -410,3 +410,253 @@ def test_the_core_refusals_become_422s_of_the_one_error_tree() -> None:
         }
     }
     assert Unprocessable.of(error) is error
+
+
+@pytest.mark.parametrize(
+    "title", ["Weekly\r\nBcc: x@evil.test", "a\nb", "tab\there", "nel\x85", "del\x7f", "   "]
+)
+async def test_a_title_with_control_characters_or_only_spaces_is_a_422(
+    client: httpx.AsyncClient, auth: Auth, store: Database, title: str
+) -> None:
+    """Review finding 3: a line break in a title reached the email's Subject and raised
+    after the meeting was stored (a 500, and a retry duplicated it)."""
+    reply = await client.post("/api/v1/meetings", json={**WEEKLY, "title": title}, headers=auth())
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["code"] == "invalid_request"
+    async with store.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Meeting)) == 0
+    mid = (await _schedule(client, auth))["id"]
+    retitled = await client.patch(
+        f"/api/v1/meetings/{mid}/occurrences/2026-03-23T09:00",
+        json={"title": title},
+        headers=auth(),
+    )
+    assert retitled.status_code == 422, retitled.text
+
+
+async def test_an_email_that_cannot_be_built_is_logged_never_raised(
+    settings: Settings, store: Database, client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """A title stored before the check (or any message the mail library refuses): the
+    change is made, its email is not; the Subject never carries a line break."""
+    import dataclasses
+
+    from fastapi import BackgroundTasks
+
+    from talkplatform_agents.service.scheduling import Invitations
+    from talkplatform_agents.store import MeetingRepository, ScheduleRepository
+
+    mid = (await _schedule(client, auth))["id"]
+    meeting = await MeetingRepository(store).get(mid)
+    view = await ScheduleRepository(store).get(mid)
+    assert meeting is not None and view is not None
+    links = Invitations(settings.model_copy(update={"smtp_url": "smtp://mail.test"}))
+    tasks = BackgroundTasks()
+    stored = dataclasses.replace(meeting, title="Weekly\r\nBcc: x@evil.test\x85")
+    links.mail(tasks, stored, view, "REQUEST")
+    [task] = tasks.tasks
+    message: Any = task.args[1]
+    assert message["Subject"] == "Invitation: Weekly  Bcc: x@evil.test "
+    assert message["Bcc"] is None
+    # A message that cannot be built at all: logged, nothing queued, nothing raised.
+    broken = dataclasses.replace(view, record=dataclasses.replace(view.record, rrule="FREQ=X"))
+    tasks = BackgroundTasks()
+    links.mail(tasks, meeting, broken, "REQUEST")
+    assert tasks.tasks == []
+
+
+async def test_only_hosts_and_attendees_read_who_is_invited(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """Review finding 8: the meeting id is in every join link, so anyone signed in could
+    read the attendees' emails from GET /api/v1/meetings/{id}."""
+    created = await _schedule(client, auth)
+    mid = created["id"]
+    assert created["schedule"]["attendees"] == ["bob@example.org", "carol"]  # the host
+    for user in ("alice", "carol", "bob@example.org"):
+        seen = (await client.get(f"/api/v1/meetings/{mid}", headers=auth(user))).json()
+        assert seen["schedule"]["attendees"] == ["bob@example.org", "carol"], user
+    other = await client.get(f"/api/v1/meetings/{mid}", headers=auth("mallory"))
+    assert other.status_code == 200, other.text
+    schedule = other.json()["schedule"]
+    assert schedule["attendees"] == [] and schedule["organizerEmail"] is None
+    assert schedule["start"] == "2026-03-16T09:00:00+01:00"  # the rest is public
+    # An organiser with an email: shown to attendees, hidden from others.
+    own = await client.post("/api/v1/meetings", json=WEEKLY, headers=auth("dan@example.org"))
+    assert own.json()["schedule"]["organizerEmail"] == "dan@example.org"
+    hidden = await client.get(f"/api/v1/meetings/{own.json()['id']}", headers=auth("mallory"))
+    assert hidden.json()["schedule"]["organizerEmail"] is None
+    shown = await client.get(f"/api/v1/meetings/{own.json()['id']}", headers=auth("carol"))
+    assert shown.json()["schedule"]["organizerEmail"] == "dan@example.org"
+
+
+async def test_an_ended_meeting_keeps_its_schedule(
+    client: httpx.AsyncClient, auth: Auth, store: Database
+) -> None:
+    """Review finding 1 (part): an ended meeting refuses every schedule edit with 410."""
+    from talkplatform_agents.store import MeetingRepository
+
+    mid = (await _schedule(client, auth))["id"]
+    await MeetingRepository(store).end(mid)
+    occurrence = f"{mid}/occurrences/2026-03-23T09:00"
+    cases: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("PATCH", f"{mid}/schedule", {"end": "2026-03-16T10:00"}),
+        ("DELETE", f"{mid}/schedule", None),
+        ("PATCH", occurrence, {"title": "x"}),
+        ("DELETE", occurrence, None),
+    ]
+    for method, path, body in cases:
+        reply = await client.request(method, f"/api/v1/meetings/{path}", json=body, headers=auth())
+        assert reply.status_code == 410, (method, path, reply.text)
+        assert "ended" in reply.json()["error"]["message"]
+    # Nothing changed; the invitation is still readable.
+    assert (
+        "SEQUENCE:0"
+        in (await client.get(f"/api/v1/meetings/{mid}/invite.ics", headers=auth())).text
+    )
+
+
+# Daily at 02:30 in Berlin from 2026-03-27; on 2026-03-29 02:30 falls in the DST gap.
+GAP_DAILY = {
+    "start": "2026-03-27T02:30",
+    "end": "2026-03-27T03:00",
+    "recurrence": "FREQ=DAILY;COUNT=5",
+}
+GAP_WINDOW = {"from": "2026-03-26T00:00:00Z", "to": "2026-04-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PATCH"])
+async def test_an_occurrence_in_a_spring_forward_gap_can_be_cancelled_or_moved(
+    client: httpx.AsyncClient, auth: Auth, method: str
+) -> None:
+    """Review finding 4: daily 02:30 Europe/Berlin; on 2026-03-29 the listing names the
+    occurrence 02:30+01:00, and cancelling or moving it by that name was a 422."""
+    mid = (await _schedule(client, auth, **GAP_DAILY))["id"]
+    listed = await _listing(client, auth, **GAP_WINDOW)
+    gap = listed[2]["recurrenceId"]
+    assert gap == "2026-03-29T02:30:00+01:00"
+    body = {"start": "2026-03-29T10:00", "end": "2026-03-29T10:30"} if method == "PATCH" else None
+    reply = await client.request(
+        method, f"/api/v1/meetings/{mid}/occurrences/{gap}", json=body, headers=auth()
+    )
+    assert reply.status_code == 200, reply.text
+    after = await _listing(client, auth, **GAP_WINDOW)
+    if method == "DELETE":
+        assert len(after) == 4
+        assert all(_utc(o["start"]) != _utc(gap) for o in after)
+    else:
+        moved = [o for o in after if _utc(o["recurrenceId"]) == _utc(gap)]
+        assert [o["start"] for o in moved] == ["2026-03-29T10:00:00+02:00"]
+
+
+async def test_retitling_an_occurrence_across_fall_back_keeps_its_end(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """Review finding 5: 01:30-03:30 Berlin daily; on 2026-10-25 (clocks go back at 03:00)
+    the occurrence lasts three real hours. Retitling it computed the end in UTC (the
+    second 02:30, a 422); it keeps the expansion's wall-clock end now."""
+    mid = (
+        await _schedule(
+            client,
+            auth,
+            start="2026-10-24T01:30",
+            end="2026-10-24T03:30",
+            recurrence="FREQ=DAILY;COUNT=3",
+        )
+    )["id"]
+    window = {"from": "2026-10-24T00:00:00Z", "to": "2026-10-28T00:00:00Z"}
+    before = (await _listing(client, auth, **window))[1]
+    assert before["end"] == "2026-10-25T03:30:00+01:00"
+    reply = await client.patch(
+        f"/api/v1/meetings/{mid}/occurrences/{before['recurrenceId']}",
+        json={"title": "Renamed"},
+        headers=auth(),
+    )
+    assert reply.status_code == 200, reply.text
+    [override] = reply.json()["overrides"]
+    assert override["end"] == "2026-10-25T03:30:00+01:00" and override["title"] == "Renamed"
+    after = (await _listing(client, auth, **window))[1]
+    assert (after["start"], after["end"], after["title"]) == (
+        before["start"],
+        before["end"],
+        "Renamed",
+    )
+    # A new start alone keeps the wall-clock length (two hours on the clock).
+    moved = await client.patch(
+        f"/api/v1/meetings/{mid}/occurrences/{before['recurrenceId']}",
+        json={"start": "2026-10-25T10:00"},
+        headers=auth(),
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["overrides"][0]["end"] == "2026-10-25T12:00:00+01:00"
+
+
+async def test_a_new_zone_keeps_until_and_the_answer_names_what_was_reset(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """Review finding 6: daily 09:00 "until 2026-03-10" in Asia/Tokyo moved to
+    America/Los_Angeles lost 10 March (UNTIL kept as the Tokyo instant); and a change that
+    forgets cancelled or moved occurrences now says so."""
+    mid = (
+        await _schedule(
+            client,
+            auth,
+            start="2026-03-06T09:00",
+            end="2026-03-06T10:00",
+            timezone="Asia/Tokyo",
+            recurrence="FREQ=DAILY;UNTIL=20260310",
+        )
+    )["id"]
+    cancelled = await client.delete(
+        f"/api/v1/meetings/{mid}/occurrences/2026-03-07T09:00", headers=auth()
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    reply = await client.patch(
+        f"/api/v1/meetings/{mid}/schedule",
+        json={"timezone": "America/Los_Angeles"},
+        headers=auth(),
+    )
+    assert reply.status_code == 200, reply.text
+    changed = reply.json()
+    assert changed["resetOccurrences"] == ["2026-03-07T09:00:00+09:00"]
+    assert changed["exdates"] == []
+    window = {"from": "2026-03-01T00:00:00Z", "to": "2026-03-20T00:00:00Z"}
+    starts = [o["start"][:10] for o in await _listing(client, auth, **window)]
+    assert starts == ["2026-03-06", "2026-03-07", "2026-03-08", "2026-03-09", "2026-03-10"]
+    # A change that keeps the pattern resets nothing.
+    kept = await client.patch(
+        f"/api/v1/meetings/{mid}/schedule", json={"attendees": ["carol"]}, headers=auth()
+    )
+    assert kept.status_code == 200 and kept.json()["resetOccurrences"] == []
+
+
+async def test_removed_attendees_get_a_cancel_that_names_them(
+    settings: Settings, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 5546: the CANCEL sent to attendees taken off a series lists them as ATTENDEE
+    (it was built from the saved record, which no longer had them)."""
+    from talkplatform_agents.service.scheduling import Invitations
+
+    from .conftest import running_app
+
+    sent: list[tuple[Any, list[str]]] = []
+
+    async def capture(server: Any, message: Any, recipients: list[str], meeting_id: str) -> None:
+        sent.append((message, recipients))
+
+    monkeypatch.setattr(Invitations, "_send", staticmethod(capture))
+    with_mail = settings.model_copy(update={"smtp_url": "smtp://mail.test"})
+    async with running_app(with_mail) as (_, client):
+        mid = (await _schedule(client, auth))["id"]
+        sent.clear()
+        reply = await client.patch(
+            f"/api/v1/meetings/{mid}/schedule", json={"attendees": ["carol"]}, headers=auth()
+        )
+        assert reply.status_code == 200, reply.text
+    [(message, recipients)] = [(m, r) for m, r in sent if m["Subject"].startswith("Cancelled:")]
+    assert recipients == ["bob@example.org"]
+    ics = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    cancel: Any = Calendar.from_ical(ics.get_content())
+    assert str(cancel["METHOD"]) == "CANCEL"
+    [event] = cancel.walk("VEVENT")
+    assert _attendees(event) == ["mailto:bob@example.org"]

@@ -58,3 +58,13 @@ async def test_hosted_lists_the_users_scheduled_meetings(db: Database) -> None:
     assert set(hosted) == {mine.id, gone.id}
     assert hosted[gone.id].cancelled_at is not None and hosted[mine.id].cancelled_at is None
     assert await repo.meeting_exists(mine.id) and not await repo.meeting_exists("nosuch")
+
+
+def test_max_href_is_the_column_length() -> None:
+    from sqlalchemy import String
+
+    from talkplatform_agents.store.calendar_sync import MAX_HREF
+    from talkplatform_agents.store.models import CalendarItem
+
+    column = CalendarItem.__table__.c.href
+    assert isinstance(column.type, String) and column.type.length == MAX_HREF

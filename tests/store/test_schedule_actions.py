@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+
+import pytest
 
 from talkplatform_agents.store import (
     Database,
@@ -125,3 +128,29 @@ async def test_due_schedules_lists_everyones_meetings_but_ended_and_cancelled(
     due = await ScheduleActionRepository(db).due_schedules(T0, T0 + _s(3600))
     assert sorted(m.id for m, _ in due) == sorted(made[:2])  # by start, then id
     assert due[0][1].record.start_local == "2026-03-23T09:00:00"
+
+
+async def test_due_schedules_pages_past_the_cap_and_says_so(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    schedules = ScheduleRepository(db)
+    made = []
+    # Five meetings, three at the same start: the keyset goes by start, then id.
+    for i, start in enumerate([START, START, START, START + _s(60), START + _s(120)]):
+        meeting, _ = await schedules.create(
+            title=f"m{i}", settings={}, host_user_id="alice", host_name=None,
+            record=ScheduleRecord(
+                timezone="UTC", start_local=start.replace(tzinfo=None).isoformat(),
+                end_local=(start + _s(1800)).replace(tzinfo=None).isoformat(),
+                starts_at=start, ends_at=None,
+            ),
+        )  # fmt: skip
+        made.append((start, meeting.id))
+    window = (T0, T0 + _s(3600))
+    with caplog.at_level(logging.WARNING):
+        due = await ScheduleActionRepository(db, due_page=2).due_schedules(*window)
+    assert [m.id for m, _ in due] == [mid for _, mid in sorted(made)]  # none dropped
+    assert "5 scheduled meetings are due in one pass, more than 2" in caplog.text
+    caplog.clear()
+    assert len(await ScheduleActionRepository(db, due_page=5).due_schedules(*window)) == 5
+    assert "scheduled meetings are due" not in caplog.text

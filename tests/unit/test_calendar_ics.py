@@ -477,3 +477,25 @@ def test_read_events_raises_invalid_or_nothing_whatever_the_bytes(
             continue
         for event in events:
             assert event.schedule.end > event.schedule.start
+
+
+def test_the_api_and_the_caldav_sync_share_one_link_and_organiser_rule() -> None:
+    """Join link, UID domain and organiser's email come from calendar/links.py for both
+    (they must match: the sync recognises our events by UID domain and join link)."""
+    from talkplatform_agents.calendar.links import (
+        join_url,
+        organizer_email,
+        organizer_or_noreply,
+        uid_domain,
+    )
+    from talkplatform_agents.calendar.sync import SyncOptions
+
+    options = SyncOptions(public_url="https://talk.example.org/")
+    assert options.join_url("m1") == join_url("https://talk.example.org", "m1")
+    assert options.join_url("m1") == "https://talk.example.org/app/meeting/m1"
+    assert options.domain == uid_domain("https://talk.example.org/") == "talk.example.org"
+    assert uid_domain("http://[::1]:8080") == "talkplatform.invalid"
+    assert organizer_email(" Dan@Example.org ") == "dan@example.org"
+    assert organizer_email("dan") is None
+    assert organizer_email("a b@example.org") is None  # the sync took any "@" before
+    assert organizer_or_noreply(None, "talk.example.org") == "noreply@talk.example.org"

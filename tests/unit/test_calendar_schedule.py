@@ -526,3 +526,36 @@ def test_every_occurrence_keeps_the_start_wall_clock_time(
     assert [o.start for o in found] == sorted(o.start for o in found)
     if weekly:
         assert {o.start.strftime("%a").upper()[:2] for o in found} <= set(days)
+
+
+def test_an_occurrence_in_a_spring_forward_gap_is_found_by_its_instant() -> None:
+    """Review finding 4: the library places 02:30 on 2026-03-29 (Berlin) at 02:30+01:00;
+    cancelling or moving it by that instant matches on UTC keys, whatever the wall clock."""
+    daily = Schedule.parse("2026-03-27T02:30", "2026-03-27T03:00", "Europe/Berlin", "FREQ=DAILY")
+    window = (datetime(2026, 3, 26, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    gap = occurrences(daily, *window)[2].recurrence_id
+    assert gap.isoformat() == "2026-03-29T02:30:00+01:00"
+    name = gap.isoformat()
+    cancelled = daily.with_exdate(name)
+    assert [o.start.day for o in occurrences(cancelled, *window)] == [27, 28, 30, 31]
+    moved = daily.with_override(
+        Override(
+            datetime.fromisoformat(name), _in(BERLIN, 2026, 3, 29, 10), _in(BERLIN, 2026, 3, 29, 11)
+        )
+    )
+    assert [o.start.hour for o in occurrences(moved, *window) if o.start.day == 29] == [10]
+
+
+def test_an_occurrence_across_fall_back_keeps_its_wall_clock_length() -> None:
+    """Review finding 5: every occurrence lasts DTEND - DTSTART on the wall clock, as the
+    library expands it; ``wall_end`` says the same for one computed by hand."""
+    from talkplatform_agents.calendar.schedule import wall_end
+
+    daily = Schedule.parse("2026-10-24T01:30", "2026-10-24T03:30", "Europe/Berlin", "FREQ=DAILY")
+    window = (datetime(2026, 10, 24, tzinfo=UTC), datetime(2026, 10, 27, tzinfo=UTC))
+    found = occurrences(daily, *window)
+    assert [o.end - o.start for o in found][:3] == [timedelta(hours=2)] * 3  # on the wall
+    sunday = found[1]
+    assert sunday.end.astimezone(UTC) - sunday.start.astimezone(UTC) == timedelta(hours=3)
+    assert wall_end(sunday.start, daily.wall_duration) == sunday.end
+    assert wall_end(sunday.start, daily.wall_duration).utcoffset() == timedelta(hours=1)

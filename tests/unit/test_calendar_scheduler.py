@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from talkplatform_agents.calendar import Schedule
+from talkplatform_agents.calendar import Override, Schedule
 from talkplatform_agents.calendar.scheduler import (
     RunKind,
     Scheduled,
     Scheduler,
     SchedulerOptions,
 )
+from talkplatform_agents.calendar.stored import record_of
+from talkplatform_agents.lk.naming import lobby_room_name, meeting_room_name
+from talkplatform_agents.lk.server_api import ServerApi
+from talkplatform_agents.lk.tokens import Credentials
+from talkplatform_agents.moderation import HostControls
+from talkplatform_agents.moderation.deps import ModerationDeps
+from talkplatform_agents.moderation.waiting_room import WaitingRoom
+from talkplatform_agents.service.schedule_ops import MAX_HOLDER, scheduler_holder
 from talkplatform_agents.store import (
     Database,
     MeetingRepository,
     ScheduleActionRepository,
+    ScheduleRepository,
+    WaitingRepository,
     upgrade,
 )
 
@@ -258,3 +270,114 @@ async def test_run_passes_on_its_clock_until_stopped(db: Database) -> None:
     assert ops.calls == [("open", meeting.meeting_id)]
     assert clock.slept and set(clock.slept) == {OPTIONS.tick_s}
     await scheduler.stop()  # idempotent
+
+
+@pytest.mark.parametrize(
+    "recurrence",
+    [
+        "FREQ=YEARLY;INTERVAL=2",  # the next is two years on
+        "FREQ=MONTHLY;INTERVAL=14",  # more than 399 days on
+        "FREQ=WEEKLY;INTERVAL=60",
+    ],
+)
+async def test_a_series_whose_next_occurrence_is_years_ahead_goes_on(
+    db: Database, recurrence: str
+) -> None:
+    meeting = await _meeting(db, recurrence)
+    ops = FakeOps([meeting])
+    await _scheduler(db, ops, FakeClock(END + _m(5))).tick()
+    assert ops.goes_on == [True]  # its rooms close; the meeting is not ended
+
+
+async def test_an_end_closes_nothing_once_the_next_occurrences_window_opened(
+    db: Database,
+) -> None:
+    # A daily series whose second occurrence was moved to 5 minutes after the first: it
+    # opens (start - 5 min) right at the end of the first, before the first's end is due
+    # (end + 5 min grace).
+    daily = await _meeting(db, "FREQ=DAILY;COUNT=3")
+    first = daily.schedule
+    moved = Override(
+        first.start + dt.timedelta(days=1), first.end + _m(5), first.end + _m(65), None
+    )
+    meeting = Scheduled(daily.meeting_id, replace(first, overrides=(moved,)))
+    ops, clock = FakeOps([meeting]), FakeClock(END + _m(5))
+    scheduler = _scheduler(db, ops, clock)
+    await scheduler.tick()
+    assert ("end", meeting.meeting_id) not in ops.calls  # the next one's rooms are kept
+    assert ops.calls == [("open", meeting.meeting_id)]  # the next one's
+    view = await ScheduleActionRepository(db).get(meeting.meeting_id, START, "end")
+    assert view is not None and view.status == "done"
+    assert view.last_error is not None and "next occurrence is open" in view.last_error
+    # A delayed end: the next one's open already ran, its end must not close its rooms.
+    ops.calls.clear()
+    clock.at = END + _m(30)
+    await scheduler.tick()
+    assert ops.calls == []
+
+
+class FakeServer:
+    """livekit-server's API as ``HostControls.end`` calls it: every call recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[None]]:
+        async def call(*args: object, **kwargs: object) -> None:
+            self.calls.append((name, args))
+
+        return call
+
+
+@pytest.mark.parametrize(("recurrence", "goes_on"), [("FREQ=WEEKLY", True), (None, False)])
+async def test_a_hosts_end_of_a_series_that_goes_on_closes_its_rooms_only(
+    db: Database, recurrence: str | None, goes_on: bool
+) -> None:
+    # Started yesterday: a weekly series goes on, a single meeting is over.
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    local = start.replace(tzinfo=None)
+    schedule = Schedule.parse(local, local + dt.timedelta(hours=1), "UTC", recurrence)
+    meeting, _ = await ScheduleRepository(db).create(
+        title="Weekly", settings={}, host_user_id="alice", host_name="Alice",
+        record=record_of(schedule, [], None),
+    )  # fmt: skip
+    server = FakeServer()
+    deps = ModerationDeps(
+        MeetingRepository(db), WaitingRepository(db), cast("ServerApi", server),
+        Credentials("key", "secret" * 8), "ws://livekit", dt.timedelta(hours=1),
+        ScheduleRepository(db),
+    )  # fmt: skip
+    controls = HostControls(deps, WaitingRoom(deps))
+    result = await controls.end(meeting.id, "alice")
+    deleted = [args[0] for name, args in server.calls if name == "delete_room"]
+    assert deleted == [meeting_room_name(meeting.id), lobby_room_name(meeting.id)]
+    stored = await MeetingRepository(db).get(meeting.id)
+    assert stored is not None
+    if goes_on:
+        assert result == {"endedAt": None, "seriesGoesOn": True}
+        assert stored.ended_at is None  # joins still work, for the next occurrence
+    else:
+        assert result["endedAt"] is not None and stored.ended_at is not None
+
+
+def test_a_count_series_is_stored_with_its_last_end_and_a_days_slack() -> None:
+    local = dt.datetime(2026, 3, 2, 9, 0)
+    hour = dt.timedelta(hours=1)
+    weekly = Schedule.parse(local, local + hour, ZONE, "FREQ=WEEKLY;COUNT=10")
+    # The tenth: 4 May 2026, 09:00-10:00 Berlin (summer time), 08:00 UTC.
+    last_end = dt.datetime(2026, 5, 4, 8, 0, tzinfo=dt.UTC)
+    assert record_of(weekly, [], None).ends_at == last_end + dt.timedelta(days=1)
+    until = Schedule.parse(local, local + hour, ZONE, "FREQ=WEEKLY;UNTIL=20260504T070000Z")
+    assert record_of(until, [], None).ends_at == last_end + dt.timedelta(days=1)
+    assert (
+        record_of(Schedule.parse(local, local + hour, ZONE, "FREQ=DAILY"), [], None).ends_at is None
+    )
+
+
+def test_the_holder_fits_its_column_whatever_the_hostname() -> None:
+    short = scheduler_holder("host-1")
+    assert short.startswith("scheduler/host-1/")
+    long_a, long_b = ("a" * 250 + ".example.com"), ("a" * 250 + ".example.org")
+    held = [scheduler_holder(name) for name in (long_a, long_b, "b" * 120)]
+    assert all(len(h) <= MAX_HOLDER for h in held)
+    assert held[0].split("/")[1] != held[1].split("/")[1]  # the hash keeps hosts apart

@@ -253,3 +253,68 @@ async def test_an_invalid_token_gives_a_full_listing_and_forgets_removed_objects
     store.sync = replace(store.sync, sync_token=None)
     report = await _sync(world)
     assert report.published == ["m1"] and href in calendar.objects  # published again
+
+
+async def test_control_characters_in_an_imported_summary_become_spaces(
+    world: tuple[FakeCalendar, FakeStore, FakeMaker],
+) -> None:
+    calendar, _, maker = world
+    data = _event("ctl-1", extra="CATEGORIES:TalkPlatform\r\n").replace(
+        b"SUMMARY:Planning", b"SUMMARY:Plan\\nning\\N\x01Bcc: x@example.com"
+    )
+    calendar.write(f"{PATH}ctl.ics", data)
+    report = await _sync(world)
+    assert report.imported == ["m1"]
+    title = maker.made[0][0]
+    assert title == "Plan ning Bcc: x@example.com"
+    assert not any(ord(c) < 32 for c in title)
+
+
+async def test_an_href_too_long_to_store_is_a_logged_skip_not_an_aborted_pass(
+    world: tuple[FakeCalendar, FakeStore, FakeMaker],
+) -> None:
+    calendar, store, maker = world
+    long_href = f"{PATH}{'x' * 600}.ics"
+    tagged = "CATEGORIES:TalkPlatform\r\n"
+    calendar.write(long_href, _event("long-1", extra=tagged))
+    calendar.write(f"{PATH}short.ics", _event("short-1", extra=tagged))
+    store.meetings["p1"] = _hosted("p1", "Weekly", _schedule())
+    report = await _sync(world)
+    assert report.imported == ["m1"] and report.published == ["p1"]
+    assert [s for s in report.skipped if "longer than 512" in s]
+    assert long_href not in store.stored and len(maker.made) == 1
+    assert all(len(h) <= 512 for h in store.stored)
+
+
+@dataclass
+class TokenlessCalendar(FakeCalendar):
+    """A server without sync-collection: no sync token, a full listing by etags."""
+
+    listings: int = 0
+
+    async def state(self) -> CollectionState:
+        return CollectionState(f'"c{self.version}"', None)
+
+    async def changes(self, sync_token: str | None) -> Changes:
+        assert sync_token is None
+        self.listings += 1
+        changed: dict[str, str | None] = {h: e for h, (e, _) in self.objects.items()}
+        return Changes(None, changed, [], full=True)
+
+
+async def test_without_sync_tokens_an_unchanged_ctag_skips_the_listing() -> None:
+    store = FakeStore()
+    calendar, maker = TokenlessCalendar(), FakeMaker(store)
+    world = (calendar, store, maker)
+    href = f"{PATH}outside.ics"
+    calendar.write(href, _event("outside-1", extra="CATEGORIES:TalkPlatform\r\n"))
+    report = await _sync(world)
+    assert report.imported == ["m1"] and calendar.listings == 1
+    # Its own PUT (the join link) changed the ctag: listed once, nothing fetched or done.
+    again = await _sync(world)
+    assert not again.wrote and calendar.listings == 2
+    assert not (await _sync(world)).wrote and calendar.listings == 2  # ctag unchanged
+    del calendar.objects[href]  # deleted in the calendar: the ctag moves
+    calendar.version += 1
+    await _sync(world)
+    assert calendar.listings == 3 and href not in store.stored

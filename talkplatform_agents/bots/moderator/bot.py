@@ -30,7 +30,12 @@ from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
 from talkplatform_agents.roles import MODERATOR_ROLES
-from talkplatform_agents.store import Database, MeetingRepository, WaitingRepository
+from talkplatform_agents.store import (
+    Database,
+    MeetingRepository,
+    ScheduleRepository,
+    WaitingRepository,
+)
 from talkplatform_agents.tasks import TaskSet
 
 __all__ = ["ModeratorBot", "ModeratorLimits", "ModeratorOptions", "moderator_session"]
@@ -215,6 +220,7 @@ async def moderator_session(job: BotJob, options: ModeratorOptions) -> None:
         credentials,
         options.ws_url,
         dt.timedelta(seconds=options.token_ttl_s),
+        ScheduleRepository(db),
     )
 
     async def release() -> None:
