@@ -32,7 +32,7 @@ from talkplatform_agents.store.models import Meeting, MeetingMember, WaitingEntr
 from talkplatform_agents.store.timeutil import aware
 from talkplatform_agents.store.waiting import WaitingStatus
 
-__all__ = ["DoorView", "MeetingRepository", "MeetingSnapshot", "MeetingView"]
+__all__ = ["DoorView", "MeetingRepository", "MeetingSnapshot", "MeetingView", "new_meeting"]
 
 # Meetings whose snapshot a process keeps (least recently used go first). A snapshot is
 # the meeting row (settings up to 16 KiB, mostly far less) and its members with a role.
@@ -106,6 +106,24 @@ _DOOR = (
 )
 
 
+def new_meeting(
+    title: str, settings: dict[str, Any], host_user_id: str, host_name: str | None, now: dt.datetime
+) -> Meeting:
+    """A new meeting row whose creator is its host (not yet added to a session)."""
+    meeting = Meeting(
+        id=uuid.uuid4().hex,
+        title=title,
+        settings=settings,
+        created_by=host_user_id,
+        created_at=now,
+        version=1,
+    )
+    meeting.members.append(
+        MeetingMember(user_id=host_user_id, role=Role.HOST, display_name=host_name, created_at=now)
+    )
+    return meeting
+
+
 class MeetingRepository:
     def __init__(self, db: Database, *, snapshot_capacity: int = SNAPSHOT_CAPACITY) -> None:
         self._db = db
@@ -136,19 +154,7 @@ class MeetingRepository:
     ) -> MeetingView:
         """Create a meeting whose creator is its host, in one transaction."""
         now = dt.datetime.now(dt.UTC)
-        meeting = Meeting(
-            id=uuid.uuid4().hex,
-            title=title,
-            settings=settings,
-            created_by=host_user_id,
-            created_at=now,
-            version=1,
-        )
-        meeting.members.append(
-            MeetingMember(
-                user_id=host_user_id, role=Role.HOST, display_name=host_name, created_at=now
-            )
-        )
+        meeting = new_meeting(title, settings, host_user_id, host_name, now)
         async with self._db.session() as session:
             session.add(meeting)
         return MeetingView.of(meeting)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +22,8 @@ from typing import Any
 from sqlalchemy import exists, or_, select, update
 
 from talkplatform_agents.errors import Conflict, Gone, NotFound
-from talkplatform_agents.roles import Role
 from talkplatform_agents.store.db import Database
-from talkplatform_agents.store.meetings import MeetingView
+from talkplatform_agents.store.meetings import MeetingView, new_meeting
 from talkplatform_agents.store.models import Meeting, MeetingMember, MeetingSchedule
 from talkplatform_agents.store.timeutil import aware
 
@@ -125,19 +123,7 @@ class ScheduleRepository:
         """A meeting hosted by its creator and its schedule, in one transaction: both or
         neither."""
         now = dt.datetime.now(dt.UTC)
-        meeting = Meeting(
-            id=uuid.uuid4().hex,
-            title=title,
-            settings=settings,
-            created_by=host_user_id,
-            created_at=now,
-            version=1,
-        )
-        meeting.members.append(
-            MeetingMember(
-                user_id=host_user_id, role=Role.HOST, display_name=host_name, created_at=now
-            )
-        )
+        meeting = new_meeting(title, settings, host_user_id, host_name, now)
         row = MeetingSchedule(
             meeting_id=meeting.id, sequence=0, created_at=now, updated_at=now, **_columns(record)
         )
