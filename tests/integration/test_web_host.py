@@ -100,7 +100,13 @@ async def test_host_admits_denies_and_removes(
     await expect(queue.get_by_role("button", name="Admit Dora Denied")).to_be_visible()
     await guest.get_by_label("A note to the host (optional)").fill("Gus from the design team")
     await guest.get_by_role("button", name="Send to the host").click()
-    await expect(gus.get_by_text("Gus from the design team")).to_be_visible()
+    # The page said it went (to the lobby's bot), before the host's side is looked at.
+    # The page sends it once the lobby's bot has settled (a duplicate about to leave would
+    # take it along), which on a busy machine can take a while.
+    await expect(guest.locator(".status-line")).to_have_text(
+        "Your message was sent to the host.", timeout=WAIT_MS
+    )
+    await expect(gus.get_by_text("Gus from the design team")).to_be_visible(timeout=WAIT_MS)
     await screenshot(guest, "meeting-waiting")
     await screenshot(host, "host-console")
     await host.set_viewport_size(ViewportSize(width=PHONE["width"], height=PHONE["height"]))

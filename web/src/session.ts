@@ -66,7 +66,7 @@ export function findBot(room: Room, agentName: string): RemoteParticipant | unde
   return found;
 }
 
-const BOT_WAIT_MS = 15_000;
+const BOT_WAIT_MS = 30_000;
 
 /** The bot that serves `room` (marked active), waiting up to `timeoutMs` for it; then any
  * bot of that name, or none. A bot not yet marked may be a duplicate about to leave, and
