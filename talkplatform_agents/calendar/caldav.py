@@ -177,28 +177,33 @@ def parse_state(body: bytes, url: str) -> CollectionState:
     raise CalDavError("PROPFIND reply has no response", url=url)
 
 
-def parse_changes(body: bytes, url: str, *, collection_path: str, full: bool) -> Changes:
+def parse_changes(body: bytes, url: str, *, full: bool) -> Changes:
     """A sync-collection REPORT reply. The collection itself (listed by some servers) is
     left out, and so are members that are not calendar objects (no etag, no 404) and hrefs
-    that are not members of the collection (logged). ``url`` is the collection's URL;
-    ``collection_path`` is no longer used (the path is ``url``'s)."""
-    del collection_path
+    that are not members of the collection (logged). ``url`` is the collection's URL."""
     root = _xml(body, url)
     changed: dict[str, str | None] = {}
     removed: list[str] = []
     for given, own, props in _responses(root, url):
         if _is_collection(given, url) or urlsplit(given).path.endswith("/"):
             continue
-        href = member_href(given, url)
+        href = _member(given, url)
         if href is None:
-            logger.warning("calendar %s: skipped href %r: not a member of the collection",
-                           url, given[:200])  # fmt: skip
             continue
         if own == 404:
             removed.append(href)
         elif own is None or 200 <= own < 300:
             changed[href] = _text(props.get(f"{_D}getetag"))
     return Changes(_text(root.find(f"{_D}sync-token")), changed, removed, full)
+
+
+def _member(given: str, url: str) -> str | None:
+    """``member_href``, with a log line for an href it refuses (the reply goes on)."""
+    href = member_href(given, url)
+    if href is None:
+        logger.warning("calendar %s: skipped href %r: not a member of the collection",
+                       url, given[:200])  # fmt: skip
+    return href
 
 
 def parse_multiget(body: bytes, url: str) -> list[CalendarObject]:
@@ -210,10 +215,8 @@ def parse_multiget(body: bytes, url: str) -> list[CalendarObject]:
         data = props.get(f"{_C}calendar-data")
         if data is None or data.text is None:
             continue
-        href = member_href(given, url)
+        href = _member(given, url)
         if href is None:
-            logger.warning("calendar %s: skipped href %r: not a member of the collection",
-                           url, given[:200])  # fmt: skip
             continue
         encoded = data.text.encode("utf-8")
         if len(encoded) > MAX_OBJECT_BYTES:
@@ -342,13 +345,13 @@ class CalDavClient:
             if exc.status in (405, 501) or (not sync_token and exc.status == 403):
                 return await self.listing()
             raise
-        return parse_changes(reply.content, self.url, collection_path=self.path,
+        return parse_changes(reply.content, self.url,
                              full=not sync_token)  # fmt: skip
 
     async def listing(self) -> Changes:
         """Every member with its etag (PROPFIND Depth 1): a full listing, no token."""
         reply = await self._send("PROPFIND", self.url, body=_LIST_ETAGS, headers=_xml_headers("1"))
-        found = parse_changes(reply.content, self.url, collection_path=self.path, full=True)
+        found = parse_changes(reply.content, self.url, full=True)
         return Changes(None, found.changed, [], True)
 
     async def fetch(self, hrefs: list[str]) -> list[CalendarObject]:

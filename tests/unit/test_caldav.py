@@ -62,7 +62,7 @@ def test_state_reads_ctag_and_token() -> None:
 
 
 def test_changes_reads_changed_and_removed_members() -> None:
-    changes = parse_changes(CHANGES, URL, collection_path="/alice/calendar/", full=False)
+    changes = parse_changes(CHANGES, URL, full=False)
     assert changes.sync_token == "tok-2"
     # hrefs are server paths, kept as given; the collection itself is left out.
     assert changes.changed == {

@@ -300,8 +300,4 @@ export class MeetingSession {
     this.room = null;
     this.handlers.left(why);
   }
-
-  get connected(): boolean {
-    return this.room?.state === ConnectionState.Connected;
-  }
 }
