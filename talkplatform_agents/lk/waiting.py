@@ -21,7 +21,10 @@ would move people out of the meeting, or into a room of its sender's choosing), 
   participant back to the lobby just before the server removes them from the meeting.
 - ``tp.waiting.message``: a host's message to waiting participants, ``{"from", "text"}``.
 - ``tp.waiting.chat``: a waiting participant's message to the hosts (send it to the bot in
-  the lobby as ``{"text"}``; hosts receive ``{"identity", "name", "text"}``).
+  the lobby as ``{"text"}``; hosts receive ``{"identity", "name", "text"}``). Data sent to
+  a bot has no answer: one sent to a duplicate bot just as it leaves is gone. So the pages
+  use ``POST /api/v1/meetings/{id}/waiting-room/note`` ``{"text"}`` instead, which relays
+  the same message and answers how many hosts it reached (``hostsReached``).
 
 RPC methods on the bot in the meeting room (callers must be hosts or co-hosts of the
 meeting in the store; host-only ones say so). Payloads are JSON; answers are JSON:

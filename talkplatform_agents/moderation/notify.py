@@ -55,20 +55,33 @@ class Notifier:
             lobby_room_name(meeting_id), TOPIC_MESSAGE, {"from": sender, "text": text}, to
         )
 
-    async def lobby_chat(self, meeting_id: str, identity: str, name: str, text: str) -> None:
+    async def lobby_chat(
+        self, meeting_id: str, identity: str, name: str, text: str, *, strict: bool = False
+    ) -> int:
+        """A waiting participant's words to the hosts and co-hosts in the meeting room; how
+        many of them it reached. ``strict``: a failed send raises, for a caller that must
+        say so (the service's route), rather than being logged (the lobby bot)."""
         hosts = list(await self._deps.meetings.moderators(meeting_id))
         message = {"identity": identity, "name": name, "text": text}
-        if hosts:
-            await self._send(meeting_room_name(meeting_id), TOPIC_CHAT, message, hosts)
+        return await self._send(
+            meeting_room_name(meeting_id), TOPIC_CHAT, message, hosts, strict=strict
+        )
 
     async def _send(
-        self, room: str, topic: str, message: dict[str, Any], to: list[str] | None
-    ) -> None:
+        self,
+        room: str,
+        topic: str,
+        message: dict[str, Any],
+        to: list[str] | None,
+        *,
+        strict: bool = False,
+    ) -> int:
+        """Send to those of ``to`` (None: everyone) in ``room``; how many were there."""
         if to is not None and not to:
-            return  # nobody to tell; an empty list would mean everyone
-        # Best effort: the decision is already in the store, and a client that missed the
-        # message learns its standing from the token endpoint. A failed send must not turn
-        # a done admission into an error.
+            return 0  # nobody to tell; an empty list would mean everyone
+        # Best effort unless strict: the decision is already in the store, and a client that
+        # missed the message learns its standing from the token endpoint. A failed send
+        # must not turn a done admission into an error.
         try:
             # livekit-server answers data for a room that does not exist (a lobby nobody
             # has joined yet) with a 503, not a 404: ask first.
@@ -76,5 +89,9 @@ class Notifier:
             targets = present if to is None else present & set(to)
             if targets:
                 await self._deps.server.send_data(room, topic, dumps(message), to)
+            return len(targets)
         except Exception as exc:
+            if strict:
+                raise
             logger.warning("[%s] could not send %s to %s: %r", room, topic, to or "all", exc)
+            return 0

@@ -197,6 +197,25 @@ class WaitingRoom:
         await self.notify.message(meeting_id, caller, text, [identity] if identity else None)
         return {"sent": True}
 
+    async def note(self, meeting_id: str, caller: str, text: str) -> dict[str, Any]:
+        """A waiting guest's note to the hosts (as the lobby bot relays one from the lobby
+        room), answered with how many hosts it reached: a request that says whether it went,
+        whichever bot serves the lobby, or none."""
+        await self._deps.door(meeting_id, caller)  # an unknown or ended meeting says so
+        entry = await self._deps.waiting.get(meeting_id, caller)
+        if entry is None or entry.status is not WaitingStatus.WAITING:
+            raise Conflict(
+                "only someone waiting to be let in can send the hosts a note",
+                meetingId=meeting_id,
+                status=entry.status.value if entry else None,
+            )
+        reached = await self.notify.lobby_chat(
+            meeting_id, caller, entry.display_name, text, strict=True
+        )
+        logger.info("[%s] a note from %s reached %d host(s)",
+                    lobby_room_name(meeting_id), caller, reached)  # fmt: skip
+        return {"sent": True, "hostsReached": reached}
+
     async def return_to_waiting(
         self, meeting_id: str, caller: str, identity: str
     ) -> dict[str, Any]:
@@ -255,14 +274,15 @@ class WaitingRoom:
 
     async def host_arrived(self, meeting_id: str, identity: str) -> None:
         """A host or co-host joined: show them the queue, tell those waiting, and let in
-        those who were waiting only for a host."""
+        those who were waiting only for a host (not those a host sent back: a moderator bot
+        that rejoins the room sees every host arrive again)."""
         await self.notify.queue(meeting_id, "snapshot", to=[identity])
         await self.notify.status(meeting_id, {"status": "waiting"}, None)
         meeting = await self._deps.meeting(meeting_id)
         settings = MeetingSettings.of(meeting.settings)
         admitted = []
         for entry in await self._deps.waiting.waiting(meeting_id):
-            if admits_on_host_arrival(settings, entry.user_id):
+            if not entry.sent_back and admits_on_host_arrival(settings, entry.user_id):
                 outcome = await self._deps.waiting.admit(meeting_id, entry.user_id, by=SYSTEM)
                 if outcome.changed and outcome.entry is not None:
                     admitted.append(outcome.entry)

@@ -41,6 +41,7 @@ __all__ = [
     "LimitOptions",
     "ServiceLimits",
     "TokenBuckets",
+    "charge_note",
     "charge_token_request",
 ]
 
@@ -55,6 +56,9 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 EXEMPT_PATHS = ("/healthz", "/metrics", "/api/v1/livekit/webhook")
 MAX_KEYS = 100_000
 OFF = RateLimit(0)
+# A waiting guest's notes to the hosts, per user: each is a store read and a send through
+# livekit-server (the lobby bot allows the same: 1/s, 5 at once).
+NOTES_PER_USER = RateLimit(5, 5.0)
 
 
 class TokenBuckets:
@@ -138,6 +142,7 @@ class LimitOptions:
     auth_failures: RateLimit = OFF
     trusted_proxies: tuple[str, ...] = ()
     max_keys: int = MAX_KEYS
+    notes_per_user: RateLimit = NOTES_PER_USER
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LimitOptions:
@@ -159,6 +164,7 @@ class ServiceLimits:
     _per_user: TokenBuckets | None = field(init=False)
     _per_address: TokenBuckets | None = field(init=False)
     _failures: FailureWindows | None = field(init=False)
+    _notes: TokenBuckets | None = field(init=False)
 
     def __post_init__(self) -> None:
         options = self.options
@@ -167,6 +173,7 @@ class ServiceLimits:
         )
         self._per_user = _buckets(options.token_per_user, options.max_keys)
         self._per_address = _buckets(options.token_per_address, options.max_keys)
+        self._notes = _buckets(options.notes_per_user, options.max_keys)
         self._failures = (
             FailureWindows(options.auth_failures, options.max_keys)
             if options.auth_failures.enabled
@@ -216,6 +223,15 @@ class ServiceLimits:
         if self._per_address is not None:
             self._per_address.take(address, now)
 
+    def note(self, user_id: str) -> None:
+        """Charge one note to the hosts to the user, or raise ``TooManyRequests``."""
+        if self._notes is None:
+            return
+        now = self.clock()
+        if (wait := self._notes.wait_s(user_id, now)) > 0:
+            raise TooManyRequests("too many notes to the hosts; wait a moment", retry_after=wait)
+        self._notes.take(user_id, now)
+
     def login_blocked_s(self, address: str) -> float:
         return (
             self._failures.blocked_s(address, self.clock()) if self._failures is not None else 0.0
@@ -247,6 +263,12 @@ def charge_token_request(request: Request, user_id: str) -> None:
     """For the token routes, after authentication: charge the request or raise 429."""
     limits: ServiceLimits = request.app.state.limits
     limits.token_request(user_id, limits.client_address(request.scope))
+
+
+def charge_note(request: Request, user_id: str) -> None:
+    """For a waiting guest's note to the hosts, after authentication: charge it or 429."""
+    limits: ServiceLimits = request.app.state.limits
+    limits.note(user_id)
 
 
 class AuthFailureGuard:

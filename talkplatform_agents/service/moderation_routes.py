@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import ConfigDict, Field
 
 from talkplatform_agents.errors import Forbidden, Invalid, NotFound
+from talkplatform_agents.lk.waiting import MAX_TEXT
 from talkplatform_agents.roles import MODERATOR_ROLES
+from talkplatform_agents.service.limits import charge_note
 from talkplatform_agents.service.metrics import Metrics
 from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import Context, User
@@ -116,6 +118,20 @@ async def message_waiting(
     meeting_id: str, body: MessageBody, user: User, ctx: Context
 ) -> dict[str, Any]:
     return await ctx.waiting_room.message(meeting_id, user.user_id, body.text, body.identity)
+
+
+class NoteBody(_Body):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)  # as the lobby bot takes it
+
+
+@router.post(_WAITING + "/note", responses=errors(BODY, LIVEKIT, 409, 429))
+async def note_to_hosts(
+    meeting_id: str, body: NoteBody, user: User, ctx: Context, request: Request
+) -> dict[str, Any]:
+    """A guest waiting in the lobby writes to the hosts and co-hosts in the meeting
+    (``tp.waiting.chat``). The answer says how many it reached: none while no host is in."""
+    charge_note(request, user.user_id)
+    return await ctx.waiting_room.note(meeting_id, user.user_id, body.text)
 
 
 @router.post(_WAITING + "/{identity}/admit")

@@ -41,6 +41,12 @@ class WaitingView:
     decided_by: str | None
     reason: str | None
 
+    @property
+    def sent_back(self) -> bool:
+        """Waiting because a host sent them back (``put_back``), not because they knocked:
+        only a host lets them in again, never a host's arrival or an auto-admit list."""
+        return self.status is WaitingStatus.WAITING and self.decided_by is not None
+
     @classmethod
     def of(cls, row: WaitingEntry) -> WaitingView:
         return cls(

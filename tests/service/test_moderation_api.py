@@ -139,3 +139,30 @@ async def test_admit_lands_in_the_store_even_when_livekit_is_unreachable(
         f"/api/v1/meetings/{mid}/waiting-room/admit", json={"identities": []}, headers=auth()
     )
     assert empty.status_code == 422
+
+
+async def test_a_waiting_guests_note_is_checked_limited_and_never_said_sent_unsent(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    mid = await _meeting(client, auth, waiting_room=True)
+    path = f"/api/v1/meetings/{mid}/waiting-room/note"
+    unknown = await client.post(
+        "/api/v1/meetings/nope/waiting-room/note", json={"text": "hi"}, headers=auth("g9")
+    )
+    assert unknown.status_code == 404
+    # Not waiting (never knocked): a clear 409, not a silent drop.
+    stranger = await client.post(path, json={"text": "hi"}, headers=auth("g9", "G"))
+    assert stranger.status_code == 409 and stranger.json()["error"]["status"] is None
+    for bad in ({"text": ""}, {"text": "x" * 2001}, {"text": "hi", "to": "all"}, {}):
+        assert (await client.post(path, json=bad, headers=auth("g1"))).status_code == 422
+    knock = await client.post("/api/v1/livekit/token", json={"meetingId": mid}, headers=auth("g1"))
+    assert knock.json()["status"] == "waiting"
+    # Nothing listens at LIVEKIT_URL here: the relay fails, and the guest is told so.
+    for _ in range(5):
+        unsent = await client.post(path, json={"text": "it is Gus"}, headers=auth("g1", "G"))
+        assert unsent.status_code == 503, unsent.text
+    flood = await client.post(path, json={"text": "it is Gus"}, headers=auth("g1", "G"))
+    assert flood.status_code == 429 and int(flood.headers["Retry-After"]) >= 1
+    # The limit is the sender's own.
+    other = await client.post(path, json={"text": "hi"}, headers=auth("g2", "H"))
+    assert other.status_code == 409

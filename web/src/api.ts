@@ -191,6 +191,10 @@ export const api = {
     call<Meeting>('GET', `/api/v1/meetings/${encodeURIComponent(meetingId)}`),
   createMeeting: (title: string, settings: Record<string, unknown> = {}) =>
     call<Meeting>('POST', '/api/v1/meetings', { title, settings }),
+  /** A waiting guest's note to the hosts: how many hosts it reached (0: none is in yet). */
+  noteToHosts: (meetingId: string, text: string) =>
+    call<{ sent: boolean; hostsReached: number }>(
+      'POST', `/api/v1/meetings/${encodeURIComponent(meetingId)}/waiting-room/note`, { text }),
 };
 
 /** The meeting id in this page's address (`/app/meeting/{id}`, `/app/host/{id}`). */

@@ -115,9 +115,13 @@ export class MeetingPage {
         noteError.textContent = '';
         send.disabled = true;
         this.session!.sendToHosts(text)
-          .then(() => {
-            note.value = '';
-            announce('Your message was sent to the host.');
+          .then((reached) => {
+            if (reached > 0) {
+              note.value = '';
+              announce('Your message was sent to the host.');
+            } else {
+              noteError.textContent = 'No host is in the meeting yet, so nobody got your message. Send it again once a host is there.';
+            }
           })
           .catch((err: unknown) => {
             noteError.textContent = `Not sent: ${errorText(err)}`;

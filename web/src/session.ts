@@ -19,7 +19,6 @@ export const TOPIC_LOBBY_MESSAGE = 'tp.waiting.message';
 export const TOPIC_LOBBY_CHAT = 'tp.waiting.chat';
 export const AGENT_NAME_ATTRIBUTE = 'lk.agent.name';
 export const ACTIVE_ATTRIBUTE = 'tp.bot.active';
-export const WAITING_ROOM_AGENT = 'waiting-room';
 export const CHAT_AGENT = 'chat-relay';
 
 /** Why a person is no longer in the meeting, in words they can act on. */
@@ -64,36 +63,6 @@ export function findBot(room: Room, agentName: string): RemoteParticipant | unde
     found ??= participant;
   }
   return found;
-}
-
-const BOT_WAIT_MS = 30_000;
-
-/** The bot that serves `room` (marked active), waiting up to `timeoutMs` for it; then any
- * bot of that name, or none. A bot not yet marked may be a duplicate about to leave, and
- * what it was sent would leave with it. */
-export function waitForBot(room: Room, agentName: string, timeoutMs: number): Promise<RemoteParticipant | undefined> {
-  const active = () => {
-    const bot = findBot(room, agentName);
-    return bot?.attributes[ACTIVE_ATTRIBUTE] === '1' ? bot : undefined;
-  };
-  const now = active();
-  if (now) return Promise.resolve(now);
-  return new Promise((resolve) => {
-    const check = () => {
-      const bot = active();
-      if (bot) done(bot);
-    };
-    const done = (bot: RemoteParticipant | undefined) => {
-      clearTimeout(timer);
-      room.off(RoomEvent.ParticipantConnected, check).off(RoomEvent.ParticipantAttributesChanged, check);
-      room.off(RoomEvent.Disconnected, gone);
-      resolve(bot);
-    };
-    const gone = () => done(undefined);
-    const timer = setTimeout(() => done(findBot(room, agentName)), timeoutMs);
-    room.on(RoomEvent.ParticipantConnected, check).on(RoomEvent.ParticipantAttributesChanged, check);
-    room.on(RoomEvent.Disconnected, gone);
-  });
 }
 
 export function sendJson(room: Room, topic: string, body: unknown, to?: string[]): Promise<void> {
@@ -192,15 +161,12 @@ export class MeetingSession {
     await this.room?.disconnect();
   }
 
-  /** Send a waiting participant's message to the hosts (through the lobby's bot). */
-  async sendToHosts(text: string): Promise<void> {
-    const room = this.room;
-    if (!room) throw new Error('not connected');
-    // The lobby's bot is dispatched when the lobby room opens, so a note written at once
-    // may come before it: wait for it a while rather than lose the note.
-    const bot = await waitForBot(room, WAITING_ROOM_AGENT, BOT_WAIT_MS);
-    if (!bot) throw new Error('the waiting room is not ready yet; try again in a moment');
-    await sendJson(room, TOPIC_LOBBY_CHAT, { text }, [bot.identity]);
+  /** Send a waiting participant's note to the hosts: how many hosts it reached. The
+   * service relays it and says whether it went, whichever bot serves the lobby (a
+   * duplicate about to leave would have taken a note sent to it along). */
+  async sendToHosts(text: string): Promise<number> {
+    if (!this.room) throw new Error('not connected');
+    return (await api.noteToHosts(this.meetingId, text)).hostsReached;
   }
 
   private async enter(token: TokenResponse): Promise<void> {

@@ -190,11 +190,10 @@ class ModeratorBot:
         except (BadPayload, UnicodeDecodeError) as exc:
             logger.info("[%s] bad lobby chat from %s: %s", self.tag, sender.identity, exc)
             return
-        self._spawn(
-            self.waiting_room.notify.lobby_chat(
-                self._meeting_id, sender.identity, sender.name, text
-            )
-        )
+        self._spawn(self._relay_lobby_chat(sender.identity, sender.name, text))
+
+    async def _relay_lobby_chat(self, identity: str, name: str, text: str) -> None:
+        await self.waiting_room.notify.lobby_chat(self._meeting_id, identity, name, text)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.spawn(work, "moderation")
