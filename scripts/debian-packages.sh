@@ -19,6 +19,11 @@ command -v docker-compose >/dev/null || need+=(docker-compose)  # `config -q` ch
 command -v wget >/dev/null || need+=(wget)  # the compose file's livekit health check, run natively
 command -v npm >/dev/null || need+=(nodejs npm)  # builds the web pages (scripts/build-web.sh)
 command -v chromium >/dev/null || need+=(chromium)  # the web pages' tests, driven by playwright
+command -v sipp >/dev/null || need+=(sip-tester)  # the phone side of the SIP tests
+command -v pkg-config >/dev/null || need+=(pkg-config)  # LiveKit SIP's cgo build:
+pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
+pkg-config --exists opusfile 2>/dev/null || need+=(libopusfile-dev)
+pkg-config --exists soxr 2>/dev/null || need+=(libsoxr-dev)
 [[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || need+=(fonts-noto-color-emoji)  # chat reactions in the pages' screenshots
 [[ ${#need[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently and fast when already present:
-# the project venv with its Python dependencies, the Go-built livekit-server, and the web
+# the project venv with its Python dependencies, the Go-built livekit-server and LiveKit SIP, and the web
 # pages (npm, esbuild).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +25,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "$want" > "$stamp"
 fi
 "$root/scripts/install-livekit.sh"
+"$root/scripts/install-sip.sh"
 "$root/scripts/install-flood.sh"
 "$root/scripts/fetch-models.sh"
 "$root/scripts/build-web.sh"

@@ -22,6 +22,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# A phone number as SIP and the API take it: "+", then 7 to 15 digits (ITU-T E.164).
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
 __all__ = ["DEV_API_KEY", "DEV_API_SECRET", "RateLimit", "Settings"]
 
 # Development defaults. livekit-server outside --dev mode needs a secret of 32+ characters.
@@ -297,6 +300,43 @@ class Settings(BaseSettings):
         validation_alias="CORS_ORIGINS",
         description="Browser origins (scheme://host[:port]) allowed to call the API.",
     )
+    # Phones (UC-08, lk/sip.py): dial-in needs the numbers, dial-out the carrier's address.
+    sip_dial_in_numbers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="SIP_DIAL_IN_NUMBERS",
+        description="E.164 numbers callers dial (comma-separated); none: no dial-in.",
+    )
+    sip_inbound_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="SIP_INBOUND_ADDRESSES",
+        description="Addresses or networks of the carrier or PBX that may call in.",
+    )
+    sip_inbound_username: str | None = Field(default=None, validation_alias="SIP_INBOUND_USERNAME")
+    sip_inbound_password: SecretStr | None = Field(
+        default=None, validation_alias="SIP_INBOUND_PASSWORD"
+    )
+    sip_outbound_address: str | None = Field(
+        default=None,
+        validation_alias="SIP_OUTBOUND_ADDRESS",
+        description="host:port of the carrier or PBX that takes calls out; none: no dial-out.",
+    )
+    sip_outbound_number: str | None = Field(
+        default=None, validation_alias="SIP_OUTBOUND_NUMBER",
+        description="The E.164 caller id of calls out.",
+    )  # fmt: skip
+    sip_outbound_transport: Literal["udp", "tcp"] = Field(
+        default="udp", validation_alias="SIP_OUTBOUND_TRANSPORT"
+    )
+    sip_outbound_username: str | None = Field(
+        default=None, validation_alias="SIP_OUTBOUND_USERNAME"
+    )
+    sip_outbound_password: SecretStr | None = Field(
+        default=None, validation_alias="SIP_OUTBOUND_PASSWORD"
+    )
+    sip_ringing_timeout_seconds: float = Field(
+        default=30.0, ge=5.0, le=70.0, validation_alias="SIP_RINGING_TIMEOUT_SECONDS",
+        description="How long a call out rings before it counts as not answered.",
+    )  # fmt: skip
     webhook_max_age_seconds: int = Field(
         default=300,
         ge=1,
@@ -395,6 +435,20 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an address or network") from exc
         return networks
+
+    @field_validator("sip_dial_in_numbers", "sip_inbound_addresses", mode="before")
+    @classmethod
+    def _sip_lists(cls, value: object) -> object:
+        return _listed(value)
+
+    @field_validator("sip_dial_in_numbers", "sip_outbound_number")
+    @classmethod
+    def _e164(cls, value: object, info: ValidationInfo) -> object:
+        numbers = value if isinstance(value, list) else [value] if value else []
+        for number in numbers:
+            if not E164.match(str(number)):
+                raise ValueError(f"{info.field_name}: {number!r} is not an E.164 number")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

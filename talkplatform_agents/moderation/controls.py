@@ -115,6 +115,7 @@ class HostControls:
     async def set_lock(self, meeting_id: str, caller: str, locked: bool) -> dict[str, Any]:
         await self._deps.require_moderator(meeting_id, caller)
         await self._deps.meetings.update_settings(meeting_id, {"locked": locked})
+        await self._deps.door_changed(meeting_id)
         return {"locked": locked}
 
     async def update_settings(
@@ -130,6 +131,7 @@ class HostControls:
         was = MeetingSettings.of(meeting.settings)
         if was.waiting_room and not merged.waiting_room:
             await self._waiting_room.waiting_room_opened(meeting_id, caller)
+        await self._deps.door_changed(meeting_id)
         return updated.settings
 
     async def end(self, meeting_id: str, caller: str) -> dict[str, Any]:
@@ -149,6 +151,7 @@ class HostControls:
         await self._waiting_room.notify.status(meeting_id, {"status": "ended"}, None)
         await self._deps.server.delete_room(meeting_room_name(meeting_id))
         await self._deps.server.delete_room(lobby_room_name(meeting_id))
+        await self._deps.door_changed(meeting_id)
         logger.info("[%s] ended by %s", meeting_room_name(meeting_id), caller)
         return {"endedAt": ended.ended_at.isoformat()}
 

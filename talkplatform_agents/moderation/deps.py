@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from talkplatform_agents.errors import Forbidden, Gone, NotFound
@@ -26,6 +28,8 @@ from talkplatform_agents.store import (
 
 __all__ = ["ModerationDeps"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ModerationDeps:
@@ -38,6 +42,20 @@ class ModerationDeps:
     # Scheduled meetings: a host's End on a recurring one with occurrences to come closes
     # this occurrence's rooms and leaves the series (None: no calendar, End ends).
     schedules: ScheduleRepository | None = None
+    # Told of each change of the door (lock, settings, end): the phone dial-in keeps its
+    # SIP rule in step (``moderation/dial_in.py``; None: no phones here).
+    on_door_change: Callable[[str], Awaitable[object]] | None = None
+
+    async def door_changed(self, meeting_id: str) -> None:
+        """Tell ``on_door_change``; its failure is logged, never the change's (the next
+        look at the dial-in, and the room's end, bring it in step again)."""
+        if self.on_door_change is None:
+            return
+        try:
+            await self.on_door_change(meeting_id)
+        except Exception as exc:
+            logger.warning("[%s] dial-in not brought in step: %r",
+                           meeting_room_name(meeting_id), exc)  # fmt: skip
 
     async def meeting(self, meeting_id: str) -> MeetingView:
         meeting = await self.meetings.get(meeting_id)

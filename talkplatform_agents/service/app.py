@@ -12,6 +12,7 @@ from talkplatform_agents.config import Settings
 from talkplatform_agents.service.calendar_routes import calendar_router
 from talkplatform_agents.service.chat_routes import chat_router
 from talkplatform_agents.service.context import ServiceContext
+from talkplatform_agents.service.dial_in_routes import router as dial_in_router
 from talkplatform_agents.service.error_handlers import install_error_handlers
 from talkplatform_agents.service.limits import AuthFailureGuard, LimitOptions, ServiceLimits
 from talkplatform_agents.service.metrics import install_metrics
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.invitations = invitations
     app.include_router(calendar_router(invitations))
     app.include_router(moderation_router)
+    app.include_router(dial_in_router)
     app.include_router(chat_router(settings))
     app.include_router(recording_router(settings))
     app.include_router(transcription_router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -21,14 +22,17 @@ from talkplatform_agents.lk.naming import (
     parse_room,
 )
 from talkplatform_agents.lk.server_api import ServerApi
+from talkplatform_agents.lk.sip import SipApi, SipOptions
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
+from talkplatform_agents.moderation.dial_in import DialIn
 from talkplatform_agents.service.auth import AppTokenVerifier
 from talkplatform_agents.service.reconciler import BotReconciler
 from talkplatform_agents.service.sweeper import BotSweeper, LeaseGate, SweeperOptions
 from talkplatform_agents.store import (
     AttendanceRepository,
     Database,
+    DialInRepository,
     MeetingRepository,
     ScheduleRepository,
     TranscriptionRepository,
@@ -58,6 +62,9 @@ class ServiceContext:
     attendance: AttendanceRepository
     waiting_room: WaitingRoom
     controls: HostControls
+    # Phones (UC-08): None unless SIP_DIAL_IN_NUMBERS or SIP_OUTBOUND_ADDRESS is set.
+    dial_in: DialIn | None = None
+    sip: SipApi | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database) -> ServiceContext:
@@ -76,6 +83,13 @@ class ServiceContext:
             token_ttl,
             ScheduleRepository(db),
         )
+        sip_options = SipOptions.from_settings(settings)
+        sip: SipApi | None = None
+        dial_in: DialIn | None = None
+        if sip_options.dial_in or sip_options.dial_out:
+            sip = SipApi(settings.livekit_http_url, credentials, sip_options)
+            dial_in = DialIn(deps, sip, DialInRepository(db))
+            deps = dataclasses.replace(deps, on_door_change=dial_in.sync)
         waiting_room = WaitingRoom(deps)
         # This process's name on the dispatches it claims (one service of several wins).
         claimant = f"service/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
@@ -113,6 +127,8 @@ class ServiceContext:
             attendance=AttendanceRepository(db),
             waiting_room=waiting_room,
             controls=HostControls(deps, waiting_room),
+            dial_in=dial_in,
+            sip=sip,
         )
 
     def start(self) -> None:
@@ -123,6 +139,8 @@ class ServiceContext:
         await self.sweeper.aclose()
         await self.reconciler.aclose()
         await self.waiting_room.aclose()
+        if self.sip is not None:
+            await self.sip.aclose()
         await self.server.aclose()
         await self.http.aclose()
         await self.db.aclose()

@@ -224,6 +224,8 @@ async def livekit_webhook(
         elif event.event == "participant_left" and is_agent:
             ctx.reconciler.bot_left(event.room.name)
         await record_webhook(ctx.meetings, ctx.attendance, event)
+        if event.event == "room_finished" and ctx.dial_in is not None:
+            await ctx.dial_in.room_finished(event.room.name)
         await auto_record(ctx.meetings, RecordingRepository(ctx.db), ctx.server, event)
         await auto_transcribe(ctx.meetings, TranscriptionRepository(ctx.db), ctx.server, event)
     except Exception:

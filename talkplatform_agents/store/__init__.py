@@ -7,6 +7,7 @@ from talkplatform_agents.store.calendar_sync import (
     CalendarSyncView,
 )
 from talkplatform_agents.store.db import Database
+from talkplatform_agents.store.dial_ins import DialInRepository, DialInView
 from talkplatform_agents.store.meetings import (
     DoorView,
     MeetingRepository,
@@ -41,6 +42,8 @@ __all__ = [
     "CalendarSyncRepository",
     "CalendarSyncView",
     "Database",
+    "DialInRepository",
+    "DialInView",
     "DoorView",
     "MeetingRepository",
     "MeetingSnapshot",

@@ -30,6 +30,7 @@ __all__ = [
     "BotRun",
     "CalendarItem",
     "CalendarSync",
+    "DialIn",
     "Meeting",
     "MeetingMember",
     "MeetingSchedule",
@@ -416,3 +417,21 @@ class ScheduleAction(Base):
     done_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- Phone dial-in (UC-08; moderation/dial_in.py, store/dial_ins.py) ---------------------
+
+
+class DialIn(Base):
+    """A meeting's phone dial-in: its PIN, unique among meetings (callers of every meeting
+    share the dial-in numbers), and the SIP dispatch rule that now lets callers with it in
+    (None while they are refused: the meeting locked or ended, or the rule not made yet)."""
+
+    __tablename__ = "dial_ins"
+
+    meeting_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    pin: Mapped[str] = mapped_column(String(16), unique=True)
+    rule_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)

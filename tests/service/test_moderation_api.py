@@ -166,3 +166,17 @@ async def test_a_waiting_guests_note_is_checked_limited_and_never_said_sent_unse
     # The limit is the sender's own.
     other = await client.post(path, json={"text": "hi"}, headers=auth("g2", "H"))
     assert other.status_code == 409
+
+
+async def test_phones_not_set_up_are_a_409_and_bad_numbers_a_422(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    mid = await _meeting(client, auth)
+    dial_in = await client.get(f"/api/v1/meetings/{mid}/dial-in", headers=auth())
+    assert dial_in.status_code == 409 and "SIP_DIAL_IN_NUMBERS" in dial_in.text
+    out = f"/api/v1/meetings/{mid}/dial-out"
+    assert (
+        await client.post(out, json={"number": "+15550100200"}, headers=auth())
+    ).status_code == 409
+    for bad in ({"number": ""}, {"number": "+1" * 20}, {}, {"number": "+15550100200", "x": 1}):
+        assert (await client.post(out, json=bad, headers=auth())).status_code == 422

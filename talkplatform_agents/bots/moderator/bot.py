@@ -27,8 +27,10 @@ from talkplatform_agents.lk import waiting as proto
 from talkplatform_agents.lk.naming import WAITING_ROOM_AGENT_NAME, RoomKind, parse_room
 from talkplatform_agents.lk.payloads import BadPayload, parse
 from talkplatform_agents.lk.server_api import ServerApi
+from talkplatform_agents.lk.sip import DIALED_BY_ATTRIBUTE
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
+from talkplatform_agents.moderation.dial_in import refuses_caller
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.store import (
     Database,
@@ -142,8 +144,19 @@ class ModeratorBot:
                 if self._counting:
                     WAITING.labels(WAITING_ROOM_AGENT_NAME).inc()
             self._spawn(self.waiting_room.knocker_arrived(self._meeting_id, participant.identity))
+        elif _is_caller(participant):
+            self._spawn(self._caller_check(participant.identity))
         else:
             self._spawn(self._host_check(participant.identity, arrived=True))
+
+    async def _caller_check(self, identity: str) -> None:
+        # The dial-in's rule follows the door (moderation/dial_in.py), but a rule left
+        # stale (a lock through this bot's RPC, a SIP service that was down) must not let
+        # a caller past it.
+        refused = refuses_caller(await self._deps.meetings.get(self._meeting_id))
+        if refused is not None:
+            logger.info("[%s] caller %s refused: %s", self.tag, identity, refused)
+            await self._deps.server.remove(self._room.name, identity)
 
     def _on_active(self, participant: rtc.RemoteParticipant) -> None:
         # A guest's standing, said again once it can hear it: a participant that joined
@@ -249,6 +262,14 @@ async def moderator_session(job: BotJob, options: ModeratorOptions) -> None:
     await election.mark_active()
     if not election.yielded:
         bot.count_waiting()  # one count of the lobby, however many moderators joined it
+
+
+def _is_caller(participant: rtc.RemoteParticipant) -> bool:
+    """A phone that called in (a host's call out carries ``DIALED_BY_ATTRIBUTE``)."""
+    return (
+        participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+        and DIALED_BY_ATTRIBUTE not in participant.attributes
+    )
 
 
 def _is_agent(participant: rtc.RemoteParticipant) -> bool:

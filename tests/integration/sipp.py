@@ -1,0 +1,248 @@
+"""The phone side of the SIP tests: Debian's sipp (sip-tester) running scenarios written
+here, each a call with G.711 tone and, for callers, RFC 2833 digits.
+
+sipp's ``play_dtmf`` sends telephone events with payload type 96 whatever the SDP says,
+so the caller's offer names 96 as telephone-event (LiveKit SIP takes the type the phone
+offers). A scenario fails (sipp exits non-zero) on any unexpected message or timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Phone", "finished", "tone_file", "ulaw"]
+
+_SDP = """v=0
+o=phone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 96
+a=rtpmap:0 PCMU/8000
+a=rtpmap:96 telephone-event/8000
+a=fmtp:96 0-16
+a=ptime:20
+a=sendrecv
+"""
+
+_CALLER = """<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="caller">
+  <send retrans="500"><![CDATA[
+
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test phone" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{sdp}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test phone" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <nop><action><exec rtp_stream="{audio},-1,0"/></action></nop>
+  <pause milliseconds="1500"/>
+  <nop><action><exec play_dtmf="{digits}"/></action></nop>
+{ending}
+</scenario>
+"""
+
+# The caller hangs up after a while (it was let in and stays that long).
+_HANGS_UP = """  <pause milliseconds="{hold_ms}"/>
+  <send retrans="500"><![CDATA[
+
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test phone" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+"""
+
+# The far end hangs up on the caller (a wrong PIN, a host's removal), within hold_ms.
+_HUNG_UP_ON = """  <recv request="BYE" timeout="{hold_ms}"/>
+  <send><![CDATA[
+
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"""
+
+_CALLEE = """<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="callee">
+  <recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="caller"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="callee"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+
+SIP/2.0 180 Ringing
+[last_Via:]
+From:[$caller]
+To:[$callee];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:callee@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="300"/>
+{answer}
+</scenario>
+"""
+
+_ANSWERS = """  <send retrans="500"><![CDATA[
+
+SIP/2.0 200 OK
+[last_Via:]
+From:[$caller]
+To:[$callee];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:callee@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{sdp}
+]]></send>
+  <recv request="ACK"/>
+  <nop><action><exec rtp_stream="{audio},-1,0"/></action></nop>
+  <pause milliseconds="{hold_ms}"/>
+  <send retrans="500"><![CDATA[
+
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$callee];tag=[pid]SIPpTag01[call_number]
+To:[$caller]
+Call-ID: [call_id]
+CSeq: 1 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+"""
+
+_BUSY = """  <send><![CDATA[
+
+SIP/2.0 486 Busy Here
+[last_Via:]
+From:[$caller]
+To:[$callee];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+"""
+
+
+def ulaw(sample: int) -> int:
+    """One 16-bit linear sample as G.711 mu-law (ITU-T G.711's segment encoding)."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def tone_file(path: Path, hz: float = 440.0, seconds: float = 1.0) -> Path:
+    """Raw 8 kHz mu-law (what sipp's rtp_stream sends as PCMU) of a steady tone."""
+    rate = 8000
+    path.write_bytes(
+        bytes(
+            ulaw(int(8000 * math.sin(2 * math.pi * hz * i / rate)))
+            for i in range(int(rate * seconds))
+        )
+    )
+    return path
+
+
+@dataclass
+class Phone:
+    """sipp on ``host``: a caller to ``server`` (host:port) or a callee on ``port``."""
+
+    host: str
+    run_dir: Path
+    audio: Path
+    number: str = "+15550100999"
+
+    async def call(
+        self, server: str, dialled: str, digits: str, *, let_in: bool, hold_ms: int
+    ) -> asyncio.subprocess.Process:
+        """Dial ``dialled`` at ``server`` and type ``digits``; then hang up after ``hold_ms``
+        (``let_in``), or wait as long for the far end to hang up. Returns sipp running."""
+        ending = (_HANGS_UP if let_in else _HUNG_UP_ON).format(hold_ms=hold_ms, caller=self.number)
+        scenario = _CALLER.format(
+            caller=self.number, sdp=_SDP, audio=self.audio, digits=digits, ending=ending
+        )
+        return await self._sipp("caller", scenario, 5080, 16000, [server, "-s", dialled])
+
+    async def answer(
+        self, port: int, *, busy: bool = False, hold_ms: int = 0
+    ) -> asyncio.subprocess.Process:
+        """Take one call on ``port``: answer it and hang up after ``hold_ms``, or be busy."""
+        answer = _BUSY if busy else _ANSWERS.format(sdp=_SDP, audio=self.audio, hold_ms=hold_ms)
+        return await self._sipp("callee", _CALLEE.format(answer=answer), port, 17000, [])
+
+    async def _sipp(
+        self, name: str, scenario: str, port: int, media_port: int, extra: list[str]
+    ) -> asyncio.subprocess.Process:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / f"{name}-{port}.xml"
+        path.write_text(scenario)
+        argv = ["sipp", "-sf", str(path), "-i", self.host, "-p", str(port), "-mi", self.host]
+        argv += ["-mp", str(media_port), "-m", "1", "-nostdin", "-timeout", "90s"]
+        argv += ["-timeout_error", "-trace_err", "-error_file", str(self.run_dir / f"{name}.err")]
+        argv += extra
+        log = (self.run_dir / f"{name}.log").open("ab")
+        return await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.run_dir
+        )
+
+
+async def finished(process: asyncio.subprocess.Process, timeout_s: float) -> int:
+    """sipp's exit status (0: the scenario went as written)."""
+    try:
+        return await asyncio.wait_for(process.wait(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
