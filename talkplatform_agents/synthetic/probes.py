@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from livekit import rtc
 
+from talkplatform_agents.dsp import dominant_hz
 from talkplatform_agents.synthetic.audio import SAMPLE_RATE, MarkerDecoder, level_dbfs
 from talkplatform_agents.synthetic.video import decode_marker
 
@@ -101,6 +102,12 @@ class AudioProbe:
         self.rms_dbfs, self.peak_dbfs = level_dbfs(np.concatenate(self._recent))
         for found in self._decoder.feed(samples):
             self._on_marker(found.tag, found.seq, self._arrival_of(found.sample))
+
+    def dominant_hz(self) -> float | None:
+        """The strongest frequency heard over the last 100 ms (None: silence)."""
+        if not self._recent:
+            return None
+        return dominant_hz(np.concatenate(self._recent), SAMPLE_RATE)
 
     def _arrival_of(self, sample: int) -> float:
         starts = [start for start, _ in self._arrivals]

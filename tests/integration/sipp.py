@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Phone", "finished", "tone_file", "ulaw"]
+import numpy as np
+
+from talkplatform_agents.dsp import dominant_hz, ulaw_decode
+
+__all__ = ["CALLER_MEDIA_PORT", "Phone", "RtpTap", "finished", "tone_file", "ulaw"]
+
+CALLER_MEDIA_PORT = 16000
 
 _SDP = """v=0
 o=phone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
@@ -195,6 +203,51 @@ def tone_file(path: Path, hz: float = 440.0, seconds: float = 1.0) -> Path:
     return path
 
 
+class RtpTap:
+    """What a phone is sent, read off the loopback: sipp takes RTP on its media port but
+    cannot analyse it, so this taps the same packets (an AF_PACKET socket: root, which the
+    namespace tests have) and keeps the last second of their PCMU as samples."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._to = (socket.inet_aton(host), port)
+        self.packets = 0
+        self._samples: deque[np.ndarray] = deque(maxlen=50)  # 50 x 20 ms
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        self._sock.bind(("lo", 0))
+        self._sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._read)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                frame, address = self._sock.recvfrom(65535)
+            except BlockingIOError:
+                return
+            if address[2] == socket.PACKET_OUTGOING:
+                continue  # the same packet comes in again
+            self._take(frame[14:])  # past the loopback's Ethernet header
+
+    def _take(self, ip: bytes) -> None:
+        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:  # IPv4, UDP
+            return
+        udp = (ip[0] & 0x0F) * 4
+        if (ip[16:20], int.from_bytes(ip[udp + 2 : udp + 4], "big")) != self._to:
+            return
+        rtp = ip[udp + 8 :]
+        if len(rtp) > 12 and rtp[0] >> 6 == 2 and rtp[1] & 0x7F == 0:  # RTP, PCMU
+            self.packets += 1
+            self._samples.append(ulaw_decode(rtp[12 + 4 * (rtp[0] & 0x0F) :]))
+
+    def dominant_hz(self) -> float | None:
+        """The strongest frequency over the last 100 ms the phone was sent."""
+        recent = list(self._samples)[-5:]
+        return dominant_hz(np.concatenate(recent), 8000) if recent else None
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
+
+
 @dataclass
 class Phone:
     """sipp on ``host``: a caller to ``server`` (host:port) or a callee on ``port``."""
@@ -205,15 +258,24 @@ class Phone:
     number: str = "+15550100999"
 
     async def call(
-        self, server: str, dialled: str, digits: str, *, let_in: bool, hold_ms: int
+        self,
+        server: str,
+        dialled: str,
+        digits: str,
+        *,
+        let_in: bool,
+        hold_ms: int,
     ) -> asyncio.subprocess.Process:
         """Dial ``dialled`` at ``server`` and type ``digits``; then hang up after ``hold_ms``
-        (``let_in``), or wait as long for the far end to hang up. Returns sipp running."""
+        (``let_in``), or wait as long for the far end to hang up. Returns sipp running;
+        what it is sent comes to ``CALLER_MEDIA_PORT`` (``RtpTap`` reads it)."""
         ending = (_HANGS_UP if let_in else _HUNG_UP_ON).format(hold_ms=hold_ms, caller=self.number)
         scenario = _CALLER.format(
             caller=self.number, sdp=_SDP, audio=self.audio, digits=digits, ending=ending
         )
-        return await self._sipp("caller", scenario, 5080, 16000, [server, "-s", dialled])
+        return await self._sipp(
+            "caller", scenario, 5080, CALLER_MEDIA_PORT, [server, "-s", dialled]
+        )
 
     async def answer(
         self, port: int, *, busy: bool = False, hold_ms: int = 0

@@ -31,7 +31,7 @@ from talkplatform_agents.store import upgrade
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
 from .conftest import APP_SECRET, ROOT, post_json, until
-from .sipp import Phone, finished, tone_file
+from .sipp import CALLER_MEDIA_PORT, Phone, RtpTap, finished, tone_file
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,8 @@ HOST = "10.77.0.4"  # beside the session stack's 10.77.0.1 and the cluster's .2 
 DIAL_IN = "+15550100000"
 CALLEE_PORT = 5070  # the outbound trunk's "carrier": a sipp callee
 CALLER = "+15550100999"
+PHONE_HZ = 1000.0  # the phones' tone; the room's is the synthetic participants' 440 Hz
+ROOM_HZ = 440.0
 
 
 @dataclass
@@ -89,7 +91,7 @@ def phones(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 child.livekit_api_key, child.livekit_api_secret.get_secret_value(),
             )  # fmt: skip
             with sip:
-                audio = tone_file(run_dir / "tone.ulaw")
+                audio = tone_file(run_dir / "tone.ulaw", PHONE_HZ)
                 yield Phones(stack, sip, Phone(HOST, run_dir / "sipp", audio, CALLER))
     finally:
         redis.stop()
@@ -116,12 +118,16 @@ async def _meeting(service: httpx.AsyncClient, host: str, **settings: Any) -> st
 
 async def _host_in(
     service: httpx.AsyncClient, people: AsyncExitStack, host: str, mid: str
-) -> rtc.Room:
+) -> SyntheticParticipant:
+    """The host, in the meeting, publishing the marked tone (440 Hz under its markers)."""
     grant = await post_json(service, "/api/v1/livekit/token", auth(host), {"meetingId": mid})
     config = ParticipantConfig(url=grant["wsUrl"], token=grant["token"], publish_audio=True,
                                publish_video=False)  # fmt: skip
-    participant = await people.enter_async_context(SyntheticParticipant(config))
-    return participant.room
+    return await people.enter_async_context(SyntheticParticipant(config))
+
+
+def _near(hz: float | None, want: float) -> bool:
+    return hz is not None and abs(hz - want) < 30
 
 
 def _caller_in(room: rtc.Room) -> rtc.RemoteParticipant | None:
@@ -145,7 +151,10 @@ async def test_a_caller_types_the_pin_joins_masked_and_the_host_mutes_and_remove
     assert guest.status_code == 200 and guest.json()["pin"] == pin
 
     async with AsyncExitStack() as people:
-        room = await _host_in(service, people, host, mid)
+        listener = RtpTap(HOST, CALLER_MEDIA_PORT)
+        people.callback(listener.close)
+        host_p = await _host_in(service, people, host, mid)
+        room = host_p.room
         call = await phones.phone.call(
             f"{HOST}:5060", DIAL_IN, pin + "#", let_in=False, hold_ms=60_000
         )
@@ -155,6 +164,14 @@ async def test_a_caller_types_the_pin_joins_masked_and_the_host_mutes_and_remove
         assert "5550100999" not in caller.identity
         assert "sip.phoneNumber" not in caller.attributes
         await until(lambda: caller.track_publications, 15)
+
+        # Both ways: the room hears the phone's tone, the phone hears the room's.
+        def heard_from_phone() -> bool:
+            probes = [p for p in host_p.audio_probes.values() if p.sender == caller.identity]
+            return any(_near(p.dominant_hz(), PHONE_HZ) for p in probes)
+
+        await until(heard_from_phone, 20)
+        await until(lambda: _near(listener.dominant_hz(), ROOM_HZ), 20)
 
         base = f"/api/v1/meetings/{mid}/participants/{caller.identity}"
         muted = await service.post(f"{base}/mute", headers=auth(host))
@@ -213,7 +230,7 @@ async def test_a_host_calls_a_phone_in_which_hangs_up_and_a_busy_one_says_so(
     mid = await _meeting(service, host)
     path = f"/api/v1/meetings/{mid}/dial-out"
     async with AsyncExitStack() as people:
-        room = await _host_in(service, people, host, mid)
+        room = (await _host_in(service, people, host, mid)).room
 
         callee = await phones.phone.answer(CALLEE_PORT, hold_ms=8_000)
         answered = await service.post(path, json={"number": "+15550100777"}, headers=auth(host))
