@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from icalendar import Alarm, Calendar, Event, vCalAddress
+from icalendar import Alarm, Calendar, Event, vCalAddress, vUri
 
 from talkplatform_agents.calendar.external import ExternalEvent, read_events
 from talkplatform_agents.calendar.localtime import local_time
@@ -60,6 +60,14 @@ class Attendee:
 
 
 @dataclass(frozen=True)
+class PhoneLine:
+    """How to join by phone: the numbers to dial, and the PIN to type (then ``#``)."""
+
+    numbers: tuple[str, ...]
+    pin: str
+
+
+@dataclass(frozen=True)
 class InviteMeeting:
     """What an invitation says. ``sequence`` is RFC 5545's SEQUENCE: the caller raises it
     on every change that attendees must see (time, series, cancellation); ``uid_domain``
@@ -76,6 +84,7 @@ class InviteMeeting:
     sequence: int = 0
     description: str = ""
     alarm_before: timedelta = timedelta(minutes=10)
+    phone: PhoneLine | None = None  # dial-in (UC-08), when the service has phones
 
 
 def meeting_uid(meeting_id: str, domain: str) -> str:
@@ -201,7 +210,19 @@ def _describe(
     event.add("TRANSP", "OPAQUE")
     intro = _text(meeting.description, "description", 10_000)
     join = f"Join the meeting: {meeting.join_url}"
+    if meeting.phone is not None:
+        numbers = ", ".join(meeting.phone.numbers)
+        join += f"\nJoin by phone: {numbers}, then PIN {meeting.phone.pin}#"
     event.add("DESCRIPTION", f"{intro}\n\n{join}" if intro else join)
+    if meeting.phone is not None and method == "REQUEST":
+        # RFC 7986: clients that know CONFERENCE offer a "dial in" button; the tel: URI
+        # dials, waits (",,"), and types the PIN.
+        for number in meeting.phone.numbers:
+            event.add(
+                "CONFERENCE",
+                vUri(f"tel:{number},,{meeting.phone.pin}%23"),
+                parameters={"VALUE": "URI", "FEATURE": "PHONE", "LABEL": "Dial in"},
+            )
     event.add("URL", meeting.join_url)
     # Many clients show LOCATION but not URL; a link there is clickable in most of them.
     event.add("LOCATION", meeting.join_url)

@@ -69,6 +69,20 @@ class DialIn:
             "closedBecause": closed,
         }
 
+    async def line(self, meeting_id: str) -> tuple[tuple[str, ...], str] | None:
+        """The numbers and the PIN for an invitation (None: no dial-in here), its rule
+        opened if the door allows. An invitation is never refused for the SIP side: a
+        failure to open the rule is logged, and the next look opens it."""
+        if not self._sip.options.dial_in:
+            return None
+        view = await self._dial_ins.get_or_create(meeting_id)
+        try:
+            await self.sync(meeting_id)
+        except ApiError as exc:
+            logger.warning("[%s] dial-in not opened for the invitation: %s",
+                           meeting_room_name(meeting_id), exc)  # fmt: skip
+        return self._sip.options.dial_in_numbers, view.pin
+
     async def sync(self, meeting_id: str) -> str | None:
         """Make the meeting's rule match its door; why callers are refused, or None."""
         lock = self._locks.setdefault(meeting_id, asyncio.Lock())

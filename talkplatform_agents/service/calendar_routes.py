@@ -46,6 +46,7 @@ from talkplatform_agents.service.scheduling import (
     Invitations,
     checked,
     people_of,
+    phone_line,
     schedule_out,
     sees_attendees,
 )
@@ -149,7 +150,8 @@ def calendar_router(links: Invitations) -> APIRouter:
         )
         logger.info("meeting %s: series changed by %s (sequence %d, %d occurrence(s) reset)",
                     meeting_id, user.user_id, saved.sequence, len(reset))  # fmt: skip
-        links.mail(tasks, meeting, saved, "REQUEST")
+        phone = await phone_line(ctx.dial_in, meeting_id) if links.smtp else None
+        links.mail(tasks, meeting, saved, "REQUEST", phone=phone)
         removed = tuple(a for a in record.attendees if a not in saved.record.attendees)
         if removed:  # RFC 5546: a CANCEL names the attendees it removes as ATTENDEEs
             gone = replace(saved, record=replace(saved.record, attendees=removed))
@@ -193,7 +195,8 @@ def _occurrence_routes(router: APIRouter, links: Invitations) -> None:
         with checked():
             changed = _moved(schedule_of(view), recurrence_id, body)
         saved = await _save(ctx, view, changed, user, f"occurrence {recurrence_id} changed")
-        links.mail(tasks, meeting, saved, "REQUEST")
+        phone = await phone_line(ctx.dial_in, meeting_id) if links.smtp else None
+        links.mail(tasks, meeting, saved, "REQUEST", phone=phone)
         return schedule_out(saved)
 
     @router.delete(_BASE + "/occurrences/{recurrence_id}", responses=_CHANGE)
@@ -230,7 +233,8 @@ def _occurrence_routes(router: APIRouter, links: Invitations) -> None:
         method: Literal["REQUEST", "CANCEL"] = (
             "CANCEL" if view.cancelled_at is not None else "REQUEST"
         )
-        invite = links.invite(meeting, view)
+        phone = await phone_line(ctx.dial_in, meeting_id) if method == "REQUEST" else None
+        invite = links.invite(meeting, view, phone)
         with checked():
             body = invitation(invite, method)
         return Response(

@@ -36,6 +36,7 @@ from talkplatform_agents.service.recording import auto_record
 from talkplatform_agents.service.scheduling import (
     Invitations,
     create_scheduled,
+    phone_line,
     schedule_out,
     sees_attendees,
 )
@@ -111,7 +112,8 @@ async def create_meeting(
         meeting, schedule = await create_scheduled(ctx.db, body, user)
         logger.info("meeting %s scheduled by %s", meeting.id, user.user_id)
         invitations: Invitations = request.app.state.invitations
-        invitations.mail(tasks, meeting, schedule, "REQUEST")  # with SMTP_URL
+        phone = await phone_line(ctx.dial_in, meeting.id) if invitations.smtp else None
+        invitations.mail(tasks, meeting, schedule, "REQUEST", phone=phone)  # with SMTP_URL
         return _meeting_out(meeting, schedule_out(schedule))
     meeting = await ctx.meetings.create(
         title=body.title, settings=body.settings, host_user_id=user.user_id, host_name=user.name

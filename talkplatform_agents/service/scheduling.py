@@ -14,11 +14,13 @@ from typing import Any, Literal
 from fastapi import BackgroundTasks
 
 from talkplatform_agents.calendar import Attendee, InviteMeeting, Schedule, invitation, links
+from talkplatform_agents.calendar.ics import PhoneLine
 from talkplatform_agents.calendar.links import join_url, organizer_or_noreply, uid_domain
 from talkplatform_agents.calendar.mail import SmtpServer, invitation_email, send_email
 from talkplatform_agents.calendar.stored import record_of, schedule_of
 from talkplatform_agents.config import Settings
 from talkplatform_agents.errors import Invalid, Unprocessable
+from talkplatform_agents.moderation.dial_in import DialIn
 from talkplatform_agents.roles import MODERATOR_ROLES, Role
 from talkplatform_agents.service.auth import AppUser
 from talkplatform_agents.service.schemas import CreateMeeting, OverrideOut, ScheduleOut
@@ -57,7 +59,9 @@ class Invitations:
     def join(self, meeting_id: str) -> str:
         return join_url(self.base, meeting_id)
 
-    def invite(self, meeting: MeetingView, view: ScheduleView) -> InviteMeeting:
+    def invite(
+        self, meeting: MeetingView, view: ScheduleView, phone: PhoneLine | None = None
+    ) -> InviteMeeting:
         """What the meeting's invitation says. Without an organiser's email (a user id
         that is not one) the organiser is ``noreply@`` the service's host."""
         return InviteMeeting(
@@ -72,6 +76,7 @@ class Invitations:
                 for a in view.record.attendees
             ),
             sequence=view.sequence,
+            phone=phone,
         )
 
     def mail(
@@ -83,6 +88,7 @@ class Invitations:
         *,
         to: Sequence[str] | None = None,
         recurrence_id: dt.datetime | None = None,
+        phone: PhoneLine | None = None,
     ) -> None:
         """Email the invitation (``method``; with ``recurrence_id``, a CANCEL of that one
         occurrence) to ``to``, or to every attendee with an email, after the response is
@@ -93,16 +99,21 @@ class Invitations:
         # Everything the email needs is built here, inside the try: the change is already
         # stored, so a title or address the message cannot carry costs only the email.
         try:
-            invite = self.invite(meeting, view)
+            invite = self.invite(meeting, view, phone)
             calendar = invitation(invite, method, recurrence_id=recurrence_id)
             verb = "Cancelled" if method == "CANCEL" else "Invitation"
+            by_phone = (
+                f"Join by phone: {', '.join(phone.numbers)}, then PIN {phone.pin}#\n"
+                if phone
+                else ""
+            )
             updated = method == "REQUEST" and view.sequence > 0
             message = invitation_email(
                 sender=invite.organizer_email,
                 sender_name=None,
                 recipients=recipients,
                 subject=f"{'Updated invitation' if updated else verb}: {meeting.title}",
-                text=f"{meeting.title}\n\nJoin the meeting: {invite.join_url}\n",
+                text=f"{meeting.title}\n\nJoin the meeting: {invite.join_url}\n{by_phone}",
                 calendar=calendar,
                 method=method,
                 domain=self.domain,
@@ -195,3 +206,9 @@ def schedule_out(view: ScheduleView, *, private: bool = True) -> ScheduleOut:
         cancelled_at=view.cancelled_at,
         updated_at=view.updated_at,
     )
+
+
+async def phone_line(dial_in: DialIn | None, meeting_id: str) -> PhoneLine | None:
+    """The meeting's dial-in for its invitation, when the service has phones."""
+    found = await dial_in.line(meeting_id) if dial_in is not None else None
+    return PhoneLine(*found) if found is not None else None

@@ -294,10 +294,10 @@ class Phone:
         argv += ["-mp", str(media_port), "-m", "1", "-nostdin", "-timeout", "90s"]
         argv += ["-timeout_error", "-trace_err", "-error_file", str(self.run_dir / f"{name}.err")]
         argv += extra
-        log = (self.run_dir / f"{name}.log").open("ab")
-        return await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.run_dir
-        )
+        with (self.run_dir / f"{name}.log").open("ab") as log:  # sipp holds its own copy
+            return await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.run_dir
+            )
 
 
 async def finished(process: asyncio.subprocess.Process, timeout_s: float) -> int:

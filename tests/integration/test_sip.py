@@ -261,6 +261,24 @@ async def test_a_host_calls_a_phone_in_which_hangs_up_and_a_busy_one_says_so(
     assert unknown.status_code == 404
 
 
+async def test_a_scheduled_meetings_invitation_says_how_to_dial_in(
+    phones: Phones, service: httpx.AsyncClient
+) -> None:
+    host = _uid("host")
+    body = {"title": "Weekly by phone", "start": "2027-03-01T09:00", "end": "2027-03-01T10:00",
+            "timezone": "Europe/Berlin", "recurrence": "FREQ=WEEKLY;COUNT=3"}  # fmt: skip
+    mid = str((await post_json(service, "/api/v1/meetings", auth(host), body))["id"])
+    invite = await service.get(f"/api/v1/meetings/{mid}/invite.ics", headers=auth(host))
+    assert invite.status_code == 200, invite.text
+    dial = (await service.get(f"/api/v1/meetings/{mid}/dial-in", headers=auth(host))).json()
+    assert dial["open"] is True
+    text = invite.text.replace("\r\n ", "")  # unfolded
+    assert f"then PIN {dial['pin']}#" in text
+    assert (
+        f"CONFERENCE;FEATURE=PHONE;LABEL=Dial in;VALUE=URI:tel:{DIAL_IN},,{dial['pin']}%23" in text
+    )
+
+
 async def test_with_the_sip_service_down_a_call_out_is_a_clear_503(
     phones: Phones, service: httpx.AsyncClient
 ) -> None:

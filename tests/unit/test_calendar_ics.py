@@ -25,6 +25,7 @@ from talkplatform_agents.calendar import (
     occurrences,
     read_events,
 )
+from talkplatform_agents.calendar.ics import PhoneLine
 from talkplatform_agents.errors import Invalid
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -499,3 +500,21 @@ def test_the_api_and_the_caldav_sync_share_one_link_and_organiser_rule() -> None
     assert organizer_email("dan") is None
     assert organizer_email("a b@example.org") is None  # the sync took any "@" before
     assert organizer_or_noreply(None, "talk.example.org") == "noreply@talk.example.org"
+
+
+def test_a_meeting_with_phones_carries_its_numbers_and_pin() -> None:
+    phone = PhoneLine(("+15550100000", "+4930123456"), "12345678")
+    parsed = Calendar.from_ical(invitation(_meeting(phone=phone), "REQUEST"))
+    event = next(c for c in parsed.walk("VEVENT"))
+    assert "Join by phone: +15550100000, +4930123456, then PIN 12345678#" in str(
+        event["DESCRIPTION"]
+    )
+    conferences = event.get("CONFERENCE")
+    assert [str(c) for c in conferences] == [
+        "tel:+15550100000,,12345678%23",
+        "tel:+4930123456,,12345678%23",
+    ]
+    assert all(c.params["FEATURE"] == "PHONE" for c in conferences)
+    # A cancellation does not invite anyone to dial.
+    cancel = Calendar.from_ical(invitation(_meeting(phone=phone), "CANCEL"))
+    assert next(c for c in cancel.walk("VEVENT")).get("CONFERENCE") is None
