@@ -51,6 +51,7 @@ bench: setup
 	$(PY) bench/recorder_cost.py
 	$(PY) bench/transcriber_cost.py
 	$(PY) bench/web_join.py
+	$(PY) bench/sip_cost.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

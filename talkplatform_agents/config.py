@@ -290,6 +290,11 @@ class Settings(BaseSettings):
         description="401s per client address in a sliding window; past it, the address "
         "gets 429 for anything until the window has room again.",
     )
+    rate_limit_dial_out_per_user: Annotated[RateLimit, NoDecode] = Field(
+        default=RateLimit(20, 3600),
+        validation_alias="RATE_LIMIT_DIAL_OUT_PER_USER",
+        description="Calls out (paid phone calls) per host: a token bucket.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias="TRUSTED_PROXIES",
@@ -324,6 +329,11 @@ class Settings(BaseSettings):
         default=None, validation_alias="SIP_OUTBOUND_NUMBER",
         description="The E.164 caller id of calls out.",
     )  # fmt: skip
+    sip_outbound_allowed_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="SIP_OUTBOUND_ALLOWED_PREFIXES",
+        description="E.164 prefixes calls out may go to (such as +1,+44); empty: any.",
+    )
     sip_outbound_transport: Literal["udp", "tcp"] = Field(
         default="udp", validation_alias="SIP_OUTBOUND_TRANSPORT"
     )
@@ -416,6 +426,7 @@ class Settings(BaseSettings):
         "rate_limit_token_per_user",
         "rate_limit_token_per_address",
         "rate_limit_auth_failures",
+        "rate_limit_dial_out_per_user",
         mode="before",
     )
     @classmethod
@@ -436,10 +447,33 @@ class Settings(BaseSettings):
                 raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an address or network") from exc
         return networks
 
-    @field_validator("sip_dial_in_numbers", "sip_inbound_addresses", mode="before")
+    @field_validator(
+        "sip_dial_in_numbers",
+        "sip_inbound_addresses",
+        "sip_outbound_allowed_prefixes",
+        mode="before",
+    )
     @classmethod
     def _sip_lists(cls, value: object) -> object:
         return _listed(value)
+
+    @field_validator("sip_inbound_addresses")
+    @classmethod
+    def _sip_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"SIP_INBOUND_ADDRESSES: {item!r} is not a network") from exc
+        return value
+
+    @field_validator("sip_outbound_allowed_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"\+[0-9]{1,14}", item):
+                raise ValueError(f"SIP_OUTBOUND_ALLOWED_PREFIXES: {item!r} is not +digits")
+        return value
 
     @field_validator("sip_dial_in_numbers", "sip_outbound_number")
     @classmethod

@@ -31,6 +31,7 @@ __all__ = [
     "Attendee",
     "ExternalEvent",
     "InviteMeeting",
+    "PhoneLine",
     "invitation",
     "meeting_uid",
     "read_events",

@@ -27,13 +27,21 @@ SIP_PORT = 5060
 def ensure_livekit_sip(root: Path) -> Path:
     """The SIP service's binary, built by the project's install script if it is missing."""
     binary = root / "bin" / "livekit-sip"
-    if binary.exists():
+    stamp = root / "bin" / ".livekit-sip.version"
+    if binary.exists() and stamp.exists() and stamp.read_text().strip() == _pinned(root):
         return binary
     script = root / "scripts" / "install-sip.sh"
     result = subprocess.run([str(script)], check=False, capture_output=True, text=True)
     if result.returncode != 0 or not binary.exists():
         raise HarnessError("livekit-sip", f"{script} did not build it", result.stderr[-2000:])
     return binary
+
+
+def _pinned(root: Path) -> str:
+    for line in (root / "scripts" / "versions.env").read_text().splitlines():
+        if line.startswith("LIVEKIT_SIP_VERSION="):
+            return line.partition("=")[2].strip()
+    raise HarnessError("livekit-sip", "scripts/versions.env pins no LIVEKIT_SIP_VERSION")
 
 
 @dataclass
@@ -82,11 +90,15 @@ class SipService:
                                        env={"PATH": "/usr/bin:/bin"})  # fmt: skip
         self._process.start()
         deadline = time.monotonic() + timeout
-        while not self.healthy():
-            self._process.check_running()
-            if time.monotonic() > deadline:
-                raise HarnessError("livekit-sip", "never healthy", self._process.log_tail())
-            time.sleep(0.2)
+        try:
+            while not self.healthy():
+                self._process.check_running()
+                if time.monotonic() > deadline:
+                    raise HarnessError("livekit-sip", "never healthy", self._process.log_tail())
+                time.sleep(0.2)
+        except BaseException:
+            self.stop()  # never left running by a start that failed
+            raise
 
     def healthy(self) -> bool:
         try:
@@ -94,6 +106,10 @@ class SipService:
                 return bool(reply.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
 
     def log_tail(self, lines: int = 60) -> str:
         return self._process.log_tail(lines) if self._process else ""

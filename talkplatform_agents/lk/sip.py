@@ -15,6 +15,7 @@ else in the same server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ T = TypeVar("T")
 INBOUND_TRUNK = "talkplatform-inbound"
 OUTBOUND_TRUNK = "talkplatform-outbound"
 TRUNK_NAMES = (INBOUND_TRUNK, OUTBOUND_TRUNK)
+PROMPT_RULE = "talkplatform-pin-prompt"
+UNTYPABLE_PIN = "0" * 20  # longer than the 16 digits the SIP service reads
 # On a phone a host called in: who called it (callers who dialled in have none).
 DIALED_BY_ATTRIBUTE = "tp.dialedBy"
 _RULE_PREFIX = "talkplatform-meeting-"
@@ -88,6 +91,7 @@ class SipOptions:
     inbound_password: str | None = field(default=None, repr=False)
     outbound_address: str | None = None  # host:port of the carrier or PBX
     outbound_number: str | None = None  # the caller id calls out show
+    outbound_prefixes: tuple[str, ...] = ()  # where calls out may go (empty: anywhere)
     outbound_transport: str = "udp"  # udp or tcp
     outbound_username: str | None = None
     outbound_password: str | None = field(default=None, repr=False)
@@ -105,6 +109,7 @@ class SipOptions:
             inbound_password=secret(settings.sip_inbound_password),
             outbound_address=settings.sip_outbound_address,
             outbound_number=settings.sip_outbound_number,
+            outbound_prefixes=tuple(settings.sip_outbound_allowed_prefixes),
             outbound_transport=settings.sip_outbound_transport,
             outbound_username=settings.sip_outbound_username,
             outbound_password=secret(settings.sip_outbound_password),
@@ -134,6 +139,7 @@ class SipApi:
         self._api = api.LiveKitAPI(http_url, credentials.api_key, credentials.api_secret)
         self.options = options
         self._trunks: dict[str, str] = {}  # name -> id, once made to match the options
+        self._ensuring = asyncio.Lock()  # one look at the trunks at a time
 
     async def aclose(self) -> None:
         await self._api.aclose()
@@ -141,76 +147,106 @@ class SipApi:
     # -- trunks -----------------------------------------------------------------------
 
     async def inbound_trunk(self) -> str:
-        """The inbound trunk's id, created or brought in line with the options first."""
-        if (known := self._trunks.get(INBOUND_TRUNK)) is not None:
-            return known
-        o = self.options
-        info = api.SIPInboundTrunkInfo(
-            name=INBOUND_TRUNK,
-            numbers=list(o.dial_in_numbers),
-            allowed_addresses=list(o.inbound_addresses),
-            auth_username=o.inbound_username or "",
-            auth_password=o.inbound_password or "",
-        )
-        found = await _call(
-            "list the inbound trunks",
-            self._api.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest()),
-        )
-        mine = [t for t in found.items if t.name == INBOUND_TRUNK]
-        if mine:
-            trunk_id = mine[0].sip_trunk_id
-            await _call("update the inbound trunk",
-                        self._api.sip.update_inbound_trunk(trunk_id, info))  # fmt: skip
-        else:
-            created = await _call(
-                "create the inbound trunk",
-                self._api.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=info)),
+        """The inbound trunk's id, created or brought in line with the options first, with
+        the rule that makes every caller hear the PIN prompt (``_ensure_prompt``)."""
+        async with self._ensuring:
+            if (known := self._trunks.get(INBOUND_TRUNK)) is not None:
+                return known
+            o = self.options
+            info = api.SIPInboundTrunkInfo(
+                name=INBOUND_TRUNK,
+                numbers=list(o.dial_in_numbers),
+                allowed_addresses=list(o.inbound_addresses),
+                auth_username=o.inbound_username or "",
+                auth_password=o.inbound_password or "",
             )
-            trunk_id = created.sip_trunk_id
-        for extra in mine[1:]:  # two services raced to create it: keep one
-            await self._delete_trunk(extra.sip_trunk_id)
-        self._trunks[INBOUND_TRUNK] = trunk_id
-        logger.info("SIP inbound trunk %s for %s", trunk_id, ", ".join(o.dial_in_numbers))
-        return trunk_id
+            found = await _call(
+                "list the inbound trunks",
+                self._api.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest()),
+            )
+            mine = sorted(t.sip_trunk_id for t in found.items if t.name == INBOUND_TRUNK)
+            if mine:
+                await _call("update the inbound trunk",
+                            self._api.sip.update_inbound_trunk(mine[0], info))  # fmt: skip
+                trunk_id = mine[0]
+            else:
+                request = api.CreateSIPInboundTrunkRequest(trunk=info)
+                created = await _call(
+                    "create the inbound trunk", self._api.sip.create_inbound_trunk(request)
+                )
+                trunk_id = created.sip_trunk_id
+            # Two services raced to create it: every one keeps the smallest id, and the
+            # rules on the others are remade by their meetings' next sync (``rules_of``).
+            for extra in mine[1:]:
+                await self._delete_trunk(extra)
+            await self._ensure_prompt(trunk_id)
+            self._trunks[INBOUND_TRUNK] = trunk_id
+            logger.info("SIP inbound trunk %s for %s", trunk_id, ", ".join(o.dial_in_numbers))
+            return trunk_id
+
+    async def _ensure_prompt(self, trunk_id: str) -> None:
+        # livekit-server answers a call that no rule wants with "drop", and the SIP service
+        # then drops it without a word: with no meeting's line open, callers would hear
+        # nothing at all. A rule with a PIN no caller can type (the SIP service reads at
+        # most 16 digits) makes every call ask for a PIN, and a wrong one hear "wrong PIN".
+        reply = await _call(
+            "list the dispatch rules",
+            self._api.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest()),
+        )
+        if any(r.name == PROMPT_RULE and trunk_id in r.trunk_ids for r in reply.items):
+            return
+        info = api.SIPDispatchRuleInfo(
+            rule=api.SIPDispatchRule(
+                dispatch_rule_direct=api.SIPDispatchRuleDirect(
+                    room_name="talkplatform-no-room", pin=UNTYPABLE_PIN
+                )
+            ),
+            trunk_ids=[trunk_id],
+            name=PROMPT_RULE,
+        )
+        request = api.CreateSIPDispatchRuleRequest(dispatch_rule=info)
+        await _call("create the PIN prompt rule", self._api.sip.create_dispatch_rule(request))
 
     async def outbound_trunk(self) -> str:
-        if (known := self._trunks.get(OUTBOUND_TRUNK)) is not None:
-            return known
-        o = self.options
-        if not o.dial_out or o.outbound_address is None or o.outbound_number is None:
-            raise Conflict("dial-out is not set up on this service (SIP_OUTBOUND_ADDRESS)")
-        transport = (
-            api.SIPTransport.SIP_TRANSPORT_TCP
-            if o.outbound_transport == "tcp"
-            else api.SIPTransport.SIP_TRANSPORT_UDP
-        )
-        info = api.SIPOutboundTrunkInfo(
-            name=OUTBOUND_TRUNK,
-            address=o.outbound_address,
-            transport=transport,
-            numbers=[o.outbound_number],
-            auth_username=o.outbound_username or "",
-            auth_password=o.outbound_password or "",
-        )
-        found = await _call(
-            "list the outbound trunks",
-            self._api.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest()),
-        )
-        mine = [t for t in found.items if t.name == OUTBOUND_TRUNK]
-        if mine:
-            trunk_id = mine[0].sip_trunk_id
-            await _call("update the outbound trunk",
-                        self._api.sip.update_outbound_trunk(trunk_id, info))  # fmt: skip
-        else:
-            created = await _call(
-                "create the outbound trunk",
-                self._api.sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(trunk=info)),
+        async with self._ensuring:
+            if (known := self._trunks.get(OUTBOUND_TRUNK)) is not None:
+                return known
+            o = self.options
+            if not o.dial_out or o.outbound_address is None or o.outbound_number is None:
+                raise Conflict("dial-out is not set up on this service (SIP_OUTBOUND_ADDRESS "
+                               "and SIP_OUTBOUND_NUMBER)")  # fmt: skip
+            transport = (
+                api.SIPTransport.SIP_TRANSPORT_TCP
+                if o.outbound_transport == "tcp"
+                else api.SIPTransport.SIP_TRANSPORT_UDP
             )
-            trunk_id = created.sip_trunk_id
-        for extra in mine[1:]:
-            await self._delete_trunk(extra.sip_trunk_id)
-        self._trunks[OUTBOUND_TRUNK] = trunk_id
-        return trunk_id
+            info = api.SIPOutboundTrunkInfo(
+                name=OUTBOUND_TRUNK,
+                address=o.outbound_address,
+                transport=transport,
+                numbers=[o.outbound_number],
+                auth_username=o.outbound_username or "",
+                auth_password=o.outbound_password or "",
+            )
+            found = await _call(
+                "list the outbound trunks",
+                self._api.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest()),
+            )
+            mine = sorted(t.sip_trunk_id for t in found.items if t.name == OUTBOUND_TRUNK)
+            if mine:
+                await _call("update the outbound trunk",
+                            self._api.sip.update_outbound_trunk(mine[0], info))  # fmt: skip
+                trunk_id = mine[0]
+            else:
+                request = api.CreateSIPOutboundTrunkRequest(trunk=info)
+                created = await _call(
+                    "create the outbound trunk", self._api.sip.create_outbound_trunk(request)
+                )
+                trunk_id = created.sip_trunk_id
+            for extra in mine[1:]:
+                await self._delete_trunk(extra)
+            self._trunks[OUTBOUND_TRUNK] = trunk_id
+            return trunk_id
 
     async def _delete_trunk(self, trunk_id: str) -> None:
         request = api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id)
@@ -219,12 +255,32 @@ class SipApi:
     # -- dispatch rules -----------------------------------------------------------------
 
     async def rules_of(self, meeting_id: str) -> list[str]:
-        """The ids of the dispatch rules this service made for the meeting."""
+        """The ids of the dispatch rules this service made for the meeting on the current
+        inbound trunk (one on another trunk is stale: see ``stale_rules_of``)."""
+        trunk_id = await self.inbound_trunk()
+        return [r.sip_dispatch_rule_id for r in await self._rules(meeting_id)
+                if list(r.trunk_ids) == [trunk_id]]  # fmt: skip
+
+    async def stale_rules_of(self, meeting_id: str) -> list[str]:
+        trunk_id = await self.inbound_trunk()
+        return [r.sip_dispatch_rule_id for r in await self._rules(meeting_id)
+                if list(r.trunk_ids) != [trunk_id]]  # fmt: skip
+
+    async def _rules(self, meeting_id: str) -> list[api.SIPDispatchRuleInfo]:
         reply = await _call(
             "list the dispatch rules",
             self._api.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest()),
         )
-        return [r.sip_dispatch_rule_id for r in reply.items if r.name == rule_name(meeting_id)]
+        return [r for r in reply.items if r.name == rule_name(meeting_id)]
+
+    async def meetings_with_rules(self) -> set[str]:
+        """The meetings this service has rules for (the sweep closes those refused)."""
+        reply = await _call(
+            "list the dispatch rules",
+            self._api.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest()),
+        )
+        return {r.name.removeprefix(_RULE_PREFIX) for r in reply.items
+                if r.name.startswith(_RULE_PREFIX)}  # fmt: skip
 
     async def open_rule(self, meeting_id: str, room: str, pin: str) -> str:
         """A rule that sends callers who type ``pin`` to ``room``; its id."""

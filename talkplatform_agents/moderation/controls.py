@@ -148,10 +148,11 @@ class HostControls:
         ended = await self._deps.meetings.end(meeting_id)
         if ended is None or ended.ended_at is None:
             raise NotFound("meeting not found", meetingId=meeting_id)
+        # The phone line first: a room that fails to close must not leave it open.
+        await self._deps.door_changed(meeting_id)
         await self._waiting_room.notify.status(meeting_id, {"status": "ended"}, None)
         await self._deps.server.delete_room(meeting_room_name(meeting_id))
         await self._deps.server.delete_room(lobby_room_name(meeting_id))
-        await self._deps.door_changed(meeting_id)
         logger.info("[%s] ended by %s", meeting_room_name(meeting_id), caller)
         return {"endedAt": ended.ended_at.isoformat()}
 

@@ -85,7 +85,12 @@ class WaitingRoom:
             settings,
             user_id=user_id,
             is_moderator=is_moderator,
-            decision=door.standing.value if door.standing else None,
+            # Sent back, even if gone from the lobby since: only a host lets them in.
+            decision="waiting"
+            if door.sent_back
+            else door.standing.value
+            if door.standing
+            else None,
             host_present=host_present,
         )
         laps.lap("policy")

@@ -134,11 +134,15 @@ class ServiceContext:
     def start(self) -> None:
         """Start the background work (on the running loop): the bot sweeps."""
         self.sweeper.start()
+        if self.dial_in is not None:
+            self.dial_in.start()
 
     async def aclose(self) -> None:
         await self.sweeper.aclose()
         await self.reconciler.aclose()
         await self.waiting_room.aclose()
+        if self.dial_in is not None:
+            await self.dial_in.aclose()
         if self.sip is not None:
             await self.sip.aclose()
         await self.server.aclose()

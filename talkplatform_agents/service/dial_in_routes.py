@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import ConfigDict, Field
 
 from talkplatform_agents.errors import Conflict
 from talkplatform_agents.moderation.dial_in import DialIn
+from talkplatform_agents.service.limits import charge_dial_out
 from talkplatform_agents.service.openapi import BODY, LIVEKIT, LOGIN, MEETING, STORE, errors
 from talkplatform_agents.service.routes import Context, User
 from talkplatform_agents.service.schemas import Wire
@@ -41,9 +42,13 @@ async def dial_in(meeting_id: str, user: User, ctx: Context) -> dict[str, Any]:
     return await _phones(ctx.dial_in).details(meeting_id, user.user_id)
 
 
-@router.post("/meetings/{meeting_id}/dial-out", responses=errors(BODY, 422))
-async def dial_out(meeting_id: str, body: DialOutBody, user: User, ctx: Context) -> dict[str, Any]:
+@router.post("/meetings/{meeting_id}/dial-out", responses=errors(BODY, 422, 429))
+async def dial_out(
+    meeting_id: str, body: DialOutBody, user: User, ctx: Context, request: Request
+) -> dict[str, Any]:
     """Hosts and co-hosts call a phone into the meeting; the answer comes once it is
     answered. Busy, declined, unreachable or unanswered: a 409 whose ``reason`` says which,
     with the SIP status."""
-    return await _phones(ctx.dial_in).dial_out(meeting_id, user.user_id, body.number)
+    phones = _phones(ctx.dial_in)
+    charge_dial_out(request, user.user_id)
+    return await phones.dial_out(meeting_id, user.user_id, body.number)

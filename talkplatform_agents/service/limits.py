@@ -41,6 +41,7 @@ __all__ = [
     "LimitOptions",
     "ServiceLimits",
     "TokenBuckets",
+    "charge_dial_out",
     "charge_note",
     "charge_token_request",
 ]
@@ -143,6 +144,7 @@ class LimitOptions:
     trusted_proxies: tuple[str, ...] = ()
     max_keys: int = MAX_KEYS
     notes_per_user: RateLimit = NOTES_PER_USER
+    dial_outs_per_user: RateLimit = OFF
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LimitOptions:
@@ -151,6 +153,7 @@ class LimitOptions:
             token_per_address=settings.rate_limit_token_per_address,
             auth_failures=settings.rate_limit_auth_failures,
             trusted_proxies=tuple(settings.trusted_proxies),
+            dial_outs_per_user=settings.rate_limit_dial_out_per_user,
         )
 
 
@@ -165,6 +168,7 @@ class ServiceLimits:
     _per_address: TokenBuckets | None = field(init=False)
     _failures: FailureWindows | None = field(init=False)
     _notes: TokenBuckets | None = field(init=False)
+    _dial_outs: TokenBuckets | None = field(init=False)
 
     def __post_init__(self) -> None:
         options = self.options
@@ -174,6 +178,7 @@ class ServiceLimits:
         self._per_user = _buckets(options.token_per_user, options.max_keys)
         self._per_address = _buckets(options.token_per_address, options.max_keys)
         self._notes = _buckets(options.notes_per_user, options.max_keys)
+        self._dial_outs = _buckets(options.dial_outs_per_user, options.max_keys)
         self._failures = (
             FailureWindows(options.auth_failures, options.max_keys)
             if options.auth_failures.enabled
@@ -225,12 +230,19 @@ class ServiceLimits:
 
     def note(self, user_id: str) -> None:
         """Charge one note to the hosts to the user, or raise ``TooManyRequests``."""
-        if self._notes is None:
+        self._charge(self._notes, user_id, "too many notes to the hosts; wait a moment")
+
+    def dial_out(self, user_id: str) -> None:
+        """Charge one call out (a paid phone call) to the user, or raise."""
+        self._charge(self._dial_outs, user_id, "too many calls out by this user for now")
+
+    def _charge(self, buckets: TokenBuckets | None, key: str, message: str) -> None:
+        if buckets is None:
             return
         now = self.clock()
-        if (wait := self._notes.wait_s(user_id, now)) > 0:
-            raise TooManyRequests("too many notes to the hosts; wait a moment", retry_after=wait)
-        self._notes.take(user_id, now)
+        if (wait := buckets.wait_s(key, now)) > 0:
+            raise TooManyRequests(message, retry_after=wait)
+        buckets.take(key, now)
 
     def login_blocked_s(self, address: str) -> float:
         return (
@@ -269,6 +281,12 @@ def charge_note(request: Request, user_id: str) -> None:
     """For a waiting guest's note to the hosts, after authentication: charge it or 429."""
     limits: ServiceLimits = request.app.state.limits
     limits.note(user_id)
+
+
+def charge_dial_out(request: Request, user_id: str) -> None:
+    """For a call out, after authentication: charge it or 429."""
+    limits: ServiceLimits = request.app.state.limits
+    limits.dial_out(user_id)
 
 
 class AuthFailureGuard:

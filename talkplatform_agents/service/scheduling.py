@@ -37,6 +37,7 @@ __all__ = [
     "create_scheduled",
     "organizer_email",
     "people_of",
+    "phone_line",
     "schedule_out",
     "sees_attendees",
 ]

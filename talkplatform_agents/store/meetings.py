@@ -93,11 +93,13 @@ class DoorView:
     snapshot: MeetingSnapshot
     role: Role | None
     standing: WaitingStatus | None
+    # Sent back to the lobby by a host, and not let in since (``WaitingView.sent_back``).
+    sent_back: bool = False
 
 
 # Built once: composing a statement costs more than SQLite takes to run it.
 _DOOR = (
-    select(Meeting.version, WaitingEntry.status)
+    select(Meeting.version, WaitingEntry.status, WaitingEntry.decided_by)
     .outerjoin(
         WaitingEntry,
         (WaitingEntry.meeting_id == Meeting.id) & (WaitingEntry.user_id == bindparam("user_id")),
@@ -137,12 +139,13 @@ class MeetingRepository:
             row = (await connection.execute(_DOOR, params)).first()
         if row is None:
             return None
-        version, standing = row
+        version, standing, decider = row
         snapshot = await self._snapshots.at_least(meeting_id, version)
         if snapshot is None:
             return None
         status = WaitingStatus(standing) if standing is not None else None
-        return DoorView(snapshot, snapshot.roles.get(user_id), status)
+        sent_back = status in (WaitingStatus.WAITING, WaitingStatus.LEFT) and decider is not None
+        return DoorView(snapshot, snapshot.roles.get(user_id), status, sent_back)
 
     async def create(
         self,

@@ -43,9 +43,13 @@ class WaitingView:
 
     @property
     def sent_back(self) -> bool:
-        """Waiting because a host sent them back (``put_back``), not because they knocked:
-        only a host lets them in again, never a host's arrival or an auto-admit list."""
-        return self.status is WaitingStatus.WAITING and self.decided_by is not None
+        """Waiting (or gone from the lobby) because a host sent them back (``put_back``),
+        not because they knocked: only a host lets them in again, never a host's arrival,
+        an auto-admit list, or the door of a meeting without a waiting room."""
+        return (
+            self.status in (WaitingStatus.WAITING, WaitingStatus.LEFT)
+            and self.decided_by is not None
+        )
 
     @classmethod
     def of(cls, row: WaitingEntry) -> WaitingView:
@@ -85,6 +89,12 @@ class _Knock:
     name: str
     at: dt.datetime
 
+
+class _Keep:
+    """``_transition``'s ``by`` for a change that keeps who decided (leaving the lobby)."""
+
+
+KEEP_DECIDER = _Keep()
 
 # At most this many knocks in one transaction (an IN list of their user ids).
 KNOCK_BATCH = 500
@@ -179,7 +189,7 @@ class WaitingRepository:
                 elif row.status == WaitingStatus.LEFT.value:
                     row.status = WaitingStatus.WAITING.value
                     row.knocked_at, row.display_name = knock.at, knock.name
-                    row.decided_at = row.decided_by = row.reason = None
+                    row.decided_at = row.reason = None  # decided_by: sent back, still
                     row.version += 1
                 views.append(row)
             await session.flush()
@@ -214,8 +224,10 @@ class WaitingRepository:
         )
 
     async def left(self, meeting_id: str, user_id: str) -> Transition:
+        # Who sent them back (``put_back``) stays on the entry: leaving the lobby and
+        # knocking again must not undo a host's word (``WaitingView.sent_back``).
         return await self._transition(
-            meeting_id, user_id, {WaitingStatus.WAITING}, WaitingStatus.LEFT, None
+            meeting_id, user_id, {WaitingStatus.WAITING}, WaitingStatus.LEFT, KEEP_DECIDER
         )
 
     async def admit_all(self, meeting_id: str, by: str) -> list[WaitingView]:
@@ -277,10 +289,11 @@ class WaitingRepository:
         user_id: str,
         from_statuses: set[WaitingStatus],
         to: WaitingStatus,
-        by: str | None,
+        by: str | _Keep | None,
         reason: str | None = None,
     ) -> Transition:
         now = _now()
+        decider = {} if isinstance(by, _Keep) else {"decided_by": by}
         statement = (
             update(WaitingEntry)
             .where(WaitingEntry.meeting_id == meeting_id)
@@ -289,8 +302,8 @@ class WaitingRepository:
             .values(
                 status=to.value,
                 decided_at=now,
-                decided_by=by,
                 reason=reason,
+                **decider,
                 version=WaitingEntry.version + 1,
             )
             .execution_options(synchronize_session=False)

@@ -1,5 +1,5 @@
 """Phones in meetings (UC-08) through LiveKit's own SIP service, v1.8.0 (harness/sip.py),
-beside a Redis-backed livekit-server, with sipp as the phones (tests/integration/sipp.py).
+beside a Redis-backed livekit-server, with sipp as the phones (harness/sipp.py).
 
 The tests share one stack on a host address of their own and run in file order: the last
 one stops the SIP service.
@@ -22,16 +22,16 @@ from talkplatform_agents.config import Settings
 from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
 from talkplatform_agents.harness.redis import RedisServer
 from talkplatform_agents.harness.sip import SipService
+from talkplatform_agents.harness.sipp import CALLER_MEDIA_PORT, Phone, RtpTap, finished, tone_file
 from talkplatform_agents.lk.naming import MEETING_AGENTS, meeting_room_name
 from talkplatform_agents.lk.server_api import ServerApi
-from talkplatform_agents.lk.sip import DIALED_BY_ATTRIBUTE
+from talkplatform_agents.lk.sip import DIALED_BY_ATTRIBUTE, PROMPT_RULE
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.store import upgrade
 from talkplatform_agents.synthetic import ParticipantConfig, SyntheticParticipant
 
 from .conftest import APP_SECRET, ROOT, post_json, until
-from .sipp import CALLER_MEDIA_PORT, Phone, RtpTap, finished, tone_file
 
 pytestmark = pytest.mark.integration
 
@@ -80,9 +80,12 @@ def phones(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Ite
             SIP_OUTBOUND_NUMBER=DIAL_IN,
             SIP_RINGING_TIMEOUT_SECONDS=10,
         )
+        # livekit-server binds its RTC ports on every address, whatever --bind says: ports
+        # of its own beside the session stack's 7880 (harness/cluster.py says more).
         options = StackOptions(
             root=ROOT, run_dir=run_dir, host=HOST, agents=MEETING_AGENTS,
-            redis_address=redis.address,
+            redis_address=redis.address, livekit_port=11880, rtc_tcp_port=11881,
+            rtc_udp_port=11882,
         )  # fmt: skip
         with Stack(settings, options) as stack:
             child = stack.child_settings
@@ -212,8 +215,15 @@ async def test_a_wrong_pin_a_locked_meeting_and_an_ended_one_refuse_the_caller(
         # Ended: no rule is left behind, and the PIN no longer lets anyone in.
         assert (await service.post(f"{base}/end", headers=auth(host))).status_code == 200
         assert (await service.get(f"{base}/dial-in", headers=auth(host))).status_code == 410
-        rules = await server._api.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
+        lkapi = api.LiveKitAPI(phones.settings.livekit_http_url, phones.settings.livekit_api_key,
+                               phones.settings.livekit_api_secret.get_secret_value())  # fmt: skip
+        try:
+            rules = await lkapi.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
+        finally:
+            await lkapi.aclose()
         assert all(rule.metadata != mid for rule in rules.items)
+        # Every caller is asked for a PIN, whether or not any meeting's line is open.
+        assert any(rule.name == PROMPT_RULE for rule in rules.items)
         call = await phones.phone.call(f"{HOST}:5060", DIAL_IN, pin + "#", let_in=False,
                                        hold_ms=30_000)  # fmt: skip
         assert await finished(call, 45) == 0, phones.sip.log_tail()

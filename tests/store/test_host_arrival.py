@@ -48,3 +48,21 @@ async def test_a_hosts_arrival_admits_those_waiting_for_a_host_only(db: Database
     # Knocking again keeps the host's word; only a host lets them in.
     assert (await queue.knock(meeting.id, "sent", "Sent")).sent_back
     assert (await queue.admit(meeting.id, "sent", by="h")).changed
+
+
+async def test_a_guest_sent_back_stays_sent_back_after_leaving_the_lobby(db: Database) -> None:
+    meetings, queue = MeetingRepository(db), WaitingRepository(db)
+    meeting = await meetings.create(title="t", settings={}, host_user_id="h", host_name="H")
+    await queue.put_back(meeting.id, "g", "G", "h", WaitingStatus.WAITING)
+    assert (await queue.left(meeting.id, "g")).changed
+    gone = await queue.get(meeting.id, "g")
+    assert gone is not None and gone.status is WaitingStatus.LEFT and gone.sent_back
+    # The door sees it (no waiting room, yet the guest waits for a host's word).
+    door = await meetings.door(meeting.id, "g")
+    assert door is not None and door.sent_back
+    back = await queue.knock(meeting.id, "g", "G")
+    assert back.status is WaitingStatus.WAITING and back.sent_back
+    # A guest who only knocked and left is not.
+    await queue.knock(meeting.id, "k", "K")
+    await queue.left(meeting.id, "k")
+    assert not (await queue.knock(meeting.id, "k", "K")).sent_back

@@ -8,10 +8,17 @@ import pytest
 from livekit import api
 from pydantic import ValidationError
 
-from talkplatform_agents.config import Settings
-from talkplatform_agents.errors import BadGateway, Conflict, Unavailable, Unprocessable
+from talkplatform_agents.config import RateLimit, Settings
+from talkplatform_agents.errors import (
+    BadGateway,
+    Conflict,
+    TooManyRequests,
+    Unavailable,
+    Unprocessable,
+)
 from talkplatform_agents.lk.sip import SipOptions, check_e164, dial_error, masked_number
 from talkplatform_agents.moderation.dial_in import refuses_caller
+from talkplatform_agents.service.limits import LimitOptions, ServiceLimits
 from talkplatform_agents.store import MeetingView
 
 
@@ -87,3 +94,24 @@ def test_the_door_for_callers(settings: dict[str, bool], ended: bool, refused: s
     )  # fmt: skip
     assert refuses_caller(meeting) == refused
     assert refuses_caller(None) == "ended"
+
+
+def test_bad_phone_settings_are_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="not a network"):
+        Settings(_env_file=None, SIP_INBOUND_ADDRESSES="carrier.example")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match=r"not \+digits"):
+        Settings(_env_file=None, SIP_OUTBOUND_ALLOWED_PREFIXES="1,+44")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, SIP_OUTBOUND_ALLOWED_PREFIXES="+1, +44")  # type: ignore[call-arg]
+    assert SipOptions.from_settings(settings).outbound_prefixes == ("+1", "+44")
+
+
+def test_calls_out_are_limited_per_host() -> None:
+    clock = [0.0]
+    limits = ServiceLimits(LimitOptions(dial_outs_per_user=RateLimit(2, 3600)), lambda: clock[0])
+    limits.dial_out("h")
+    limits.dial_out("h")
+    with pytest.raises(TooManyRequests):
+        limits.dial_out("h")
+    limits.dial_out("other")  # a host's own bucket
+    clock[0] += 1800  # half the period: one more
+    limits.dial_out("h")

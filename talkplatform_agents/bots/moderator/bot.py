@@ -31,12 +31,14 @@ from talkplatform_agents.lk.sip import DIALED_BY_ATTRIBUTE
 from talkplatform_agents.lk.tokens import Credentials
 from talkplatform_agents.moderation import HostControls, ModerationDeps, WaitingRoom
 from talkplatform_agents.moderation.dial_in import refuses_caller
+from talkplatform_agents.moderation.policy import MeetingSettings
 from talkplatform_agents.roles import MODERATOR_ROLES
 from talkplatform_agents.store import (
     Database,
     MeetingRepository,
     ScheduleRepository,
     WaitingRepository,
+    WaitingStatus,
 )
 from talkplatform_agents.tasks import TaskSet
 
@@ -153,7 +155,22 @@ class ModeratorBot:
         # The dial-in's rule follows the door (moderation/dial_in.py), but a rule left
         # stale (a lock through this bot's RPC, a SIP service that was down) must not let
         # a caller past it.
-        refused = refuses_caller(await self._deps.meetings.get(self._meeting_id))
+        meeting = await self._deps.meetings.get(self._meeting_id)
+        refused = refuses_caller(meeting)
+        if refused is None:
+            # A caller's identity is the same on every call from one number: a host's
+            # removal stands, as it does for a web user's next token.
+            entry = await self._deps.waiting.get(self._meeting_id, identity)
+            if entry is not None and entry.status in (WaitingStatus.DENIED, WaitingStatus.REMOVED):
+                refused = entry.status.value
+        # Callers cannot wait in the lobby for a host: they are turned away instead.
+        if (
+            refused is None
+            and meeting is not None
+            and not MeetingSettings.of(meeting.settings).join_before_host
+            and not await self.waiting_room.hosts_present(self._meeting_id)
+        ):
+            refused = "no host yet"
         if refused is not None:
             logger.info("[%s] caller %s refused: %s", self.tag, identity, refused)
             await self._deps.server.remove(self._room.name, identity)
