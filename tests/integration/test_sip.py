@@ -190,47 +190,54 @@ async def test_a_caller_types_the_pin_joins_masked_and_the_host_mutes_and_remove
 async def test_a_wrong_pin_a_locked_meeting_and_an_ended_one_refuse_the_caller(
     phones: Phones, service: httpx.AsyncClient
 ) -> None:
+    """Three meetings, each in one of the states, then three phones calling at once (each
+    call takes the prompts' 8 s or so)."""
     host = _uid("host")
-    mid = await _meeting(service, host)
-    base = f"/api/v1/meetings/{mid}"
-    pin = (await service.get(f"{base}/dial-in", headers=auth(host))).json()["pin"]
-    wrong = "1" + pin[1:] if pin[0] != "1" else "2" + pin[1:]
+    ids = [await _meeting(service, host) for _ in range(3)]
+    pins = [(await service.get(f"/api/v1/meetings/{mid}/dial-in", headers=auth(host))).json()["pin"]
+            for mid in ids]  # fmt: skip
+    _, locked_mid, ended_mid = ids  # the first stays open: its caller types a wrong PIN
+    # Locked: the line is closed (the rule is gone), and says why; unlocked, open again.
+    locked = f"/api/v1/meetings/{locked_mid}"
+    assert (await service.post(f"{locked}/lock", headers=auth(host))).status_code == 200
+    closed = (await service.get(f"{locked}/dial-in", headers=auth(host))).json()
+    assert closed["open"] is False and closed["closedBecause"] == "locked"
+    # Ended: no rule is left behind.
+    ended = f"/api/v1/meetings/{ended_mid}"
+    assert (await service.post(f"{ended}/end", headers=auth(host))).status_code == 200
+    assert (await service.get(f"{ended}/dial-in", headers=auth(host))).status_code == 410
+    s = phones.settings
+    lkapi = api.LiveKitAPI(s.livekit_http_url, s.livekit_api_key,
+                           s.livekit_api_secret.get_secret_value())  # fmt: skip
+    try:
+        rules = await lkapi.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
+    finally:
+        await lkapi.aclose()
+    assert {rule.metadata for rule in rules.items} & {locked_mid, ended_mid} == set()
+    # Every caller is asked for a PIN, whether or not any meeting's line is open.
+    assert any(rule.name == PROMPT_RULE for rule in rules.items)
+
+    # Each phone hears "wrong PIN" and is hung up on: a wrong PIN for the open meeting,
+    # the right ones for the locked and the ended meetings.
+    wrong = ("1" if pins[0][0] != "1" else "2") + pins[0][1:]
+    calls = []
+    for index, digits in enumerate([wrong, pins[1], pins[2]]):
+        phone = Phone(HOST, phones.phone.run_dir, phones.phone.audio, f"+1555010200{index}",
+                      sip_port=5100 + 2 * index, media_port=16100 + 4 * index)  # fmt: skip
+        calls.append(await phone.call(f"{HOST}:5060", DIAL_IN, digits + "#", let_in=False,
+                                      hold_ms=30_000))  # fmt: skip
+    for call in calls:
+        assert await finished(call, 45) == 0, phones.sip.log_tail()
     server = phones.server()
     try:
-        # A wrong PIN: "wrong PIN", and the SIP service hangs up.
-        call = await phones.phone.call(f"{HOST}:5060", DIAL_IN, wrong + "#", let_in=False,
-                                       hold_ms=30_000)  # fmt: skip
-        assert await finished(call, 45) == 0, phones.sip.log_tail()
-
-        # Locked: the line is closed (the rule is gone), and says why.
-        assert (await service.post(f"{base}/lock", headers=auth(host))).status_code == 200
-        closed = (await service.get(f"{base}/dial-in", headers=auth(host))).json()
-        assert closed["open"] is False and closed["closedBecause"] == "locked"
-        call = await phones.phone.call(f"{HOST}:5060", DIAL_IN, pin + "#", let_in=False,
-                                       hold_ms=30_000)  # fmt: skip
-        assert await finished(call, 45) == 0, phones.sip.log_tail()
-        assert (await service.post(f"{base}/unlock", headers=auth(host))).status_code == 200
-        assert (await service.get(f"{base}/dial-in", headers=auth(host))).json()["open"] is True
-
-        # Ended: no rule is left behind, and the PIN no longer lets anyone in.
-        assert (await service.post(f"{base}/end", headers=auth(host))).status_code == 200
-        assert (await service.get(f"{base}/dial-in", headers=auth(host))).status_code == 410
-        lkapi = api.LiveKitAPI(phones.settings.livekit_http_url, phones.settings.livekit_api_key,
-                               phones.settings.livekit_api_secret.get_secret_value())  # fmt: skip
-        try:
-            rules = await lkapi.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
-        finally:
-            await lkapi.aclose()
-        assert all(rule.metadata != mid for rule in rules.items)
-        # Every caller is asked for a PIN, whether or not any meeting's line is open.
-        assert any(rule.name == PROMPT_RULE for rule in rules.items)
-        call = await phones.phone.call(f"{HOST}:5060", DIAL_IN, pin + "#", let_in=False,
-                                       hold_ms=30_000)  # fmt: skip
-        assert await finished(call, 45) == 0, phones.sip.log_tail()
-        assert not [p for p in await server.participants(meeting_room_name(mid))
-                    if p.kind == api.ParticipantInfo.Kind.SIP]  # fmt: skip
+        for mid in ids:
+            present = await server.participants(meeting_room_name(mid))
+            assert not [p for p in present if p.kind == api.ParticipantInfo.Kind.SIP]
     finally:
         await server.aclose()
+    unlocked = await service.post(f"{locked}/unlock", headers=auth(host))
+    assert unlocked.status_code == 200
+    assert (await service.get(f"{locked}/dial-in", headers=auth(host))).json()["open"] is True
 
 
 async def test_a_host_calls_a_phone_in_which_hangs_up_and_a_busy_one_says_so(
