@@ -43,11 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, report
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
-from talkplatform_agents.harness.redis import RedisServer
-from talkplatform_agents.harness.sip import SipService
+from talkplatform_agents.harness import NetNamespace, Stack
+from talkplatform_agents.harness.sip import SipService, phone_stack
 from talkplatform_agents.harness.sipp import Phone, RtpTap, beeps_file, finished, tone_file
-from talkplatform_agents.lk.naming import MEETING_AGENTS
 from talkplatform_agents.service import mint_app_token
 from talkplatform_agents.store import upgrade
 
@@ -306,31 +304,19 @@ def main() -> None:
         namespace.add_address(HOST)
         namespace.enter()  # before any thread: the SDK's threads inherit it
         run_dir = Path(tmp)
-        redis = RedisServer(ROOT, run_dir / "redis", HOST)
-        redis.start()
-        try:
-            database_url = f"sqlite+aiosqlite:///{run_dir / 'bench.db'}"
-            upgrade(database_url)
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
-                DATABASE_URL=database_url,
-                APP_JWT_SECRET=SECRET,
-                LOG_LEVEL="WARNING",
-                SIP_DIAL_IN_NUMBERS=DIAL_IN,
-                SIP_INBOUND_ADDRESSES=f"{HOST}/32",
-            )
-            options = StackOptions(root=ROOT, run_dir=run_dir, host=HOST, agents=MEETING_AGENTS,
-                                   redis_address=redis.address)  # fmt: skip
-            with Stack(settings, options) as stack:
-                child = stack.child_settings
-                sip = SipService(ROOT, run_dir / "livekit-sip", HOST, child.livekit_url,
-                                 redis.address, child.livekit_api_key,
-                                 child.livekit_api_secret.get_secret_value())  # fmt: skip
-                with sip:
-                    bench = Bench(stack, sip, run_dir)
-                    latency, cost = asyncio.run(_measure(bench, args.beeps, steps, args.window_s))
-        finally:
-            redis.stop()
+        database_url = f"sqlite+aiosqlite:///{run_dir / 'bench.db'}"
+        upgrade(database_url)
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            DATABASE_URL=database_url,
+            APP_JWT_SECRET=SECRET,
+            LOG_LEVEL="WARNING",
+            SIP_DIAL_IN_NUMBERS=DIAL_IN,
+            SIP_INBOUND_ADDRESSES=f"{HOST}/32",
+        )
+        with phone_stack(settings, ROOT, run_dir, HOST) as (stack, sip):
+            bench = Bench(stack, sip, run_dir)
+            latency, cost = asyncio.run(_measure(bench, args.beeps, steps, args.window_s))
     rows: list[dict[str, Any]] = []
     for path, values in latency.items():
         if len(values) < 3:

@@ -14,12 +14,18 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from talkplatform_agents.config import Settings
 from talkplatform_agents.harness.process import HarnessError, ManagedProcess
+from talkplatform_agents.harness.redis import RedisServer
+from talkplatform_agents.harness.stack import Stack, StackOptions
+from talkplatform_agents.lk.naming import MEETING_AGENTS
 
-__all__ = ["SipService", "ensure_livekit_sip"]
+__all__ = ["SipService", "ensure_livekit_sip", "phone_stack"]
 
 SIP_PORT = 5060
 
@@ -125,3 +131,31 @@ class SipService:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+@contextmanager
+def phone_stack(
+    settings: Settings, root: Path, run_dir: Path, host: str, livekit_port: int = 11880
+) -> Iterator[tuple[Stack, SipService]]:
+    """Everything phones need, on ``host``: a Redis, a livekit-server on it beside the
+    service and the meeting bots, and livekit-sip. livekit-server binds its RTC ports on
+    every address, whatever ``--bind`` says, so this one has ports of its own
+    (``livekit_port`` and the two after it) beside a session stack's 7880."""
+    redis = RedisServer(root, run_dir / "redis", host)
+    redis.start()
+    try:
+        options = StackOptions(
+            root=root, run_dir=run_dir, host=host, agents=MEETING_AGENTS,
+            redis_address=redis.address, livekit_port=livekit_port,
+            rtc_tcp_port=livekit_port + 1, rtc_udp_port=livekit_port + 2,
+        )  # fmt: skip
+        with Stack(settings, options) as stack:
+            child = stack.child_settings
+            sip = SipService(
+                root, run_dir / "livekit-sip", host, child.livekit_url, redis.address,
+                child.livekit_api_key, child.livekit_api_secret.get_secret_value(),
+            )  # fmt: skip
+            with sip:
+                yield stack, sip
+    finally:
+        redis.stop()

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from google.protobuf.duration_pb2 import Duration
@@ -160,25 +160,13 @@ class SipApi:
                 auth_username=o.inbound_username or "",
                 auth_password=o.inbound_password or "",
             )
-            found = await _call(
-                "list the inbound trunks",
-                self._api.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest()),
+            sip = self._api.sip
+            trunk_id = await self._trunk(
+                "inbound",
+                sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest()),
+                lambda found: sip.update_inbound_trunk(found, info),
+                lambda: sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=info)),
             )
-            mine = sorted(t.sip_trunk_id for t in found.items if t.name == INBOUND_TRUNK)
-            if mine:
-                await _call("update the inbound trunk",
-                            self._api.sip.update_inbound_trunk(mine[0], info))  # fmt: skip
-                trunk_id = mine[0]
-            else:
-                request = api.CreateSIPInboundTrunkRequest(trunk=info)
-                created = await _call(
-                    "create the inbound trunk", self._api.sip.create_inbound_trunk(request)
-                )
-                trunk_id = created.sip_trunk_id
-            # Two services raced to create it: every one keeps the smallest id, and the
-            # rules on the others are remade by their meetings' next sync (``rules_of``).
-            for extra in mine[1:]:
-                await self._delete_trunk(extra)
             await self._ensure_prompt(trunk_id)
             self._trunks[INBOUND_TRUNK] = trunk_id
             logger.info("SIP inbound trunk %s for %s", trunk_id, ", ".join(o.dial_in_numbers))
@@ -228,25 +216,38 @@ class SipApi:
                 auth_username=o.outbound_username or "",
                 auth_password=o.outbound_password or "",
             )
-            found = await _call(
-                "list the outbound trunks",
-                self._api.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest()),
+            sip = self._api.sip
+            trunk_id = await self._trunk(
+                "outbound",
+                sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest()),
+                lambda found: sip.update_outbound_trunk(found, info),
+                lambda: sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(trunk=info)),
             )
-            mine = sorted(t.sip_trunk_id for t in found.items if t.name == OUTBOUND_TRUNK)
-            if mine:
-                await _call("update the outbound trunk",
-                            self._api.sip.update_outbound_trunk(mine[0], info))  # fmt: skip
-                trunk_id = mine[0]
-            else:
-                request = api.CreateSIPOutboundTrunkRequest(trunk=info)
-                created = await _call(
-                    "create the outbound trunk", self._api.sip.create_outbound_trunk(request)
-                )
-                trunk_id = created.sip_trunk_id
-            for extra in mine[1:]:
-                await self._delete_trunk(extra)
             self._trunks[OUTBOUND_TRUNK] = trunk_id
             return trunk_id
+
+    async def _trunk(
+        self,
+        kind: str,
+        listing: Awaitable[Any],
+        update: Callable[[str], Awaitable[Any]],
+        create: Callable[[], Awaitable[Any]],
+    ) -> str:
+        """The id of the trunk named ``talkplatform-<kind>``, updated or created to match
+        the options."""
+        name = f"talkplatform-{kind}"
+        found = await _call(f"list the {kind} trunks", listing)
+        mine = sorted(str(t.sip_trunk_id) for t in found.items if t.name == name)
+        if mine:
+            await _call(f"update the {kind} trunk", update(mine[0]))
+            trunk_id = mine[0]
+        else:
+            trunk_id = str((await _call(f"create the {kind} trunk", create())).sip_trunk_id)
+        # Two services raced to create it: every one keeps the smallest id, and the rules
+        # on the others are remade by their meetings' next sync (``rules_of``).
+        for extra in mine[1:]:
+            await self._delete_trunk(extra)
+        return trunk_id
 
     async def _delete_trunk(self, trunk_id: str) -> None:
         request = api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id)

@@ -19,11 +19,10 @@ import pytest
 from livekit import api, rtc
 
 from talkplatform_agents.config import Settings
-from talkplatform_agents.harness import NetNamespace, Stack, StackOptions
-from talkplatform_agents.harness.redis import RedisServer
-from talkplatform_agents.harness.sip import SipService
+from talkplatform_agents.harness import NetNamespace, Stack
+from talkplatform_agents.harness.sip import SipService, phone_stack
 from talkplatform_agents.harness.sipp import CALLER_MEDIA_PORT, Phone, RtpTap, finished, tone_file
-from talkplatform_agents.lk.naming import MEETING_AGENTS, meeting_room_name
+from talkplatform_agents.lk.naming import meeting_room_name
 from talkplatform_agents.lk.server_api import ServerApi
 from talkplatform_agents.lk.sip import DIALED_BY_ATTRIBUTE, PROMPT_RULE
 from talkplatform_agents.lk.tokens import Credentials
@@ -65,39 +64,21 @@ class Phones:
 def phones(netns: NetNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phones]:
     netns.add_address(HOST)
     run_dir = tmp_path_factory.mktemp("sip")
-    redis = RedisServer(ROOT, run_dir / "redis", HOST)
-    redis.start()
-    try:
-        database_url = f"sqlite+aiosqlite:///{run_dir / 'talkplatform.db'}"
-        upgrade(database_url)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            DATABASE_URL=database_url,
-            APP_JWT_SECRET=APP_SECRET,
-            SIP_DIAL_IN_NUMBERS=DIAL_IN,
-            SIP_INBOUND_ADDRESSES=f"{HOST}/32",
-            SIP_OUTBOUND_ADDRESS=f"{HOST}:{CALLEE_PORT}",
-            SIP_OUTBOUND_NUMBER=DIAL_IN,
-            SIP_RINGING_TIMEOUT_SECONDS=10,
-        )
-        # livekit-server binds its RTC ports on every address, whatever --bind says: ports
-        # of its own beside the session stack's 7880 (harness/cluster.py says more).
-        options = StackOptions(
-            root=ROOT, run_dir=run_dir, host=HOST, agents=MEETING_AGENTS,
-            redis_address=redis.address, livekit_port=11880, rtc_tcp_port=11881,
-            rtc_udp_port=11882,
-        )  # fmt: skip
-        with Stack(settings, options) as stack:
-            child = stack.child_settings
-            sip = SipService(
-                ROOT, run_dir / "livekit-sip", HOST, child.livekit_url, redis.address,
-                child.livekit_api_key, child.livekit_api_secret.get_secret_value(),
-            )  # fmt: skip
-            with sip:
-                audio = tone_file(run_dir / "tone.ulaw", PHONE_HZ)
-                yield Phones(stack, sip, Phone(HOST, run_dir / "sipp", audio, CALLER))
-    finally:
-        redis.stop()
+    database_url = f"sqlite+aiosqlite:///{run_dir / 'talkplatform.db'}"
+    upgrade(database_url)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        DATABASE_URL=database_url,
+        APP_JWT_SECRET=APP_SECRET,
+        SIP_DIAL_IN_NUMBERS=DIAL_IN,
+        SIP_INBOUND_ADDRESSES=f"{HOST}/32",
+        SIP_OUTBOUND_ADDRESS=f"{HOST}:{CALLEE_PORT}",
+        SIP_OUTBOUND_NUMBER=DIAL_IN,
+        SIP_RINGING_TIMEOUT_SECONDS=10,
+    )
+    with phone_stack(settings, ROOT, run_dir, HOST) as (stack, sip):
+        audio = tone_file(run_dir / "tone.ulaw", PHONE_HZ)
+        yield Phones(stack, sip, Phone(HOST, run_dir / "sipp", audio, CALLER))
 
 
 @pytest.fixture
