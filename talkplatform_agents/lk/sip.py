@@ -177,11 +177,7 @@ class SipApi:
         # then drops it without a word: with no meeting's line open, callers would hear
         # nothing at all. A rule with a PIN no caller can type (the SIP service reads at
         # most 16 digits) makes every call ask for a PIN, and a wrong one hear "wrong PIN".
-        reply = await _call(
-            "list the dispatch rules",
-            self._api.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest()),
-        )
-        if any(r.name == PROMPT_RULE and trunk_id in r.trunk_ids for r in reply.items):
+        if any(r.name == PROMPT_RULE and trunk_id in r.trunk_ids for r in await self._all_rules()):
             return
         info = api.SIPDispatchRuleInfo(
             rule=api.SIPDispatchRule(
@@ -244,7 +240,7 @@ class SipApi:
         else:
             trunk_id = str((await _call(f"create the {kind} trunk", create())).sip_trunk_id)
         # Two services raced to create it: every one keeps the smallest id, and the rules
-        # on the others are remade by their meetings' next sync (``rules_of``).
+        # on the others are remade by their meetings' next sync (``rules_of``'s stale ones).
         for extra in mine[1:]:
             await self._delete_trunk(extra)
         return trunk_id
@@ -255,33 +251,26 @@ class SipApi:
 
     # -- dispatch rules -----------------------------------------------------------------
 
-    async def rules_of(self, meeting_id: str) -> list[str]:
-        """The ids of the dispatch rules this service made for the meeting on the current
-        inbound trunk (one on another trunk is stale: see ``stale_rules_of``)."""
+    async def rules_of(self, meeting_id: str) -> tuple[list[str], list[str]]:
+        """The ids of the dispatch rules this service made for the meeting, in one
+        listing: those on the current inbound trunk, and the stale ones on another."""
         trunk_id = await self.inbound_trunk()
-        return [r.sip_dispatch_rule_id for r in await self._rules(meeting_id)
-                if list(r.trunk_ids) == [trunk_id]]  # fmt: skip
-
-    async def stale_rules_of(self, meeting_id: str) -> list[str]:
-        trunk_id = await self.inbound_trunk()
-        return [r.sip_dispatch_rule_id for r in await self._rules(meeting_id)
-                if list(r.trunk_ids) != [trunk_id]]  # fmt: skip
-
-    async def _rules(self, meeting_id: str) -> list[api.SIPDispatchRuleInfo]:
-        reply = await _call(
-            "list the dispatch rules",
-            self._api.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest()),
-        )
-        return [r for r in reply.items if r.name == rule_name(meeting_id)]
+        mine = [r for r in await self._all_rules() if r.name == rule_name(meeting_id)]
+        current = [r.sip_dispatch_rule_id for r in mine if list(r.trunk_ids) == [trunk_id]]
+        stale = [r.sip_dispatch_rule_id for r in mine if list(r.trunk_ids) != [trunk_id]]
+        return current, stale
 
     async def meetings_with_rules(self) -> set[str]:
         """The meetings this service has rules for (the sweep closes those refused)."""
+        return {r.name.removeprefix(_RULE_PREFIX) for r in await self._all_rules()
+                if r.name.startswith(_RULE_PREFIX)}  # fmt: skip
+
+    async def _all_rules(self) -> list[api.SIPDispatchRuleInfo]:
         reply = await _call(
             "list the dispatch rules",
             self._api.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest()),
         )
-        return {r.name.removeprefix(_RULE_PREFIX) for r in reply.items
-                if r.name.startswith(_RULE_PREFIX)}  # fmt: skip
+        return list(reply.items)
 
     async def open_rule(self, meeting_id: str, room: str, pin: str) -> str:
         """A rule that sends callers who type ``pin`` to ``room``; its id."""

@@ -102,9 +102,9 @@ class DialIn:
         refused = refuses_caller(await self._deps.meetings.get(meeting_id))
         if view is None:  # nobody asked for this meeting's dial-in: no rule to keep
             return refused
-        for stale in await self._sip.stale_rules_of(meeting_id):  # on a trunk gone since
-            await self._sip.delete_rule(stale)
-        rules = await self._sip.rules_of(meeting_id)
+        rules, stale = await self._sip.rules_of(meeting_id)
+        for rule_id in stale:  # on a trunk gone since
+            await self._sip.delete_rule(rule_id)
         if refused is not None:
             await self._close(meeting_id, rules, view, refused)
             return refused

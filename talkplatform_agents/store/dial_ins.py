@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from talkplatform_agents.errors import Conflict
@@ -72,9 +72,3 @@ class DialInRepository:
         )
         async with self._db.session() as session:
             await session.execute(statement)
-
-    async def with_rules(self) -> list[DialInView]:
-        """Every dial-in whose rule is open (the service's sweep closes ended ones)."""
-        query = select(DialIn).where(DialIn.rule_id.is_not(None))
-        async with self._db.session() as session:
-            return [_view(row) for row in (await session.scalars(query)).all()]
