@@ -30,6 +30,7 @@ from .conftest import bot_in, post_json, until
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
 WAIT_MS = 20_000
+CAPTION_WAIT_MS = 60_000
 
 
 class Pete:
@@ -304,7 +305,9 @@ async def _captions(scene: Scene, bob: Page, people: AsyncExitStack) -> None:
     await microphone.say(clip.samples)
     captions = alice.get_by_test_id("captions")
     final = captions.locator(".caption:not(.interim)").filter(has_text="Pete Python:")
-    await expect(final.first).to_be_visible(timeout=WAIT_MS)
+    # The offline recogniser runs at about 0.6x real time on a busy core, and
+    # its job process may still be warming up: a final can take a while on a loaded box.
+    await expect(final.first).to_be_visible(timeout=CAPTION_WAIT_MS)
     await screenshot(alice, "meeting-captions")
     switch = alice.get_by_role("switch", name="Show captions")
     await expect(switch).to_have_attribute("aria-checked", "true")
